@@ -1,0 +1,1 @@
+"""Labeling CLI and library: Label Studio projects on Google Cloud Storage."""

@@ -1,0 +1,78 @@
+"""`datalabel`: the labeling CLI. Commands are grouped by noun, as Label Studio's SDK groups its resources.
+
+Each command parses its options, calls one library function, and prints the result. Errors a person can act on
+(LabError) are printed as one line with a non-zero exit, here and only here.
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .errors import LabError
+from .output import err_console, print_json
+
+app = typer.Typer(
+    help="Label Studio projects on Google Cloud Storage, from the command line.\n\n"
+    "Configuration comes from flags, else LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, GCS_BUCKET_NAME, "
+    "GOOGLE_APPLICATION_CREDENTIALS (environment or ./.env).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Label Studio projects on Google Cloud Storage, from the command line."""
+
+
+UrlOpt = typer.Option(None, "--url", envvar="LABEL_STUDIO_URL", help="Label Studio URL.", show_envvar=True)
+KeyOpt = typer.Option(None, "--api-key", envvar="LABEL_STUDIO_API_KEY", help="Label Studio API token.", show_envvar=True)
+
+
+@app.command()
+def status(url: str = UrlOpt, api_key: str = KeyOpt, json_out: bool = typer.Option(False, "--json")):
+    """Check that Label Studio answers and the API token is accepted.
+
+    Example: datalabel status
+    """
+    from . import ls
+    from .config import Settings
+
+    settings = Settings.load(url=url, api_key=api_key)
+    client = ls.connect(settings, check=False)
+    user = ls.whoami(client)
+    info = {"url": settings.url, "user": user["email"], "projects": len(ls.list_projects(client))}
+    if json_out:
+        print_json(info)
+    else:
+        typer.echo(f"Label Studio at {info['url']} is up; logged in as {info['user']}; {info['projects']} project(s)")
+
+
+def _register() -> None:
+    """Sub-command groups, one module each under datalabel/commands/."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+        if hasattr(module, "app"):
+            app.add_typer(module.app, name=getattr(module, "NAME", mod.name.replace("_", "-")))
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="datalabel")
+    except LabError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,88 @@
+"""Settings shared by every command: from flags, else the environment, else a `.env` file.
+
+Names are the ones the containers set: LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, GCS_BUCKET_NAME,
+GOOGLE_APPLICATION_CREDENTIALS, and STORAGE_EMULATOR_HOST when the bucket lives in the local emulator.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def read_dotenv(path: str | Path = ".env") -> dict[str, str]:
+    """KEY=VALUE lines; comments and blank lines ignored; quotes stripped."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def setting(name: str, default: str | None = None) -> str | None:
+    """An environment variable, else NAME_FILE (a file holding it, as Docker secrets are), else `.env`."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    file = os.environ.get(name + "_FILE")
+    if file and Path(file).is_file():
+        return Path(file).read_text(encoding="utf-8").strip()
+    return read_dotenv().get(name) or default
+
+
+@dataclass
+class Settings:
+    url: str = DEFAULT_URL
+    api_key: str | None = None
+    bucket: str | None = None
+    credentials_file: str | None = None
+    emulator_host: str | None = None
+
+    @classmethod
+    def load(cls, url: str | None = None, api_key: str | None = None, bucket: str | None = None,
+             credentials_file: str | None = None) -> "Settings":
+        return cls(
+            url=(url or setting("LABEL_STUDIO_URL", DEFAULT_URL)).rstrip("/"),
+            api_key=api_key or setting("LABEL_STUDIO_API_KEY"),
+            bucket=bucket or setting("GCS_BUCKET_NAME"),
+            credentials_file=credentials_file or setting("GOOGLE_APPLICATION_CREDENTIALS"),
+            emulator_host=setting("STORAGE_EMULATOR_HOST"),
+        )
+
+    def require_api_key(self) -> str:
+        if not self.api_key:
+            raise ConfigError("no Label Studio API token: set LABEL_STUDIO_API_KEY or pass --api-key")
+        return self.api_key
+
+    def require_bucket(self, bucket: str | None = None) -> str:
+        name = bucket or self.bucket
+        if not name:
+            raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
+        return name
+
+
+def load_credentials(path: str | None) -> dict | None:
+    """The service-account JSON's content, checked before it is sent anywhere. None means no key (emulator)."""
+    if not path:
+        return None
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"credentials file not found: {path} (set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON)")
+    try:
+        content = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"credentials file is not JSON: {path} (download the service-account key as JSON)") from None
+    if not isinstance(content, dict) or "type" not in content:
+        raise ConfigError(f"credentials file is not a service-account key: {path} (no 'type' field)")
+    return content

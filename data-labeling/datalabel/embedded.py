@@ -1,0 +1,347 @@
+"""The embedded default: Label Studio (from PyPI) and a GCS emulator as local processes on 127.0.0.1.
+
+Used by `./docker-shell.sh` when no Docker engine answers, and by the test fixtures. Everything the user would
+otherwise click through is done here: credentials generated into secrets/, bucket created, sample images
+uploaded, a demo project with source and target storage, synced. Running it again reuses all of it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets as pysecrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import LabError, ServerError
+
+ADMIN_USER = "admin@example.com"
+DEMO_BUCKET = "datalabel-local"
+DEMO_TITLE = "Digits demo"
+SOURCE_PREFIX = "images_unlabeled/"
+TARGET_PREFIX = "labels/"
+
+# Telemetry and outbound calls Label Studio makes unless told not to.
+QUIET_ENV = {
+    "LATEST_VERSION_CHECK": "false",
+    "SENTRY_DSN": "",
+    "FRONTEND_SENTRY_DSN": "",
+    "COLLECT_ANALYTICS": "false",
+    "DVC_NO_ANALYTICS": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # servers bind with SO_REUSEADDR too, so a port in TIME_WAIT after a stop counts as free
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except Exception:
+        return False
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    port: int
+    pid: int
+    log: str
+    health: str
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server's whole process group (Label Studio spawns workers)."""
+        stop_pid(self.pid, timeout)
+
+    @property
+    def alive(self) -> bool:
+        return pid_alive(self.pid) and http_ok(self.health)
+
+
+def stop_pid(pid: int, timeout: float = 15.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return
+            except ChildProcessError:  # not our child: poll instead
+                if not pid_alive(pid):
+                    return
+            time.sleep(0.1)
+
+
+def _spawn(name: str, cmd: list[str], env: dict, log: Path, health: str, port: int, timeout: float,
+           cwd: Path | None = None) -> Server:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=cwd)
+    server = Server(name, f"http://127.0.0.1:{port}", port, proc.pid, str(log), health)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            raise ServerError(f"{name} exited during start (code {proc.returncode}): {tail[0][:200]}; log: {log}")
+        if http_ok(health):
+            return server
+        time.sleep(0.3)
+    server.stop()
+    raise ServerError(f"{name} did not answer {health} within {timeout:.0f}s; log: {log}")
+
+
+def _bin(name: str) -> str:
+    """An executable installed beside the running Python (the project's virtualenv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def start_emulator(port: int, data_dir: str | Path | None = None, log: str | Path = "gcs.log",
+                   timeout: float = 30.0) -> Server:
+    """The GCS emulator on 127.0.0.1:port; in memory unless `data_dir` is given."""
+    env = {**os.environ, **QUIET_ENV}
+    cmd = [_bin("gcp-storage-emulator"), "start", "--host=127.0.0.1", f"--port={port}", "--quiet"]
+    if data_dir is None:
+        cmd.append("--in-memory")
+    else:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        env["STORAGE_BASE"] = str(Path(data_dir).resolve())
+    return _spawn("GCS emulator", cmd, env, Path(log), f"http://127.0.0.1:{port}/", port, timeout)
+
+
+def label_studio_env(emulator_url: str | None) -> dict:
+    """Environment for the Label Studio process: no telemetry; GCS calls and image proxying go to the emulator."""
+    env = {
+        **os.environ,
+        **QUIET_ENV,
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        "DJANGO_DB": "sqlite",
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+    }
+    if emulator_url:
+        env["STORAGE_EMULATOR_HOST"] = emulator_url
+        env["RESOLVER_PROXY_GCS_DOWNLOAD_URL"] = (
+            emulator_url + "/download/storage/v1/b/{bucket_name}/o/{blob_name}?alt=media"
+        )
+    return env
+
+
+def start_label_studio(port: int, data_dir: str | Path, username: str, password: str, token: str,
+                       emulator_url: str | None = None, log: str | Path = "label-studio.log",
+                       timeout: float = 240.0) -> Server:
+    """Label Studio on 127.0.0.1:port. The user and token are created on the first start of `data_dir`."""
+    if not port_is_free(port):
+        # Label Studio would silently move to another port; refuse instead
+        raise ServerError(f"port {port} is already in use; pick another with --port")
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [_bin("label-studio"), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
+           "--data-dir", str(data_dir), "--username", username, "--password", password,
+           "--user-token", token, "--enable-legacy-api-token"]
+    env = label_studio_env(emulator_url)
+    env["LABEL_STUDIO_BASE_DATA_DIR"] = str(data_dir)
+    return _spawn("Label Studio", cmd, env, Path(log), f"http://127.0.0.1:{port}/health", port, timeout,
+                  cwd=data_dir)
+
+
+# --- credentials ----------------------------------------------------------------------------------------------
+
+
+def ensure_secrets(secrets_dir: str | Path) -> dict[str, str]:
+    """Admin user, password and API token: generated on first start (mode 0600), read afterwards."""
+    folder = Path(secrets_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    values = {}
+    for name, make in (("ls_admin_user", lambda: ADMIN_USER),
+                       ("ls_admin_password", lambda: pysecrets.token_urlsafe(18)),
+                       ("ls_api_token", lambda: pysecrets.token_hex(20))):
+        path = folder / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fp:
+                fp.write(make() + "\n")
+        values[name] = path.read_text().strip()
+    return {"username": values["ls_admin_user"], "password": values["ls_admin_password"],
+            "token": values["ls_api_token"]}
+
+
+# --- the whole embedded stack ---------------------------------------------------------------------------------
+
+
+@dataclass
+class StackInfo:
+    label_studio_url: str
+    emulator_url: str
+    bucket: str
+    username: str
+    password: str
+    token: str
+    project_id: int | None
+    ls_pid: int
+    gcs_pid: int
+
+    def env(self) -> dict[str, str]:
+        """What a shell needs to use the CLIs against this stack."""
+        return {"LABEL_STUDIO_URL": self.label_studio_url, "LABEL_STUDIO_API_KEY": self.token,
+                "GCS_BUCKET_NAME": self.bucket, "STORAGE_EMULATOR_HOST": self.emulator_url}
+
+
+def seed_demo(client, bucket: str, samples_dir: Path, limit: int | None = None, progress=None,
+              title: str = DEMO_TITLE) -> int:
+    """Bucket + sample images + demo project with source/target storage, synced. Idempotent. Returns project id."""
+    from . import gcs, ls, samples
+    from .labelconfig import build_config
+
+    store = gcs.client()
+    bkt = gcs.ensure_bucket(store, bucket)
+    folder = samples.write_digits(samples_dir, limit=limit)
+    gcs.upload_folder(bkt, folder / "images", SOURCE_PREFIX, progress=progress)
+    config = build_config("image-classification", samples.DIGIT_LABELS)
+    project, _ = ls.ensure_project(client, title, config, "Sample digits from scikit-learn, served from the local bucket")
+    source, _ = ls.ensure_source_storage(client, project.id, bucket, SOURCE_PREFIX, regex=r".*\.png$")
+    target, _ = ls.ensure_target_storage(client, project.id, bucket, TARGET_PREFIX)
+    ls.sync_storage(client, source.id, "source")
+    ls.wait_storage(client, source.id, "source")
+    return project.id
+
+
+def up(root: str | Path, ls_port: int = 8080, gcs_port: int = 9023, seed: bool = True, limit: int | None = None,
+       progress=None) -> StackInfo:
+    """Start (or reuse) the embedded stack under `root` and seed it. State lives in root/.stack."""
+    root = Path(root).resolve()
+    state = root / ".stack"
+    info_file = state / "stack.json"
+    creds = ensure_secrets(root / "secrets")
+    previous = json.loads(info_file.read_text()) if info_file.exists() else None
+
+    if previous and pid_alive(previous["gcs_pid"]) and http_ok(previous["emulator_url"] + "/"):
+        gcs_url, gcs_pid = previous["emulator_url"], previous["gcs_pid"]
+    else:
+        port = gcs_port if port_is_free(gcs_port) else free_port()
+        server = start_emulator(port, state / "gcs", log=state / "logs" / "gcs.log")
+        gcs_url, gcs_pid = server.url, server.pid
+    if previous and pid_alive(previous["ls_pid"]) and http_ok(previous["label_studio_url"] + "/health"):
+        ls_url, ls_pid = previous["label_studio_url"], previous["ls_pid"]
+    else:
+        port = ls_port if port_is_free(ls_port) else free_port()
+        server = start_label_studio(port, state / "label-studio", creds["username"], creds["password"],
+                                    creds["token"], gcs_url, log=state / "logs" / "label-studio.log")
+        ls_url, ls_pid = server.url, server.pid
+
+    info = StackInfo(ls_url, gcs_url, DEMO_BUCKET, creds["username"], creds["password"], creds["token"],
+                     None, ls_pid, gcs_pid)
+    _write_json(info_file, {**asdict(info), "password": None, "token": None})
+    if seed:
+        from . import ls
+        from .config import Settings
+
+        os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
+        client = ls.connect(Settings(url=ls_url, api_key=creds["token"], bucket=DEMO_BUCKET))
+        info.project_id = seed_demo(client, DEMO_BUCKET, state / "samples", limit=limit, progress=progress)
+        _write_json(info_file, {**asdict(info), "password": None, "token": None})
+    return info
+
+
+def down(root: str | Path) -> list[str]:
+    """Stop the embedded stack's servers; data stays for the next start."""
+    info_file = Path(root).resolve() / ".stack" / "stack.json"
+    if not info_file.exists():
+        return []
+    previous = json.loads(info_file.read_text())
+    stopped = []
+    for name, key in (("Label Studio", "ls_pid"), ("GCS emulator", "gcs_pid")):
+        if pid_alive(previous.get(key)):
+            stop_pid(previous[key])
+            stopped.append(name)
+    return stopped
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=2))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m datalabel.embedded up|down|env` — what docker-shell.sh calls without a Docker engine."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m datalabel.embedded",
+                                     description="Run the stack natively: Label Studio + GCS emulator on 127.0.0.1.")
+    parser.add_argument("action", choices=["up", "down"], help="up: start (or reuse) and seed; down: stop")
+    parser.add_argument("--root", default=os.getcwd(), help="project folder holding .stack/ and secrets/")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("LABEL_STUDIO_PORT", 8080)))
+    parser.add_argument("--gcs-port", type=int, default=int(os.environ.get("GCS_EMULATOR_PORT", 9023)))
+    parser.add_argument("--env-file", help="write the shell environment (export lines) to this file")
+    parser.add_argument("--no-seed", action="store_true", help="start the servers only")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "down":
+            stopped = down(args.root)
+            print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+            return 0
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            job = bar.add_task("uploading sample images", total=None)
+            info = up(args.root, args.port, args.gcs_port, seed=not args.no_seed,
+                      progress=lambda n: bar.advance(job, n))
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.env_file:
+        lines = [f"export {k}={v}" for k, v in info.env().items()]
+        fd = os.open(args.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fp:
+            fp.write("\n".join(lines) + "\n")
+    print(f"Label Studio: {info.label_studio_url}")
+    if info.project_id:
+        print(f"Demo project: {info.label_studio_url}/projects/{info.project_id}/data")
+    print(f"Login:        {info.username}  (password in secrets/ls_admin_password)")
+    print(f"API token:    secrets/ls_api_token")
+    print(f"GCS emulator: {info.emulator_url}  bucket {info.bucket}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Google Cloud Storage: the one module that talks to buckets (real GCS or the local emulator).
+
+With STORAGE_EMULATOR_HOST set, google-cloud-storage sends every call to the emulator and needs no credentials.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .errors import ConfigError, NotFound, ServerError
+
+WORKERS = 16
+
+
+def client(credentials_file: str | None = None, project: str | None = None):
+    """A storage client: anonymous against the emulator, else from a service-account file or ADC."""
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(credentials=AnonymousCredentials(), project=project or "local")
+    try:
+        if credentials_file:
+            return storage.Client.from_service_account_json(credentials_file, project=project)
+        return storage.Client(project=project)
+    except Exception as exc:  # google.auth raises several unrelated types here
+        raise ConfigError(f"cannot authenticate to Google Cloud Storage: {exc}".splitlines()[0]) from None
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """gs://bucket/some/key -> (bucket, some/key)."""
+    if not url.startswith("gs://"):
+        raise ConfigError(f"not a gs:// URL: {url}")
+    bucket, _, key = url[5:].partition("/")
+    return bucket, key
+
+
+def bucket(gcs, name: str):
+    """An existing bucket, or NotFound with the name in the message."""
+    from google.api_core import exceptions
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    try:
+        # a short retry budget: a wrong host should fail in seconds, not after the default two minutes
+        return gcs.get_bucket(name, retry=DEFAULT_RETRY.with_timeout(8), timeout=10)
+    except exceptions.NotFound:
+        raise NotFound(f"bucket {name!r} does not exist (create it, or check GCS_BUCKET_NAME)") from None
+    except exceptions.GoogleAPIError as exc:
+        raise ServerError(f"cannot read bucket {name!r}: {exc}".splitlines()[0]) from None
+    except Exception as exc:  # connection refused and friends
+        raise ServerError(f"cannot reach the storage API for bucket {name!r}: {type(exc).__name__}") from None
+
+
+def ensure_bucket(gcs, name: str, location: str | None = None):
+    from google.api_core import exceptions
+
+    try:
+        return gcs.get_bucket(name)
+    except exceptions.NotFound:
+        return gcs.create_bucket(name, location=location)
+
+
+def norm_prefix(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return prefix + "/" if prefix else ""
+
+
+def list_blobs(bkt, prefix: str = "", suffixes: tuple[str, ...] | None = None) -> Iterator:
+    for blob in bkt.list_blobs(prefix=norm_prefix(prefix)):
+        if blob.name.endswith("/"):
+            continue
+        if suffixes and not blob.name.lower().endswith(suffixes):
+            continue
+        yield blob
+
+
+def md5_b64(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fp:
+        for chunk in iter(lambda: fp.read(1 << 20), b""):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def parallel(fn: Callable, items: Iterable, workers: int = WORKERS, progress: Callable[[int], None] | None = None) -> list:
+    """Run fn over items in threads (I/O bound), in order, reporting each finished item to `progress`."""
+    items = list(items)
+    results = [None] * len(items)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items) or 1))) as pool:
+        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        from concurrent.futures import as_completed
+
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            if progress:
+                progress(1)
+    return results
+
+
+def upload_folder(bkt, folder: str | Path, prefix: str, workers: int = WORKERS,
+                  progress: Callable[[int], None] | None = None) -> dict[str, int]:
+    """Upload every file below `folder` to `prefix/`, skipping blobs that already hold the same bytes (MD5)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"not a folder: {folder}")
+    prefix = norm_prefix(prefix)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    existing = {b.name: b.md5_hash for b in bkt.list_blobs(prefix=prefix)}
+
+    def one(path: Path) -> str:
+        name = prefix + path.relative_to(folder).as_posix()
+        if existing.get(name) and existing[name] == md5_b64(path):
+            return "skipped"
+        bkt.blob(name).upload_from_filename(str(path))
+        return "uploaded"
+
+    outcome = parallel(one, files, workers, progress)
+    return {"uploaded": outcome.count("uploaded"), "skipped": outcome.count("skipped"), "total": len(files)}
+
+
+def download_blobs(bkt, names: Iterable[str], dest_for: Callable[[str], Path], workers: int = WORKERS,
+                   progress: Callable[[int], None] | None = None) -> int:
+    """Download blobs in parallel to the paths `dest_for(name)` gives; returns how many were written."""
+
+    def one(name: str) -> None:
+        dest = dest_for(name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        bkt.blob(name).download_to_filename(str(dest))
+
+    return len(parallel(one, list(names), workers, progress))

@@ -1,0 +1,174 @@
+"""Label Studio API: the one module that talks to the server, through label-studio-sdk's `LabelStudio` client.
+
+Names follow the SDK's resources (projects, import_storage, export_storage, predictions) so a reader who knows
+Label Studio knows where to look. Every SDK/HTTP failure is turned into a LabError with one actionable line.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Iterator
+
+from .config import Settings, load_credentials
+from .errors import ConfigError, LabError, NotFound, ServerError
+from .gcs import norm_prefix
+
+
+@contextlib.contextmanager
+def api_errors(what: str, url: str = "") -> Iterator[None]:
+    """Map SDK / transport errors to one-line LabErrors."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        yield
+    except ApiError as exc:
+        code = exc.status_code
+        if code in (401, 403):
+            raise ConfigError(f"{what}: Label Studio refused the API token (HTTP {code}); check LABEL_STUDIO_API_KEY") from None
+        if code == 404:
+            raise NotFound(f"{what}: not found (HTTP 404)") from None
+        detail = exc.body
+        if isinstance(detail, dict):
+            detail = detail.get("validation_errors") or detail.get("detail") or detail
+        text = " ".join(json.dumps(detail).split()) if not isinstance(detail, str) else detail
+        raise ServerError(f"{what}: HTTP {code}: {text[:300]}") from None
+    except httpx.TransportError as exc:
+        where = f" at {url}" if url else ""
+        raise ServerError(f"{what}: cannot reach Label Studio{where} ({type(exc).__name__}); is the server running?") from None
+
+
+def connect(settings: Settings | None = None, check: bool = True):
+    """An SDK client for the configured server; with `check`, fail now if the server or token is wrong."""
+    from label_studio_sdk import LabelStudio
+
+    settings = settings or Settings.load()
+    client = LabelStudio(base_url=settings.url, api_key=settings.require_api_key(), timeout=120)
+    client.settings = settings  # commands need the URL and bucket later
+    if check:
+        whoami(client)
+    return client
+
+
+def whoami(client) -> dict:
+    with api_errors("connect", client.settings.url):
+        user = client.users.whoami()
+    return {"id": user.id, "email": user.email, "username": user.username}
+
+
+# --- projects -------------------------------------------------------------------------------------------------
+
+
+def get_project(client, project_id: int):
+    try:
+        with api_errors(f"project {project_id}", client.settings.url):
+            return client.projects.get(id=project_id)
+    except NotFound:
+        raise NotFound(f"project {project_id} does not exist (see `datalabel projects list`)") from None
+
+
+def list_projects(client) -> list:
+    with api_errors("list projects", client.settings.url):
+        return list(client.projects.list())
+
+
+def find_project(client, title: str):
+    return next((p for p in list_projects(client) if p.title == title), None)
+
+
+def ensure_project(client, title: str, label_config: str, description: str = ""):
+    """The project with this title, created with `label_config` if it does not exist yet. Returns (project, created)."""
+    found = find_project(client, title)
+    if found is not None:
+        return found, False
+    with api_errors(f"create project {title!r}", client.settings.url):
+        return client.projects.create(title=title, label_config=label_config, description=description), True
+
+
+# --- storages -------------------------------------------------------------------------------------------------
+
+
+def _credentials_text(credentials_file: str | None) -> str | None:
+    content = load_credentials(credentials_file)
+    return json.dumps(content) if content is not None else None
+
+
+def _same_place(storage, bucket: str, prefix: str) -> bool:
+    return storage.bucket == bucket and norm_prefix(storage.prefix or "") == norm_prefix(prefix)
+
+
+def list_storages(client, project_id: int, kind: str = "source") -> list:
+    resource = client.import_storage.gcs if kind == "source" else client.export_storage.gcs
+    with api_errors(f"list {kind} storages of project {project_id}", client.settings.url):
+        return list(resource.list(project=project_id))
+
+
+def ensure_source_storage(client, project_id: int, bucket: str, prefix: str, regex: str = r".*",
+                          use_blob_urls: bool = True, credentials_file: str | None = None, title: str | None = None):
+    """A GCS import storage for bucket+prefix; reuses an existing one instead of adding a duplicate.
+
+    Returns (storage, created). presign is off: Label Studio proxies the bytes itself, which works with
+    the emulator and with keys that cannot sign URLs.
+    """
+    credentials = _credentials_text(credentials_file)  # checked before any call
+    for storage in list_storages(client, project_id, "source"):
+        if _same_place(storage, bucket, prefix):
+            return storage, False
+    # Label Studio joins prefix and key with "/" itself
+    kwargs = dict(project=project_id, bucket=bucket, prefix=prefix.strip("/"), regex_filter=regex,
+                  use_blob_urls=use_blob_urls, presign=False, title=title or f"source gs://{bucket}/{norm_prefix(prefix)}")
+    if credentials:
+        kwargs["google_application_credentials"] = credentials
+    with api_errors(f"add source storage gs://{bucket}/{prefix}", client.settings.url):
+        return client.import_storage.gcs.create(**kwargs), True
+
+
+def ensure_target_storage(client, project_id: int, bucket: str, prefix: str, credentials_file: str | None = None,
+                          title: str | None = None):
+    """A GCS export storage for bucket+prefix, reused if it exists. Returns (storage, created)."""
+    credentials = _credentials_text(credentials_file)
+    for storage in list_storages(client, project_id, "target"):
+        if _same_place(storage, bucket, prefix):
+            return storage, False
+    kwargs = dict(project=project_id, bucket=bucket, prefix=prefix.strip("/"),
+                  title=title or f"target gs://{bucket}/{norm_prefix(prefix)}")
+    if credentials:
+        kwargs["google_application_credentials"] = credentials
+    with api_errors(f"add target storage gs://{bucket}/{prefix}", client.settings.url):
+        return client.export_storage.gcs.create(**kwargs), True
+
+
+def sync_storage(client, storage_id: int, kind: str = "source"):
+    """Sync one storage: source imports new files as tasks, target writes annotations to the bucket."""
+    resource = client.import_storage.gcs if kind == "source" else client.export_storage.gcs
+    with api_errors(f"sync {kind} storage {storage_id}", client.settings.url):
+        return resource.sync(id=storage_id)
+
+
+def wait_storage(client, storage_id: int, kind: str = "source", timeout: float = 300.0):
+    """Wait until a storage's sync job has finished (status completed or failed)."""
+    import time
+
+    resource = client.import_storage.gcs if kind == "source" else client.export_storage.gcs
+    deadline = time.monotonic() + timeout
+    while True:
+        with api_errors(f"{kind} storage {storage_id}", client.settings.url):
+            storage = resource.get(id=storage_id)
+        status = str(getattr(storage, "status", "") or "")
+        if status.endswith("failed"):
+            raise ServerError(f"{kind} storage {storage_id} sync failed: {storage.traceback or status}".splitlines()[0])
+        if status.endswith("completed") or status == "" or status == "None":
+            return storage
+        if time.monotonic() > deadline:
+            raise LabError(f"{kind} storage {storage_id} sync still {status} after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+# --- tasks ----------------------------------------------------------------------------------------------------
+
+
+def iter_task_json(client, project_id: int, page_size: int = 500) -> Iterator[dict]:
+    """Every task of a project as Label Studio JSON (annotations and predictions included), page by page."""
+    with api_errors(f"tasks of project {project_id}", client.settings.url):
+        for task in client.tasks.list(project=project_id, fields="all", page_size=page_size):
+            yield task.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,297 @@
+"""The one model of Label Studio's task / annotation / prediction JSON.
+
+Export, snapshot and active learning all read Label Studio data through this module, whatever its origin:
+an API export (a JSON array of tasks), a JSON file that target storage wrote to the bucket (one task, or one
+annotation with its task nested, depending on the server's settings), or JSON lines.
+
+Streaming matters: exports of large projects do not fit in memory, so `iter_tasks` decodes one task at a time.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import IO, Any, Iterable, Iterator
+
+from .errors import LabError
+
+# Result types whose `value` carries class names, and the key they use.
+LABEL_KEYS = {
+    "choices": "choices",
+    "labels": "labels",
+    "rectanglelabels": "rectanglelabels",
+    "polygonlabels": "polygonlabels",
+    "keypointlabels": "keypointlabels",
+    "brushlabels": "brushlabels",
+    "ellipselabels": "ellipselabels",
+    "videorectangle": "labels",
+    "taxonomy": "taxonomy",
+}
+
+POLICIES = ("latest", "ground-truth", "majority")
+
+
+@dataclass(slots=True)
+class Region:
+    """One item of an annotation's or prediction's `result` list."""
+
+    type: str
+    value: dict
+    from_name: str = ""
+    to_name: str = ""
+    id: str | None = None
+    original_width: int | None = None
+    original_height: int | None = None
+    score: float | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        key = LABEL_KEYS.get(self.type)
+        found = self.value.get(key, []) if key else []
+        # taxonomy values are paths (lists); keep the leaf
+        return [v[-1] if isinstance(v, list) else v for v in found]
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Region":
+        return cls(
+            type=obj.get("type", ""),
+            value=obj.get("value") or {},
+            from_name=obj.get("from_name", ""),
+            to_name=obj.get("to_name", ""),
+            id=obj.get("id"),
+            original_width=obj.get("original_width"),
+            original_height=obj.get("original_height"),
+            score=obj.get("score"),
+        )
+
+    def to_json(self) -> dict:
+        out = {"type": self.type, "value": self.value, "from_name": self.from_name, "to_name": self.to_name}
+        for key in ("id", "original_width", "original_height", "score"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+def _user(completed_by: Any) -> str:
+    """Label Studio writes `completed_by` as an id, an object with email, or nothing."""
+    if isinstance(completed_by, dict):
+        return str(completed_by.get("email") or completed_by.get("id") or "")
+    return "" if completed_by is None else str(completed_by)
+
+
+@dataclass(slots=True)
+class Annotation:
+    id: int | None
+    result: list[Region]
+    completed_by: str = ""
+    was_cancelled: bool = False
+    ground_truth: bool = False
+    created_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for region in self.result for label in region.labels]
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Annotation":
+        return cls(
+            id=obj.get("id"),
+            result=[Region.from_json(r) for r in obj.get("result") or []],
+            completed_by=_user(obj.get("completed_by")),
+            was_cancelled=bool(obj.get("was_cancelled")),
+            ground_truth=bool(obj.get("ground_truth")),
+            created_at=obj.get("created_at") or "",
+            updated_at=obj.get("updated_at") or obj.get("created_at") or "",
+        )
+
+
+@dataclass(slots=True)
+class Prediction:
+    result: list[Region]
+    model_version: str = ""
+    score: float | None = None
+    id: int | None = None
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Prediction":
+        return cls(
+            result=[Region.from_json(r) for r in obj.get("result") or []],
+            model_version=str(obj.get("model_version") or ""),
+            score=obj.get("score"),
+            id=obj.get("id"),
+        )
+
+    def to_json(self) -> dict:
+        out: dict = {"result": [r.to_json() for r in self.result], "model_version": self.model_version}
+        if self.score is not None:
+            out["score"] = self.score
+        return out
+
+
+@dataclass(slots=True)
+class Task:
+    id: int | None
+    data: dict
+    annotations: list[Annotation] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    project: int | None = None
+
+    @property
+    def valid_annotations(self) -> list[Annotation]:
+        """Annotations that count: skipped/cancelled ones never do."""
+        return [a for a in self.annotations if not a.was_cancelled]
+
+    @property
+    def is_labeled(self) -> bool:
+        return bool(self.valid_annotations)
+
+    def media_url(self, key: str | None = None) -> str | None:
+        """The task's media reference (gs://..., http..., /data/...). `key` is the config's data key."""
+        if key:
+            return self.data.get(key)
+        for name in ("image", "img", "video", "audio", "url"):
+            if isinstance(self.data.get(name), str):
+                return self.data[name]
+        for value in self.data.values():
+            if isinstance(value, str) and (value.startswith(("gs://", "s3://", "http://", "https://", "/data/"))):
+                return value
+        return None
+
+    def pick(self, policy: str = "latest") -> Annotation | None:
+        return choose_annotation(self, policy)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Task":
+        """Parse a task, or an annotation with its task nested (older target-storage layout)."""
+        if not isinstance(obj, dict):
+            raise LabError(f"expected a Label Studio task object, got {type(obj).__name__}")
+        if "data" not in obj and isinstance(obj.get("task"), dict):
+            task = cls.from_json(obj["task"])
+            ann = Annotation.from_json(obj)
+            if not any(a.id == ann.id and ann.id is not None for a in task.annotations):
+                task.annotations.append(ann)
+            return task
+        if "data" not in obj:
+            raise LabError("not a Label Studio task: no 'data' field")
+        return cls(
+            id=obj.get("id"),
+            data=obj.get("data") or {},
+            annotations=[Annotation.from_json(a) for a in obj.get("annotations") or []],
+            predictions=[Prediction.from_json(p) for p in obj.get("predictions") or []],
+            meta=obj.get("meta") or {},
+            project=obj.get("project"),
+        )
+
+
+def choose_annotation(task: Task, policy: str = "latest") -> Annotation | None:
+    """Pick the annotation that stands for a task when several people labeled it.
+
+    - latest: the most recently updated annotation.
+    - ground-truth: an annotation marked ground truth if any, else the latest.
+    - majority: the annotation whose label set most annotators agree on (ties: latest).
+    Skipped / cancelled annotations are never chosen.
+    """
+    valid = task.valid_annotations
+    if not valid:
+        return None
+    by_time = sorted(valid, key=lambda a: (a.updated_at, a.id or 0))
+    if policy == "latest":
+        return by_time[-1]
+    if policy == "ground-truth":
+        truth = [a for a in by_time if a.ground_truth]
+        return (truth or by_time)[-1]
+    if policy == "majority":
+        votes: dict[tuple, int] = {}
+        for ann in valid:
+            key = tuple(sorted(ann.labels))
+            votes[key] = votes.get(key, 0) + 1
+        best = max(votes.values())
+        winners = {key for key, n in votes.items() if n == best}
+        return [a for a in by_time if tuple(sorted(a.labels)) in winners][-1]
+    raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+
+
+def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16) -> Iterator[Any]:
+    """Yield the items of a top-level JSON array one at a time without loading the whole file.
+
+    Also accepts a single object or JSON lines, which is what target storage and some tools write.
+    """
+    decoder = json.JSONDecoder()
+    buf = ""
+    pos = 0
+    eof = False
+
+    def fill() -> bool:
+        nonlocal buf, pos, eof
+        if eof:
+            return False
+        chunk = fp.read(chunk_size)
+        if not chunk:
+            eof = True
+            return False
+        buf = buf[pos:] + chunk
+        pos = 0
+        return True
+
+    def skip(chars: str) -> None:
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos] in chars:
+                pos += 1
+            if pos < len(buf) or not fill():
+                return
+
+    skip(" \t\r\n")
+    if pos >= len(buf):
+        return
+    in_array = buf[pos] == "["
+    if in_array:
+        pos += 1
+    while True:
+        skip(" \t\r\n," if in_array else " \t\r\n")
+        if pos >= len(buf):
+            if in_array:
+                raise LabError("truncated JSON: the array is not closed")
+            return
+        if in_array and buf[pos] == "]":
+            return
+        while True:
+            try:
+                item, end = decoder.raw_decode(buf, pos)
+            except json.JSONDecodeError as exc:
+                if fill():
+                    continue
+                raise LabError(f"invalid JSON near character {exc.pos}: {exc.msg}") from None
+            # a number at the end of a buffer could continue in the next chunk
+            if end == len(buf) and not eof and not isinstance(item, (dict, list, str)):
+                if fill():
+                    continue
+            break
+        pos = end
+        yield item
+
+
+def iter_tasks(source: IO[str] | str | Iterable[dict]) -> Iterator[Task]:
+    """Tasks from a file object, a path, or an iterable of already-decoded dicts."""
+    if isinstance(source, str):
+        with open(source, encoding="utf-8") as fp:
+            yield from iter_tasks(fp)
+        return
+    items = iter_json_array(source) if hasattr(source, "read") else source
+    for obj in items:
+        yield Task.from_json(obj)
+
+
+def merge_tasks(tasks: Iterable[Task]) -> list[Task]:
+    """Fold several records of the same task (one per annotation file) into one task each."""
+    merged: dict[Any, Task] = {}
+    for task in tasks:
+        key = task.id if task.id is not None else id(task)
+        have = merged.get(key)
+        if have is None:
+            merged[key] = task
+            continue
+        seen = {a.id for a in have.annotations}
+        have.annotations.extend(a for a in task.annotations if a.id not in seen or a.id is None)
+    return list(merged.values())

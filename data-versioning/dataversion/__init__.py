@@ -1,0 +1,1 @@
+"""Versioning CLI and library: labeled snapshots as DVC dataset versions."""

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Creates (or updates) the project's virtualenv .venv from the pinned requirements.lock.
+# Re-runs pip only when the lock or a package's pyproject.toml changed since the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+stamp_of() { cat requirements.lock data-labeling/pyproject.toml data-versioning/pyproject.toml | sha256sum | cut -c1-16; }
+want=$(stamp_of)
+
+if [[ -f .venv/.installed && $(cat .venv/.installed) == "$want" ]]; then
+  exit 0
+fi
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+  echo "error: Python 3.10+ is needed (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2; exit 2; }
+
+echo "Installing pinned dependencies into .venv (first run takes a few minutes)..." >&2
+[[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r requirements.lock
+.venv/bin/python -m pip install --quiet --no-deps -e data-labeling -e data-versioning
+echo "$want" > .venv/.installed

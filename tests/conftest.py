@@ -1,0 +1,103 @@
+"""Fixtures that start real servers on free loopback ports: the GCS emulator and Label Studio.
+
+Both are session-scoped (Label Studio's first start runs its migrations, ~40 s); tests isolate themselves by
+creating their own bucket and project. Every process started here is stopped at the end of the session.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "data-labeling"), str(ROOT / "data-versioning")]
+
+from datalabel import embedded, gcs, ls  # noqa: E402
+from datalabel.config import Settings  # noqa: E402
+
+# Tests never reach outside the machine: no telemetry, no version checks.
+os.environ.update(embedded.QUIET_ENV)
+for _name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "GCS_BUCKET_NAME", "GOOGLE_APPLICATION_CREDENTIALS"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(logs_dir):
+    """The GCS emulator (in memory) on a free port; STORAGE_EMULATOR_HOST points every client at it."""
+    server = embedded.start_emulator(embedded.free_port(), log=logs_dir / "gcs.log")
+    old = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = server.url
+    yield server
+    server.stop()
+    if old is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = old
+
+
+@dataclass
+class LabelStudioServer:
+    url: str
+    token: str
+    username: str
+    password: str
+    server: embedded.Server
+
+    def settings(self, bucket: str | None = None) -> Settings:
+        return Settings(url=self.url, api_key=self.token, bucket=bucket, emulator_host=os.environ.get("STORAGE_EMULATOR_HOST"))
+
+    def env(self, bucket: str | None = None) -> dict[str, str]:
+        """Environment for running the CLIs against this server."""
+        out = {"LABEL_STUDIO_URL": self.url, "LABEL_STUDIO_API_KEY": self.token,
+               "STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]}
+        if bucket:
+            out["GCS_BUCKET_NAME"] = bucket
+        return out
+
+
+@pytest.fixture(scope="session")
+def label_studio(gcs_emulator, tmp_path_factory, logs_dir):
+    """A real Label Studio server with a preset admin token, its GCS calls going to the emulator."""
+    token = secrets.token_hex(20)
+    password = secrets.token_urlsafe(12)
+    server = embedded.start_label_studio(
+        embedded.free_port(), tmp_path_factory.mktemp("ls-data"), embedded.ADMIN_USER, password, token,
+        emulator_url=gcs_emulator.url, log=logs_dir / "label-studio.log",
+    )
+    yield LabelStudioServer(server.url, token, embedded.ADMIN_USER, password, server)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ls_client(label_studio):
+    return ls.connect(label_studio.settings())
+
+
+@pytest.fixture(scope="session")
+def storage_client(gcs_emulator):
+    return gcs.client()
+
+
+@pytest.fixture
+def bucket(storage_client):
+    """A fresh, empty bucket in the emulator for one test."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    return storage_client.create_bucket(name)
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory) -> Path:
+    """The first 60 sample digits as PNG (plus truth.csv) on local disk."""
+    from datalabel import samples
+
+    return samples.write_digits(tmp_path_factory.mktemp("digits"), limit=60)
