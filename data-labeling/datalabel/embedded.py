@@ -186,14 +186,16 @@ def start_label_studio(port: int, data_dir: str | Path, username: str, password:
 # --- credentials ----------------------------------------------------------------------------------------------
 
 
-def ensure_secrets(secrets_dir: str | Path) -> dict[str, str]:
-    """Admin user, password and API token: generated on first start (mode 0600), read afterwards."""
+def ensure_secrets(secrets_dir: str | Path, postgres: bool = False) -> dict[str, str]:
+    """Admin user, password and API token (and a PostgreSQL password for the Docker stack): generated on
+    first start (mode 0600), read afterwards."""
     folder = Path(secrets_dir)
     folder.mkdir(parents=True, exist_ok=True)
     values = {}
     for name, make in (("ls_admin_user", lambda: ADMIN_USER),
                        ("ls_admin_password", lambda: pysecrets.token_urlsafe(18)),
-                       ("ls_api_token", lambda: pysecrets.token_hex(20))):
+                       ("ls_api_token", lambda: pysecrets.token_hex(20)),
+                       *((("postgres_password", lambda: pysecrets.token_urlsafe(18)),) if postgres else ())):
         path = folder / name
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
