@@ -147,6 +147,21 @@ def start_emulator(port: int, data_dir: str | Path | None = None, log: str | Pat
     return _spawn("GCS emulator", cmd, env, Path(log), f"http://127.0.0.1:{port}/", port, timeout)
 
 
+# Label Studio refuses ML backends and webhooks on private/loopback addresses by default. The embedded stack runs
+# its ML backend beside it on 127.0.0.1, so loopback (only) is allowed; every other reserved range stays banned.
+_BANNED_EXCEPT_LOOPBACK = (
+    "0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,169.254.0.0/16,172.16.0.0/12,192.0.0.0/24,192.0.2.0/24,192.88.99.0/24,"
+    "192.168.0.0/16,198.18.0.0/15,198.51.100.0/24,203.0.113.0/24,224.0.0.0/4,233.252.0.0/24,240.0.0.0/4,"
+    "255.255.255.255/32,::/128,::ffff:0:0/96,::ffff:0:0:0/96,64:ff9b::/96,64:ff9b:1::/48,100::/64,2001:0000::/32,"
+    "2001:20::/28,2001:db8::/32,2002::/16,fc00::/7,fe80::/10,ff00::/8"
+)
+LOOPBACK_ML_ENV = {
+    "ML_BLOCK_LOCAL_IP": "false",
+    "USE_DEFAULT_BANNED_SUBNETS": "false",
+    "USER_ADDITIONAL_BANNED_SUBNETS": _BANNED_EXCEPT_LOOPBACK,
+}
+
+
 def label_studio_env(emulator_url: str | None) -> dict:
     """Environment for the Label Studio process: no telemetry; GCS calls and image proxying go to the emulator."""
     env = {
@@ -156,6 +171,7 @@ def label_studio_env(emulator_url: str | None) -> dict:
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "DJANGO_DB": "sqlite",
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+        **LOOPBACK_ML_ENV,
     }
     if emulator_url:
         env["STORAGE_EMULATOR_HOST"] = emulator_url
