@@ -133,3 +133,25 @@ def download_blobs(bkt, names: Iterable[str], dest_for: Callable[[str], Path], w
         bkt.blob(name).download_to_filename(str(dest))
 
     return len(parallel(one, list(names), workers, progress))
+
+
+def gs_url_from_ref(ref: str | None) -> str | None:
+    """The gs:// URL behind a task's media reference, or None.
+
+    Tasks from target storage hold gs://bucket/key; tasks fetched through the API may hold Label Studio's proxy
+    form `/tasks/N/resolve/?fileuri=<base64 of gs://...>` (also under /data/ or a full http URL).
+    """
+    if not isinstance(ref, str) or not ref:
+        return None
+    if ref.startswith("gs://"):
+        return ref
+    from urllib.parse import parse_qs, urlparse
+
+    for value in parse_qs(urlparse(ref).query).get("fileuri", []):
+        try:
+            decoded = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if decoded.startswith("gs://"):
+            return decoded
+    return None

@@ -1,0 +1,554 @@
+"""Export and convert annotations into training formats, from the API or straight from the bucket.
+
+Interface (stable; other tools build on it):
+
+    convert(tasks: Iterable[Task], out_dir: Path, fmt: str, config: LabelConfig, images: ImageSource | None,
+            policy: str = "latest", progress=None, *, include_unlabeled=False, frame_size=None) -> dict
+        Write `tasks` as `fmt` (json-min, csv, coco, yolo, voc, imagefolder, mot) into out_dir, atomically:
+        everything goes to a temporary folder beside out_dir that is renamed into place when complete; on any
+        error the temporary folder is removed and an existing out_dir is left untouched. Returns a report
+        (counts per class, items, objects, images fetched/reused). `policy` picks one annotation per task
+        (tasks.choose_annotation: latest | ground-truth | majority); skipped/cancelled annotations never count.
+        Images already present in a previous export in out_dir are hard-linked, not fetched again.
+
+    BucketImages(storage_client)        an ImageSource: fetches gs:// images into the output, in parallel.
+    read_target_storage(bucket, prefix, cache=None) -> Iterator[Task]
+        Tasks from the JSON files Label Studio's target storage wrote, streamed and merged per task.
+    read_export_file(path) -> Iterator[Task]            tasks from a Label Studio JSON export, streamed.
+    export_from_api(client, project_id, export_type, dest) -> Path
+        A server-side export in any format Label Studio offers (export snapshot, then download).
+    watch(...)                            re-export whenever new or changed annotations arrive.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator, Protocol
+
+from . import gcs
+from .errors import LabError, NotFound, ServerError
+from .formats import DESCRIPTIONS, WRITERS, Item, Writer, writer_for
+from .labelconfig import LabelConfig
+from .tasks import POLICIES, Task, choose_annotation, iter_tasks, merge_tasks
+
+FORMATS = tuple(WRITERS)
+MARKER = ".datalabel-export.json"  # the report, written last; marks a folder as ours to replace
+BATCH = 256
+
+
+class ImageSource(Protocol):
+    def fetch(self, jobs: list[tuple[str, Path]], progress: Callable[[int], None] | None = None) -> None:
+        """Write each (gs:// URL, destination path); raise LabError if any cannot be fetched."""
+
+
+class BucketImages:
+    """Images from GCS buckets (or the emulator), downloaded in parallel threads."""
+
+    def __init__(self, storage_client=None, workers: int = gcs.WORKERS):
+        self.client = storage_client
+        self.workers = workers
+        self._buckets: dict[str, object] = {}
+
+    def _bucket(self, name: str):
+        if name not in self._buckets:
+            if self.client is None:
+                self.client = gcs.client()
+            self._buckets[name] = self.client.bucket(name)
+        return self._buckets[name]
+
+    def fetch(self, jobs: list[tuple[str, Path]], progress: Callable[[int], None] | None = None) -> None:
+        from google.api_core import exceptions
+
+        def one(job: tuple[str, Path]) -> None:
+            url, dest = job
+            name, key = gcs.split_url(url)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._bucket(name).blob(key).download_to_filename(str(dest))
+            except exceptions.NotFound:
+                raise NotFound(f"image {url} is not in the bucket; fix the task or restore the file") from None
+            except exceptions.GoogleAPIError as exc:
+                raise ServerError(f"cannot download {url}: {exc}".splitlines()[0]) from None
+
+        gcs.parallel(one, jobs, self.workers, progress)
+
+
+# --- naming ----------------------------------------------------------------------------------------------------
+
+
+class Namer:
+    """Unique image file names inside one export: the source's base name, the task id added on a clash."""
+
+    def __init__(self):
+        self.used: set[str] = set()
+
+    def __call__(self, task: Task, ref: str | None) -> str:
+        base = PurePosixPath((gcs.gs_url_from_ref(ref) or ref or "").split("?")[0]).name if ref else ""
+        if not base or base in (".", ".."):
+            base = f"task_{task.id}.jpg"
+        name = base
+        if name in self.used:
+            p = PurePosixPath(base)
+            name = f"{p.stem}_{task.id}{p.suffix}"
+            n = 1
+            while name in self.used:
+                n += 1
+                name = f"{p.stem}_{task.id}_{n}{p.suffix}"
+        self.used.add(name)
+        return name
+
+
+def _region_size(item: Item) -> None:
+    if item.annotation is not None:
+        for region in item.annotation.result:
+            if region.original_width and region.original_height:
+                item.width, item.height = int(region.original_width), int(region.original_height)
+                return
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:  # reads the header only
+            return img.size
+    except (OSError, UnidentifiedImageError):
+        return None
+
+
+# --- atomic output ---------------------------------------------------------------------------------------------
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise LabError(f"{out_dir} exists and is not a folder; choose another output path")
+        if any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
+            raise LabError(f"{out_dir} is not empty and is not a previous export; choose an empty or new folder")
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename the finished temporary folder to out_dir; a previous export there is replaced."""
+    if not out_dir.exists():
+        os.rename(tmp, out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(out_dir, old)
+    try:
+        os.rename(tmp, out_dir)
+    except BaseException:
+        os.rename(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
+# --- convert ---------------------------------------------------------------------------------------------------
+
+
+def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelConfig,
+            images: ImageSource | None = None, policy: str = "latest", progress: Callable[[int], None] | None = None,
+            *, include_unlabeled: bool = False, frame_size: tuple[int, int] | None = None,
+            reuse_from: str | Path | None = None) -> dict:
+    """Write tasks in a training format into out_dir, atomically. See the module docstring."""
+    writer_cls = writer_for(fmt)
+    if policy not in POLICIES:
+        raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+    out_dir = Path(out_dir).absolute()
+    _check_replaceable(out_dir)
+    if reuse_from is None and (out_dir / MARKER).exists():
+        reuse_from = out_dir  # images of the previous export are linked, not downloaded again
+    reuse = Path(reuse_from) if reuse_from else None
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the export is an ordinary folder
+    started = time.monotonic()
+    try:
+        writer = writer_cls(tmp, config, frame_size)
+        stats = _run(tasks, writer, tmp, config, images, policy, progress, include_unlabeled, reuse)
+        report = writer.close()
+        report.update(stats, policy=policy, seconds=round(time.monotonic() - started, 3))
+        (tmp / MARKER).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report["out_dir"] = str(out_dir)
+    return report
+
+
+def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, images: ImageSource | None,
+         policy: str, progress, include_unlabeled: bool, reuse: Path | None) -> dict:
+    stats = {"tasks": 0, "unlabeled_skipped": 0, "images_fetched": 0, "images_reused": 0, "images_not_in_bucket": 0}
+    namer = Namer()
+    key = config.data_key
+    for chunk in _batched(tasks, BATCH):
+        items: list[Item] = []
+        for task in chunk:
+            stats["tasks"] += 1
+            ann = choose_annotation(task, policy)
+            if ann is None and not include_unlabeled:
+                stats["unlabeled_skipped"] += 1
+                continue
+            ref = task.media_url(key)
+            item = Item(task, ann, namer(task, ref), gcs.gs_url_from_ref(ref))
+            _region_size(item)
+            items.append(item)
+        jobs: list[tuple[str, Path]] = []
+        for item in items:
+            dests = writer.image_dests(item) if images is not None else []
+            if dests and item.url is None:
+                stats["images_not_in_bucket"] += 1
+                continue
+            for rel in dests:
+                item.placed.append(rel)
+                if reuse is not None and (reuse / rel).is_file():
+                    _link_or_copy(reuse / rel, tmp / rel)
+                    stats["images_reused"] += 1
+                else:
+                    jobs.append((item.url, tmp / rel))
+        if jobs:
+            images.fetch(jobs)
+            stats["images_fetched"] += len(jobs)
+        for item in items:
+            if item.width is None and item.placed:
+                size = _image_size(tmp / item.placed[0])
+                if size:
+                    item.width, item.height = size
+            writer.write(item)
+        if progress:
+            progress(len(chunk))
+    return stats
+
+
+# --- sources ---------------------------------------------------------------------------------------------------
+
+
+def read_export_file(path: str | Path) -> Iterator[Task]:
+    """Tasks from a Label Studio JSON export (or JSON lines), one at a time."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"export file {path} does not exist")
+    yield from iter_tasks(str(path))
+
+
+def _task_id(obj: dict):
+    if isinstance(obj.get("task"), dict) and "data" not in obj:
+        return obj["task"].get("id")
+    return obj.get("id")
+
+
+class TaskCache:
+    """A local SQLite copy of the project's task JSON: what the last sync saw, keyed by blob (or task) name.
+
+    It lets a watcher fetch only new or changed files, and lets tasks be read back sorted by task id, so the
+    several files of one task (one per annotation) are merged without holding the project in memory.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self._tmp = None
+        if path is None:
+            self._tmp = tempfile.NamedTemporaryFile(prefix="datalabel-tasks-", suffix=".sqlite", delete=False)
+            self._tmp.close()
+            path = self._tmp.name
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False)
+        self.db.executescript(
+            "CREATE TABLE IF NOT EXISTS items (name TEXT PRIMARY KEY, version TEXT, task_id INTEGER, body BLOB);"
+            "CREATE INDEX IF NOT EXISTS items_task ON items (task_id, name);"
+            "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);")
+
+    def close(self) -> None:
+        self.db.close()
+        if self._tmp is not None:
+            Path(self._tmp.name).unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def get_state(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+        self.db.commit()
+
+    def _begin_sync(self) -> None:
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (name TEXT PRIMARY KEY)")
+        self.db.execute("DELETE FROM seen")
+
+    def _versions(self, names: list[str]) -> dict[str, str]:
+        marks = ",".join("?" * len(names))
+        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(n,) for n in names])
+        return dict(self.db.execute(f"SELECT name, version FROM items WHERE name IN ({marks})", names))
+
+    def _put(self, name: str, version: str, body: bytes) -> None:
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            raise LabError(f"{name} is not JSON; only Label Studio's target-storage files belong under this prefix") from None
+        tid = _task_id(obj) if isinstance(obj, dict) else None
+        if tid is None:
+            raise LabError(f"{name} is not a Label Studio task or annotation (no task id)")
+        self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)", (name, version, int(tid), body))
+
+    def _end_sync(self) -> int:
+        removed = self.db.execute("DELETE FROM items WHERE name NOT IN (SELECT name FROM seen)").rowcount
+        self.db.commit()
+        return removed
+
+    def sync_bucket(self, bkt, prefix: str, progress: Callable[[int], None] | None = None) -> dict:
+        """Download only the target-storage files that are new or changed (by GCS generation) since the last sync."""
+        self._begin_sync()
+        counts = {"new": 0, "changed": 0, "unchanged": 0}
+        for chunk in _batched(gcs.list_blobs(bkt, prefix, suffixes=None), BATCH):
+            have = self._versions([b.name for b in chunk])
+            todo = []
+            for blob in chunk:
+                version = str(blob.generation or blob.updated or blob.md5_hash)
+                if have.get(blob.name) == version:
+                    counts["unchanged"] += 1
+                else:
+                    counts["changed" if blob.name in have else "new"] += 1
+                    todo.append((blob, version))
+            bodies = gcs.parallel(lambda job: job[0].download_as_bytes(), todo)
+            for (blob, version), body in zip(todo, bodies):
+                self._put(blob.name, version, body)
+            if progress:
+                progress(len(chunk))
+        counts["removed"] = self._end_sync()
+        return counts
+
+    def sync_api(self, client, project_id: int, progress: Callable[[int], None] | None = None) -> dict:
+        """Store every task of a project from the API; a task counts as changed when its annotations changed."""
+        from . import ls
+
+        self._begin_sync()
+        counts = {"new": 0, "changed": 0, "unchanged": 0}
+        for chunk in _batched(ls.iter_task_json(client, project_id), BATCH):
+            names = [f"task/{obj.get('id')}" for obj in chunk]
+            have = self._versions(names)
+            for name, obj in zip(names, chunk):
+                version = signature(Task.from_json(obj))
+                if have.get(name) == version:
+                    counts["unchanged"] += 1
+                    continue
+                counts["changed" if name in have else "new"] += 1
+                self._put(name, version, json.dumps(obj).encode())
+            if progress:
+                progress(len(chunk))
+        counts["removed"] = self._end_sync()
+        return counts
+
+    def tasks(self, labeled_only: bool = False) -> Iterator[Task]:
+        """Tasks sorted by id, the records of one task merged into one."""
+        cur = self.db.execute("SELECT task_id, body FROM items ORDER BY task_id, name")
+        group: list[Task] = []
+        current = None
+        for tid, body in cur:
+            if tid != current and group:
+                yield from merge_tasks(group)
+                group = []
+            current = tid
+            group.append(Task.from_json(json.loads(body)))
+        if group:
+            yield from merge_tasks(group)
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(DISTINCT task_id) FROM items").fetchone()[0]
+
+
+def signature(task: Task) -> str:
+    """Changes when an annotation is added, updated, removed or cancelled."""
+    parts = sorted(f"{a.id}:{a.updated_at}:{int(a.was_cancelled)}:{int(a.ground_truth)}" for a in task.annotations)
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _resolve_bucket(bucket, storage_client=None):
+    if isinstance(bucket, str):
+        return gcs.bucket(storage_client or gcs.client(), bucket)
+    return bucket
+
+
+def read_target_storage(bucket, prefix: str, cache: str | Path | None = None, storage_client=None,
+                        progress: Callable[[int], None] | None = None) -> Iterator[Task]:
+    """Tasks from target-storage JSON under gs://bucket/prefix, streamed and merged per task.
+
+    `bucket` is a name or a google.cloud.storage Bucket. With `cache` (a file path), files already fetched by an
+    earlier call are not downloaded again.
+    """
+    bkt = _resolve_bucket(bucket, storage_client)
+    store = TaskCache(cache)
+    try:
+        store.sync_bucket(bkt, prefix, progress)
+        yield from store.tasks()
+    finally:
+        store.close()
+
+
+# --- server-side exports ---------------------------------------------------------------------------------------
+
+
+def api_formats(client, project_id: int) -> list[dict]:
+    """Formats Label Studio offers for this project's config: name, title, whether it is disabled."""
+    from . import ls
+
+    with ls.api_errors(f"export formats of project {project_id}", client.settings.url):
+        raw = client.projects.exports.list_formats(id=project_id)
+    out = []
+    for f in raw:
+        if isinstance(f, dict):
+            out.append({"name": f.get("name"), "title": f.get("title", ""), "disabled": bool(f.get("disabled"))})
+        else:
+            out.append({"name": str(f), "title": "", "disabled": False})
+    return out
+
+
+def export_from_api(client, project_id: int, export_type: str, dest: str | Path, timeout: float = 600.0,
+                    progress: Callable[[int], None] | None = None) -> Path:
+    """Ask Label Studio for an export snapshot in `export_type` (e.g. JSON, COCO, YOLO) and download it to dest.
+
+    The snapshot is created, polled until complete (no synchronous request to time out), then streamed into a
+    temporary file that is renamed to `dest` only when the download finished with HTTP 2xx; an HTTP error is
+    raised as a LabError and nothing is written.
+    """
+    from . import ls
+
+    offered = api_formats(client, project_id)
+    names = {f["name"]: f for f in offered}
+    if export_type not in names:
+        raise LabError(f"Label Studio does not offer {export_type!r} for project {project_id}; "
+                       f"choose one of: {', '.join(n for n, f in names.items() if not f['disabled'])}")
+    if names[export_type]["disabled"]:
+        raise LabError(f"{export_type} does not fit project {project_id}'s label config; "
+                       f"choose one of: {', '.join(n for n, f in names.items() if not f['disabled'])}")
+    url = client.settings.url
+    with ls.api_errors(f"create export of project {project_id}", url):
+        snapshot = client.projects.exports.create(id=project_id, title=f"datalabel {export_type}")
+    deadline = time.monotonic() + timeout
+    while str(snapshot.status or "") not in ("completed", "failed"):
+        if time.monotonic() > deadline:
+            raise ServerError(f"export {snapshot.id} of project {project_id} still {snapshot.status} "
+                              f"after {timeout:.0f}s; try again with a longer --timeout")
+        time.sleep(1)
+        with ls.api_errors(f"export {snapshot.id} of project {project_id}", url):
+            snapshot = client.projects.exports.get(id=project_id, export_pk=snapshot.id)
+    if snapshot.status == "failed":
+        raise ServerError(f"Label Studio failed to build export {snapshot.id} of project {project_id}; see its log")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.part-{uuid.uuid4().hex[:8]}")
+    try:
+        with ls.api_errors(f"download {export_type} export of project {project_id}", url), open(part, "wb") as fp:
+            for chunk in client.projects.exports.download(id=project_id, export_pk=snapshot.id,
+                                                          export_type=export_type,
+                                                          request_options={"chunk_size": 1 << 16}):
+                fp.write(chunk)
+                if progress:
+                    progress(len(chunk))
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return dest
+
+
+def project_config(client, project_id: int) -> LabelConfig:
+    from . import ls
+    from .labelconfig import parse_config
+
+    return parse_config(ls.get_project(client, project_id).label_config)
+
+
+# --- watch -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WatchSource:
+    """Where a watcher looks: a bucket prefix (target storage) or a project through the API."""
+
+    bucket: object | None = None
+    prefix: str = ""
+    client: object | None = None
+    project_id: int | None = None
+
+    def sync(self, cache: TaskCache, progress=None) -> dict:
+        if self.bucket is not None:
+            return cache.sync_bucket(self.bucket, self.prefix, progress)
+        if self.client is not None and self.project_id is not None:
+            return cache.sync_api(self.client, self.project_id, progress)
+        raise LabError("nothing to watch: give a bucket prefix or a project")
+
+
+def export_once(source: WatchSource, cache: TaskCache, out_dir: str | Path, fmt: str, config: LabelConfig,
+                images: ImageSource | None = None, policy: str = "latest", progress=None, force: bool = False,
+                **options) -> dict:
+    """One watch cycle: fetch what changed; if anything did (or no export exists yet), re-export.
+
+    Only new/changed target files (or tasks whose annotations changed) are fetched; tasks are then re-read from
+    the local cache and images already in the previous export are linked, not downloaded again.
+    """
+    out_dir = Path(out_dir)
+    changes = source.sync(cache)
+    key = f"{fmt}|{policy}|{config.digest}|{out_dir.absolute()}"
+    fresh = cache.get_state("export") == key and (out_dir / MARKER).exists()
+    if fresh and not force and not (changes["new"] or changes["changed"] or changes["removed"]):
+        return {"changed": False, "fetched": changes}
+    report = convert(cache.tasks(), out_dir, fmt, config, images, policy, progress, **options)
+    cache.set_state("export", key)
+    report["changed"] = True
+    report["fetched"] = changes
+    return report
+
+
+def watch(source: WatchSource, out_dir: str | Path, fmt: str, config: LabelConfig, images: ImageSource | None = None,
+          policy: str = "latest", interval: float = 30.0, cycles: int | None = None, state: str | Path | None = None,
+          on_cycle: Callable[[dict], None] | None = None, **options) -> None:
+    """Poll `source` every `interval` seconds and re-export when annotations change; `cycles` bounds the loop."""
+    out_dir = Path(out_dir)
+    state = Path(state) if state else out_dir.with_name(f".{out_dir.name}.state.sqlite")
+    with TaskCache(state) as cache:
+        n = 0
+        while cycles is None or n < cycles:
+            if n:
+                time.sleep(interval)
+            report = export_once(source, cache, out_dir, fmt, config, images, policy, **options)
+            if on_cycle:
+                on_cycle(report)
+            n += 1
+
+
+def describe_formats() -> list[dict]:
+    return [{"format": name, "output": DESCRIPTIONS[name]} for name in WRITERS]

@@ -1,0 +1,591 @@
+"""Training-format writers: JSON-MIN, CSV, COCO, YOLO, Pascal VOC, ImageFolder, MOT.
+
+Every writer streams: `write(item)` is called once per task (after its image, if any, is in place) and output goes
+to disk as it comes, so memory does not grow with the project. COCO is one JSON document, so its image and
+annotation records are spooled to temporary files and stitched together in `close()`.
+
+Class ids come from the label config's order (`LabelConfig.labels`): YOLO index i, COCO category id i + 1
+(0 stays free for "background", as torchvision's detection models expect), ImageFolder folder names. A label that
+is not in the config (the config changed after labeling) gets the next free id and is reported.
+
+Coordinates: Label Studio stores x/y/width/height in percent of the image, top-left corner, rotation in degrees
+around that corner. Rotated boxes are exported as their axis-aligned bounding box (the same computation as
+label_studio_sdk.converter), polygons as polygons.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Iterator
+from xml.sax.saxutils import escape
+
+from .errors import LabError
+from .labelconfig import LabelConfig
+from .tasks import Annotation, Region, Task
+from .video import region_frames
+
+IMAGE_DIR = "images"
+
+
+@dataclass(slots=True)
+class Obj:
+    """One labeled object in percent coordinates."""
+
+    label: str
+    kind: str  # "box" | "polygon"
+    box: tuple[float, float, float, float]  # x, y, w, h (percent), axis-aligned
+    points: list[tuple[float, float]] | None = None  # polygon vertices (percent)
+    track: str | None = None  # video track id
+
+
+@dataclass(slots=True)
+class Item:
+    """One task on its way into an export."""
+
+    task: Task
+    annotation: Annotation | None
+    name: str  # the image's file name inside the export (unique)
+    url: str | None  # where the image comes from (gs://...), if known
+    width: int | None = None
+    height: int | None = None
+    placed: list[str] = field(default_factory=list)  # relative paths where the image was written
+
+
+def rect_box(value: dict) -> tuple[float, float, float, float] | None:
+    """Axis-aligned x, y, w, h (percent) of a possibly rotated Label Studio rectangle."""
+    try:
+        x, y, w, h = (float(value[k]) for k in ("x", "y", "width", "height"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    r = float(value.get("rotation") or 0.0)
+    if abs(r) > 0 and w:
+        # Label Studio rotates around the top-left corner; same geometry as the SDK converter
+        alpha = math.atan(h / w)
+        beta = math.pi * (r / 180)
+        radius = math.sqrt((w / 2) ** 2 + (h / 2) ** 2)
+        x0 = x - radius * (math.cos(math.pi - alpha - beta) - math.cos(math.pi - alpha)) + w / 2
+        y0 = y + radius * (math.sin(math.pi - alpha - beta) - math.sin(math.pi - alpha)) + h / 2
+        thetas = (alpha + beta, math.pi - alpha + beta, math.pi + alpha + beta, 2 * math.pi - alpha + beta)
+        xs = [x0 + radius * math.cos(t) for t in thetas]
+        ys = [y0 + radius * math.sin(t) for t in thetas]
+        x, y = min(xs), min(ys)
+        w, h = max(xs) - x, max(ys) - y
+    return x, y, w, h
+
+
+def region_objects(region: Region) -> list[Obj]:
+    """Objects of an image region (rectangles and polygons); other region types give none."""
+    labels = region.labels
+    if not labels:
+        return []
+    if region.type in ("rectanglelabels", "rectangle"):
+        box = rect_box(region.value)
+        return [Obj(label, "box", box) for label in labels[:1]] if box else []
+    if region.type in ("polygonlabels", "polygon"):
+        pts = [(float(p[0]), float(p[1])) for p in region.value.get("points") or [] if len(p) >= 2]
+        if len(pts) < 3:
+            return []
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+        return [Obj(labels[0], "polygon", box, pts)]
+    return []
+
+
+def frame_objects(annotation: Annotation | None) -> dict[int, list[Obj]]:
+    """Video annotation -> {frame: objects} with interpolated boxes (see video.py)."""
+    frames: dict[int, list[Obj]] = {}
+    if annotation is None:
+        return frames
+    for n, region in enumerate(annotation.result):
+        if region.type != "videorectangle" or not region.labels:
+            continue
+        track = region.id or str(n)
+        for fb in region_frames(region):
+            box = rect_box({"x": fb.x, "y": fb.y, "width": fb.width, "height": fb.height, "rotation": fb.rotation})
+            frames.setdefault(fb.frame, []).append(Obj(region.labels[0], "box", box, track=track))
+    return dict(sorted(frames.items()))
+
+
+def is_video(item: Item) -> bool:
+    return item.annotation is not None and any(r.type == "videorectangle" for r in item.annotation.result)
+
+
+def frame_name(name: str, frame: int) -> str:
+    """The file name of one extracted frame, as `ffmpeg -i V -start_number 1 STEM_%06d.jpg` writes them."""
+    return f"{PurePosixPath(name).stem}_{frame:06d}.jpg"
+
+
+def _size(item: Item) -> tuple[int | None, int | None]:
+    return item.width, item.height
+
+
+class Writer:
+    """Base: class ids, counts, where images go. Subclasses implement write() and finish()."""
+
+    name = ""
+    images_in: str | None = IMAGE_DIR  # folder (relative) for the images; None: per-label (ImageFolder)
+
+    def __init__(self, root: Path, config: LabelConfig, frame_size: tuple[int, int] | None = None):
+        self.root = Path(root)
+        self.config = config
+        self.frame_size = frame_size
+        self.classes: list[str] = list(config.labels)
+        self.class_ids: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
+        self.counts: dict[str, int] = {c: 0 for c in self.classes}
+        self.unknown: list[str] = []
+        self.items = 0
+        self.objects = 0
+        self.frames = 0
+        self.no_size = 0
+
+    def class_id(self, label: str) -> int:
+        if label not in self.class_ids:
+            self.class_ids[label] = len(self.classes)
+            self.classes.append(label)
+            self.counts[label] = 0
+            self.unknown.append(label)
+        self.counts[label] += 1
+        self.objects += 1
+        return self.class_ids[label]
+
+    def image_dests(self, item: Item) -> list[str]:
+        return [f"{self.images_in}/{item.name}"] if self.images_in else []
+
+    def write(self, item: Item) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> dict:
+        return {}
+
+    def close(self) -> dict:
+        extra = self.finish()
+        report = {"format": self.name, "items": self.items, "objects": self.objects,
+                  "classes": {c: self.counts[c] for c in self.classes}}
+        if self.frames:
+            report["video_frames"] = self.frames
+        if self.unknown:
+            report["labels_not_in_config"] = self.unknown
+        if self.no_size:
+            report["objects_without_image_size"] = self.no_size
+        report.update(extra)
+        return report
+
+    def video_size(self, item: Item) -> tuple[int | None, int | None]:
+        if self.frame_size:
+            return self.frame_size
+        if item.annotation:
+            for r in item.annotation.result:
+                if r.original_width and r.original_height:
+                    return r.original_width, r.original_height
+        return item.width, item.height
+
+
+# --- JSON-MIN and CSV ------------------------------------------------------------------------------------------
+
+
+def _control_values(annotation: Annotation | None) -> dict[str, object]:
+    """{control name: value} as Label Studio's JSON-MIN writes it: a single choice as a string, else lists."""
+    out: dict[str, list] = {}
+    if annotation is None:
+        return {}
+    for region in annotation.result:
+        if region.type in ("choices", "taxonomy"):
+            out.setdefault(region.from_name, []).extend(region.labels)
+        elif region.type == "textarea":
+            out.setdefault(region.from_name, []).extend(region.value.get("text") or [])
+        elif region.type in ("rating", "number"):
+            out.setdefault(region.from_name, []).append(region.value.get(region.type))
+        else:
+            value = dict(region.value)
+            if region.original_width:
+                value["original_width"], value["original_height"] = region.original_width, region.original_height
+            out.setdefault(region.from_name, []).append(value)
+    return {k: (v[0] if len(v) == 1 and not isinstance(v[0], dict) else v) for k, v in out.items()}
+
+
+def _count_labels(writer: Writer, annotation: Annotation | None) -> None:
+    if annotation is not None:
+        for label in annotation.labels:
+            writer.class_id(label)
+
+
+class JsonMinWriter(Writer):
+    name = "json-min"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fp: IO[str] = open(self.root / "result.json", "w", encoding="utf-8")
+        self.fp.write("[")
+
+    def write(self, item: Item) -> None:
+        ann = item.annotation
+        record: dict = {"id": item.task.id, **item.task.data}
+        if item.placed:
+            record["file_name"] = item.placed[0]
+        record.update(_control_values(ann))
+        if ann is not None:
+            record.update(annotation_id=ann.id, annotator=ann.completed_by, updated_at=ann.updated_at)
+        _count_labels(self, ann)
+        self.fp.write(("\n" if not self.items else ",\n") + json.dumps(record, ensure_ascii=False))
+        self.items += 1
+
+    def finish(self) -> dict:
+        self.fp.write("\n]\n")
+        self.fp.close()
+        return {"file": "result.json"}
+
+
+class CsvWriter(Writer):
+    name = "csv"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.controls = [c.name for c in self.config.controls]
+        self.data_key = self.config.data_key or "data"
+        self.fp = open(self.root / "result.csv", "w", encoding="utf-8", newline="")
+        self.out = csv.writer(self.fp)
+        self.out.writerow(["id", self.data_key, "file_name", *self.controls, "annotation_id", "annotator", "updated_at"])
+
+    def write(self, item: Item) -> None:
+        ann = item.annotation
+        values = _control_values(ann)
+        cells = []
+        for name in self.controls:
+            v = values.get(name)
+            if v is None:
+                cells.append("")
+            elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+                cells.append(",".join(v))
+            else:
+                cells.append(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+        _count_labels(self, ann)
+        self.out.writerow([item.task.id, item.task.data.get(self.data_key, ""), item.placed[0] if item.placed else "",
+                           *cells, ann.id if ann else "", ann.completed_by if ann else "", ann.updated_at if ann else ""])
+        self.items += 1
+
+    def finish(self) -> dict:
+        self.fp.close()
+        return {"file": "result.csv"}
+
+
+# --- COCO ------------------------------------------------------------------------------------------------------
+
+
+class CocoWriter(Writer):
+    """COCO detection JSON in result.json; `file_name` is relative to images/ (pycocotools' img_dir)."""
+
+    name = "coco"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # records are spooled as JSON lines and joined at the end: no list of all annotations in memory
+        self.images_fp = open(self.root / ".images.part", "w", encoding="utf-8")
+        self.ann_fp = open(self.root / ".annotations.part", "w", encoding="utf-8")
+        self.image_id = 0
+        self.ann_id = 0
+
+    def _image(self, file_name: str, width, height, item: Item, frame: int | None = None) -> int:
+        self.image_id += 1
+        rec = {"id": self.image_id, "file_name": file_name, "width": width, "height": height, "task_id": item.task.id}
+        if frame is not None:
+            rec["frame"] = frame
+        self.images_fp.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        return self.image_id
+
+    def _objects(self, image_id: int, objs: list[Obj], width, height) -> None:
+        for obj in objs:
+            cat = self.class_id(obj.label) + 1
+            if not width or not height:
+                self.no_size += 1
+                continue
+            x, y, w, h = obj.box
+            bbox = [x * width / 100, y * height / 100, w * width / 100, h * height / 100]
+            seg: list = []
+            area = bbox[2] * bbox[3]
+            if obj.points:
+                pts = [(px * width / 100, py * height / 100) for px, py in obj.points]
+                seg = [[c for p in pts for c in p]]
+                area = 0.5 * abs(sum(pts[i][0] * pts[i - 1][1] - pts[i - 1][0] * pts[i][1] for i in range(len(pts))))
+            self.ann_id += 1
+            rec = {"id": self.ann_id, "image_id": image_id, "category_id": cat, "bbox": bbox, "area": area,
+                   "segmentation": seg, "iscrowd": 0, "ignore": 0}
+            if obj.track is not None:
+                rec["track_id"] = obj.track
+            self.ann_fp.write(json.dumps(rec) + "\n")
+
+    def write(self, item: Item) -> None:
+        self.items += 1
+        if is_video(item):
+            width, height = self.video_size(item)
+            for frame, objs in frame_objects(item.annotation).items():
+                self.frames += 1
+                image_id = self._image(frame_name(item.name, frame), width, height, item, frame)
+                self._objects(image_id, objs, width, height)
+            return
+        objs = [o for r in (item.annotation.result if item.annotation else []) for o in region_objects(r)]
+        width, height = _size(item)
+        image_id = self._image(item.name, width, height, item)
+        self._objects(image_id, objs, width, height)
+
+    def finish(self) -> dict:
+        self.images_fp.close()
+        self.ann_fp.close()
+        with open(self.root / "result.json", "w", encoding="utf-8") as out:
+            out.write('{"info": {"description": "Label Studio export", "version": "1.0"},\n"images": [')
+            _join_lines(self.root / ".images.part", out)
+            categories = [{"id": i + 1, "name": c, "supercategory": ""} for i, c in enumerate(self.classes)]
+            out.write('],\n"categories": ' + json.dumps(categories, ensure_ascii=False) + ',\n"annotations": [')
+            _join_lines(self.root / ".annotations.part", out)
+            out.write("]}\n")
+        os.unlink(self.root / ".images.part")
+        os.unlink(self.root / ".annotations.part")
+        return {"file": "result.json", "images": self.image_id, "annotations": self.ann_id, "image_dir": IMAGE_DIR}
+
+
+def _join_lines(path: Path, out: IO[str]) -> None:
+    with open(path, encoding="utf-8") as fp:
+        first = True
+        for line in fp:
+            out.write(("\n" if first else ",\n") + line.rstrip("\n"))
+            first = False
+
+
+# --- YOLO ------------------------------------------------------------------------------------------------------
+
+
+def _clamp(v: float) -> float:
+    return 0.0 if v < 0 else 1.0 if v > 1 else v
+
+
+def yolo_lines(objs: list[Obj], class_id) -> Iterator[str]:
+    """`cls cx cy w h` for boxes, `cls x1 y1 x2 y2 ...` for polygons; normalized 0..1, clamped to the image."""
+    for obj in objs:
+        cls = class_id(obj.label)
+        if obj.points:
+            yield f"{cls} " + " ".join(f"{_clamp(c / 100):.6f}" for p in obj.points for c in p)
+        else:
+            x, y, w, h = (v / 100 for v in obj.box)
+            x0, y0, x1, y1 = _clamp(x), _clamp(y), _clamp(x + w), _clamp(y + h)
+            yield f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}"
+
+
+class YoloWriter(Writer):
+    """images/, labels/ (one .txt per image, empty for an image without objects), classes.txt, data.yaml."""
+
+    name = "yolo"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        (self.root / "labels").mkdir(exist_ok=True)
+        (self.root / IMAGE_DIR).mkdir(exist_ok=True)
+
+    def _label_file(self, image_name: str, objs: list[Obj]) -> None:
+        path = self.root / "labels" / (PurePosixPath(image_name).stem + ".txt")
+        with open(path, "w", encoding="utf-8") as fp:
+            for line in yolo_lines(objs, self.class_id):
+                fp.write(line + "\n")
+
+    def write(self, item: Item) -> None:
+        self.items += 1
+        if is_video(item):
+            for frame, objs in frame_objects(item.annotation).items():
+                self.frames += 1
+                self._label_file(frame_name(item.name, frame), objs)
+            return
+        objs = [o for r in (item.annotation.result if item.annotation else []) for o in region_objects(r)]
+        self._label_file(item.name, objs)
+
+    def finish(self) -> dict:
+        (self.root / "classes.txt").write_text("".join(c + "\n" for c in self.classes), encoding="utf-8")
+        # no `path:` key: Ultralytics then resolves train/val relative to this file's folder
+        names = "\n".join(f"  {i}: {json.dumps(c, ensure_ascii=False)}" for i, c in enumerate(self.classes))
+        (self.root / "data.yaml").write_text(
+            f"# YOLO dataset exported from Label Studio\ntrain: {IMAGE_DIR}\nval: {IMAGE_DIR}\n"
+            f"nc: {len(self.classes)}\nnames:\n{names}\n", encoding="utf-8")
+        return {"labels_dir": "labels", "image_dir": IMAGE_DIR}
+
+
+# --- Pascal VOC ------------------------------------------------------------------------------------------------
+
+
+class VocWriter(Writer):
+    """Annotations/<stem>.xml per image (pixel boxes), JPEGImages/, labels.txt."""
+
+    name = "voc"
+    images_in = "JPEGImages"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        (self.root / "Annotations").mkdir(exist_ok=True)
+        (self.root / self.images_in).mkdir(exist_ok=True)
+
+    def _xml(self, file_name: str, objs: list[Obj], width, height) -> None:
+        parts = [f"<annotation>\n  <folder>{self.images_in}</folder>\n  <filename>{escape(file_name)}</filename>\n"
+                 f"  <size>\n    <width>{width or 0}</width>\n    <height>{height or 0}</height>\n"
+                 f"    <depth>3</depth>\n  </size>\n  <segmented>0</segmented>\n"]
+        for obj in objs:
+            self.class_id(obj.label)
+            if not width or not height:
+                self.no_size += 1
+                continue
+            x, y, w, h = obj.box
+            xmin, ymin = round(x * width / 100), round(y * height / 100)
+            xmax, ymax = round((x + w) * width / 100), round((y + h) * height / 100)
+            parts.append(f"  <object>\n    <name>{escape(obj.label)}</name>\n    <pose>Unspecified</pose>\n"
+                         f"    <truncated>0</truncated>\n    <difficult>0</difficult>\n    <bndbox>\n"
+                         f"      <xmin>{xmin}</xmin>\n      <ymin>{ymin}</ymin>\n"
+                         f"      <xmax>{xmax}</xmax>\n      <ymax>{ymax}</ymax>\n    </bndbox>\n  </object>\n")
+        parts.append("</annotation>\n")
+        (self.root / "Annotations" / (PurePosixPath(file_name).stem + ".xml")).write_text("".join(parts), encoding="utf-8")
+
+    def write(self, item: Item) -> None:
+        self.items += 1
+        if is_video(item):
+            width, height = self.video_size(item)
+            for frame, objs in frame_objects(item.annotation).items():
+                self.frames += 1
+                self._xml(frame_name(item.name, frame), objs, width, height)
+            return
+        objs = [o for r in (item.annotation.result if item.annotation else []) for o in region_objects(r)]
+        self._xml(item.name, objs, *_size(item))
+
+    def finish(self) -> dict:
+        (self.root / "labels.txt").write_text("".join(c + "\n" for c in self.classes), encoding="utf-8")
+        return {"annotations_dir": "Annotations", "image_dir": self.images_in}
+
+
+# --- ImageFolder -----------------------------------------------------------------------------------------------
+
+
+def _safe_folder(label: str) -> str:
+    name = label.replace("/", "_").replace("\\", "_").strip()
+    return name if name not in ("", ".", "..") else f"_{name}_"
+
+
+class ImageFolderWriter(Writer):
+    """Classification: <label>/<file name> (torchvision ImageFolder), plus labels.csv (file_name,label).
+
+    An image with several chosen classes goes into each class's folder; a task with no class is left out.
+    """
+
+    name = "imagefolder"
+    images_in = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fp = open(self.root / "labels.csv", "w", encoding="utf-8", newline="")
+        self.out = csv.writer(self.fp)
+        self.out.writerow(["file_name", "label", "task_id"])
+        self.unlabeled = 0
+
+    @staticmethod
+    def _labels(item: Item) -> list[str]:
+        if item.annotation is None:
+            return []
+        found = [lab for r in item.annotation.result if r.type in ("choices", "taxonomy") for lab in r.labels]
+        return list(dict.fromkeys(found))
+
+    def image_dests(self, item: Item) -> list[str]:
+        return [f"{_safe_folder(label)}/{item.name}" for label in self._labels(item)]
+
+    def write(self, item: Item) -> None:
+        labels = self._labels(item)
+        if not labels:
+            self.unlabeled += 1
+            return
+        self.items += 1
+        for label in labels:
+            self.class_id(label)
+            self.out.writerow([f"{_safe_folder(label)}/{item.name}", label, item.task.id])
+
+    def finish(self) -> dict:
+        self.fp.close()
+        for label in self.classes:  # every class has a folder, even an empty one, so class indexes stay stable
+            (self.root / _safe_folder(label)).mkdir(exist_ok=True)
+        return {"file": "labels.csv", "without_class": self.unlabeled}
+
+
+# --- MOT (video tracks) ----------------------------------------------------------------------------------------
+
+
+class MotWriter(Writer):
+    """Per-video MOT-style CSV: mot/<video stem>.txt with `frame,track,left,top,width,height,conf,class,visibility`.
+
+    Frames are 1-based, boxes in pixels of the frame size (from --frame-size or the regions), class is the 0-based
+    config index (classes.txt), track is a number per track (tracks.csv maps it to Label Studio's region id).
+    """
+
+    name = "mot"
+    images_in = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        (self.root / "mot").mkdir(exist_ok=True)
+        self.tracks_fp = open(self.root / "tracks.csv", "w", encoding="utf-8", newline="")
+        self.tracks = csv.writer(self.tracks_fp)
+        self.tracks.writerow(["video", "track", "region_id", "label", "task_id"])
+
+    def write(self, item: Item) -> None:
+        if not is_video(item):
+            return
+        width, height = self.video_size(item)
+        if not width or not height:
+            raise LabError(f"task {item.task.id}: the video frame size is unknown; pass the frame size "
+                           "(e.g. --frame-size 1920x1080) to export pixel boxes")
+        self.items += 1
+        stem = PurePosixPath(item.name).stem
+        numbers: dict[str, int] = {}
+        with open(self.root / "mot" / f"{stem}.txt", "w", encoding="utf-8", newline="") as fp:
+            out = csv.writer(fp)
+            for frame, objs in frame_objects(item.annotation).items():
+                self.frames += 1
+                for obj in objs:
+                    if obj.track not in numbers:
+                        numbers[obj.track] = len(numbers) + 1
+                        self.tracks.writerow([stem, numbers[obj.track], obj.track, obj.label, item.task.id])
+                    cls = self.class_id(obj.label)
+                    x, y, w, h = obj.box
+                    out.writerow([frame, numbers[obj.track], round(x * width / 100, 2), round(y * height / 100, 2),
+                                  round(w * width / 100, 2), round(h * height / 100, 2), 1, cls, 1])
+
+    def finish(self) -> dict:
+        self.tracks_fp.close()
+        (self.root / "classes.txt").write_text("".join(c + "\n" for c in self.classes), encoding="utf-8")
+        return {"dir": "mot"}
+
+
+WRITERS: dict[str, type[Writer]] = {
+    "json-min": JsonMinWriter,
+    "csv": CsvWriter,
+    "coco": CocoWriter,
+    "yolo": YoloWriter,
+    "voc": VocWriter,
+    "imagefolder": ImageFolderWriter,
+    "mot": MotWriter,
+}
+
+DESCRIPTIONS = {
+    "json-min": "result.json: one flat record per task (data + chosen annotation's values)",
+    "csv": "result.csv: one row per task, one column per control",
+    "coco": "result.json + images/: COCO detection/segmentation, category ids = config order + 1",
+    "yolo": "images/ + labels/ + classes.txt + data.yaml: boxes and polygons, class = config order",
+    "voc": "Annotations/*.xml + JPEGImages/: Pascal VOC boxes",
+    "imagefolder": "<label>/<image>: classification folders (torchvision ImageFolder) + labels.csv",
+    "mot": "mot/<video>.txt: per-frame video tracks, MOT challenge columns",
+}
+
+
+def writer_for(fmt: str) -> type[Writer]:
+    try:
+        return WRITERS[fmt.lower()]
+    except KeyError:
+        raise LabError(f"unknown format {fmt!r}; choose one of: {', '.join(WRITERS)}") from None
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
