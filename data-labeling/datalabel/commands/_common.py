@@ -1,0 +1,29 @@
+"""Options and helpers shared by the project-lifecycle command groups (projects, storage, bucket, stats, setup)."""
+from __future__ import annotations
+
+import typer
+
+URL = typer.Option(None, "--url", envvar="LABEL_STUDIO_URL", show_envvar=True, help="Label Studio URL.")
+API_KEY = typer.Option(None, "--api-key", envvar="LABEL_STUDIO_API_KEY", show_envvar=True,
+                       help="Label Studio API token (Account & Settings > Access Token).")
+BUCKET = typer.Option(None, "--bucket", "-b", envvar="GCS_BUCKET_NAME", show_envvar=True, help="GCS bucket name.")
+CREDENTIALS = typer.Option(None, "--credentials", envvar="GOOGLE_APPLICATION_CREDENTIALS", show_envvar=True,
+                           help="Service-account JSON key; its content is given to Label Studio for the storage.")
+JSON = typer.Option(False, "--json", help="Print JSON (for scripts) instead of a table.")
+
+
+def settings(url=None, api_key=None, bucket=None, credentials=None):
+    from ..config import Settings
+
+    return Settings.load(url=url, api_key=api_key, bucket=bucket, credentials_file=credentials)
+
+
+def client(url=None, api_key=None, bucket=None, credentials=None):
+    """A checked SDK client: fails with one line when the server is down or the token is wrong."""
+    from .. import ls
+
+    return ls.connect(settings(url, api_key, bucket, credentials))
+
+
+def say(message: str) -> None:
+    typer.echo(message)

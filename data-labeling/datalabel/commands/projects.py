@@ -1,0 +1,121 @@
+"""`datalabel projects`: list, show, create, delete Label Studio projects."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ._common import API_KEY, JSON, URL, client, say
+
+NAME = "projects"
+app = typer.Typer(help="Label Studio projects: list, show, create (from a template or an XML config), delete.",
+                  no_args_is_help=True)
+
+
+@app.command("templates")
+def templates_cmd(json_out: bool = JSON):
+    """List the label-config templates `projects create --template` accepts.
+
+    Example: datalabel projects templates
+    """
+    from ..labelconfig import TEMPLATES
+    from ..output import print_json, print_table
+
+    rows = [{"template": name, "control": tag, "object": obj} for name, (tag, obj, _, _) in TEMPLATES.items()]
+    print_json(rows) if json_out else print_table(rows)
+
+
+@app.command("list")
+def list_cmd(url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+    """List projects with their task and labeled-task counts.
+
+    Example: datalabel projects list --json
+    """
+    from ..output import print_json, print_table
+    from ..projects import project_rows
+
+    rows = project_rows(client(url, api_key))
+    if json_out:
+        print_json(rows)
+    elif rows:
+        print_table(rows, title="Projects")
+    else:
+        say("no projects yet; create one with `datalabel projects create` or `datalabel setup`")
+
+
+@app.command("show")
+def show_cmd(project: int = typer.Argument(..., help="Project id."), url: str = URL, api_key: str = API_KEY,
+             config: bool = typer.Option(False, "--config", help="Print the label-config XML only."),
+             json_out: bool = JSON):
+    """Show one project: labels, counts, connected storages.
+
+    Example: datalabel projects show 3
+    """
+    from ..output import print_json, print_table
+    from ..projects import describe_project
+
+    info = describe_project(client(url, api_key), project)
+    if config:
+        typer.echo(info["label_config"])
+        return
+    if json_out:
+        print_json(info)
+        return
+    say(f"project {info['id']}: {info['title']} ({info['kind']})")
+    say(f"labels: {', '.join(info['labels']) or '-'}")
+    say(f"tasks: {info['tasks']}, labeled: {info['labeled']}, annotations: {info['annotations']}, "
+        f"skipped: {info['skipped_annotations']}, predictions: {info['predictions']}")
+    if info["storages"]:
+        print_table(info["storages"], ["id", "kind", "bucket", "prefix", "regex", "status", "last_sync"], "Storages")
+    else:
+        say(f"no storage connected; see `datalabel storage add-source {info['id']} --help`")
+
+
+@app.command("create")
+def create_cmd(
+    title: str = typer.Option(..., "--title", "-t", help="Project title (a project with this title is reused)."),
+    template: Optional[str] = typer.Option(None, "--template", help="Template name; see `datalabel projects templates`."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Comma-separated labels, e.g. brie,gouda."),
+    labels_file: Optional[str] = typer.Option(None, "--labels-file", help="File with one label per line."),
+    config_file: Optional[str] = typer.Option(None, "--config", help="A label-config XML file instead of a template."),
+    description: str = typer.Option("", "--description", help="Project description."),
+    url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
+):
+    """Create a project from a template and labels, or from a label-config XML file.
+
+    The config is checked (locally, then by the server) before anything is created. Running it again with the same
+    title and config reuses the project.
+
+    Examples:
+      datalabel projects create --title Cheese --template image-classification --labels brie,gouda
+      datalabel projects create --title Boxes --template object-detection --labels-file labels.txt
+      datalabel projects create --title Custom --config my_config.xml
+    """
+    from ..output import print_json
+    from ..projects import create_project, resolve_config
+
+    xml = resolve_config(template, labels, labels_file, config_file)  # before any call
+    project, created = create_project(client(url, api_key), title, xml, description)
+    if json_out:
+        print_json({"id": project.id, "title": project.title, "created": created})
+    else:
+        say(f"{'created' if created else 'reused existing'} project {project.id}: {project.title}")
+
+
+@app.command("delete")
+def delete_cmd(project: int = typer.Argument(..., help="Project id."),
+               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+               url: str = URL, api_key: str = API_KEY):
+    """Delete a project with its tasks and annotations (files in the bucket stay).
+
+    Example: datalabel projects delete 3 --yes
+    """
+    from .. import ls
+    from ..projects import delete_project
+
+    lsc = client(url, api_key)
+    found = ls.get_project(lsc, project)
+    if not yes and not typer.confirm(f"delete project {found.id} {found.title!r} and its {found.task_number or 0} task(s)?"):
+        raise typer.Exit(1)
+    delete_project(lsc, project)
+    say(f"deleted project {project}: {found.title}")

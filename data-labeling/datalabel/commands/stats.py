@@ -1,0 +1,56 @@
+"""`datalabel stats PROJECT`: how far labeling got, per class, per annotator, per model version."""
+from __future__ import annotations
+
+import typer
+
+from ._common import API_KEY, JSON, URL, client
+
+NAME = "stats"
+# options may follow the project id (`datalabel stats 3 --json`)
+app = typer.Typer(context_settings={"allow_interspersed_args": True})
+
+
+@app.callback(invoke_without_command=True)
+def stats_cmd(
+    project: int = typer.Argument(..., help="Project id."),
+    policy: str = typer.Option("latest", "--policy",
+                               help="Which annotation counts per task for classes: latest, ground-truth, majority."),
+    url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
+):
+    """Task, class, annotator and prediction counts of a project (a table, or --json for scripts).
+
+    Labeled tasks have at least one submitted annotation; skipped tasks only skipped/cancelled ones.
+
+    Examples:
+      datalabel stats 3
+      datalabel stats 3 --json | jq .tasks
+    """
+    from ..output import print_json
+    from ..stats import project_stats
+    from ..tasks import POLICIES
+
+    if policy not in POLICIES:
+        from ..errors import LabError
+
+        raise LabError(f"unknown --policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+    result = project_stats(client(url, api_key), project, policy)
+    if json_out:
+        print_json(result)
+    else:
+        print_stats(result)
+
+
+def print_stats(result: dict) -> None:
+    from ..output import print_table
+
+    p, t = result["project"], result["tasks"]
+    print_table([t], ["total", "labeled", "unlabeled", "skipped"], f"Project {p['id']}: {p['title']}")
+    if result["classes"]:
+        print_table([{"class": k, **v} for k, v in result["classes"].items()], ["class", "count", "tasks"],
+                    f"Classes ({result['policy']} annotation per task)")
+    if result["annotators"]:
+        print_table([{"annotator": k, **v} for k, v in result["annotators"].items()],
+                    ["annotator", "annotations", "skipped"], "Annotators")
+    if result["predictions"]:
+        print_table([{"model_version": k, **v} for k, v in result["predictions"].items()],
+                    ["model_version", "predictions", "tasks", "mean_score"], "Predictions")

@@ -1,0 +1,298 @@
+"""The project lifecycle as plain functions: label configs, projects, bucket storages, one-shot setup.
+
+Every function checks what it can before calling anything that creates state (labels, config, credentials file,
+bucket, prefix), so bad input fails with one actionable line and leaves nothing half made. The CLI commands in
+datalabel/commands/ are thin wrappers over these; notebooks and tests call them directly.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import gcs, ls
+from .config import load_credentials
+from .errors import ConfigError, LabError, NotFound
+from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels
+
+# --- label configs --------------------------------------------------------------------------------------------
+
+
+def read_labels(labels: str | list[str] | None = None, labels_file: str | Path | None = None) -> list[str]:
+    """Labels from `a,b,c` or a file (one per line, or comma separated); empty or duplicated names are refused."""
+    if labels_file:
+        path = Path(labels_file)
+        if not path.is_file():
+            raise ConfigError(f"labels file not found: {labels_file}")
+        text = path.read_text(encoding="utf-8")
+        lines = [line for line in text.splitlines() if not line.strip().startswith("#")]
+        return parse_labels(",".join(lines))
+    if labels is None:
+        raise LabError("no labels given: pass --labels a,b,c or --labels-file FILE")
+    return parse_labels(labels)
+
+
+def resolve_config(template: str | None = None, labels: str | list[str] | None = None,
+                   labels_file: str | Path | None = None, config_file: str | Path | None = None) -> str:
+    """A checked label-config XML: from a template plus labels, or from an XML file."""
+    if config_file and template:
+        raise LabError("pass either --template (with --labels) or --config FILE, not both")
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"label config file not found: {config_file}")
+        xml = path.read_text(encoding="utf-8")
+        parse_config(xml)
+        return xml
+    if not template:
+        raise LabError(f"no label config: pass --template ({', '.join(TEMPLATES)}) with --labels, or --config FILE")
+    if template not in TEMPLATES:
+        raise LabError(f"unknown template {template!r}; choose one of: {', '.join(TEMPLATES)}")
+    xml = build_config(template, read_labels(labels, labels_file))
+    parse_config(xml)
+    return xml
+
+
+# --- projects -------------------------------------------------------------------------------------------------
+
+
+def _same_config(a: str, b: str) -> bool:
+    try:
+        x, y = parse_config(a), parse_config(b)
+    except LabError:
+        return " ".join(a.split()) == " ".join(b.split())
+    return ([(c.tag, c.name, c.labels) for c in x.controls] == [(c.tag, c.name, c.labels) for c in y.controls]
+            and x.objects == y.objects)
+
+
+def create_project(client, title: str, label_config: str, description: str = ""):
+    """Create a project, or reuse the one with this title if its label config is the same. Returns (project, created).
+
+    The config is checked by the server before the project is created; a title taken by a project with a
+    different config is an error rather than a silent reuse.
+    """
+    if not title or not title.strip():
+        raise LabError("no project title: pass --title")
+    existing = ls.find_project(client, title)
+    if existing is not None:
+        if not _same_config(existing.label_config or "", label_config):
+            raise LabError(f"project {title!r} already exists (id {existing.id}) with a different label config; "
+                           "pick another --title or delete it first")
+        return existing, False
+    ls.validate_label_config(client, label_config)
+    project, created = ls.ensure_project(client, title, label_config, description)
+    return project, created
+
+
+def project_rows(client) -> list[dict]:
+    return [{"id": p.id, "title": p.title, "tasks": p.task_number or 0,
+             "labeled": p.num_tasks_with_annotations or 0, "created": str(p.created_at or "")[:19]}
+            for p in ls.list_projects(client)]
+
+
+def describe_project(client, project_id: int) -> dict:
+    project = ls.get_project(client, project_id)
+    try:
+        parsed = parse_config(project.label_config or "")
+        labels, kind = parsed.labels, parsed.kind
+    except LabError:
+        labels, kind = [], "other"
+    return {
+        "id": project.id, "title": project.title, "description": project.description or "",
+        "kind": kind, "labels": labels,
+        "tasks": project.task_number or 0, "labeled": project.num_tasks_with_annotations or 0,
+        "annotations": project.total_annotations_number or 0,
+        "skipped_annotations": project.skipped_annotations_number or 0,
+        "predictions": project.total_predictions_number or 0,
+        "storages": storage_rows(client, project_id),
+        "label_config": project.label_config,
+    }
+
+
+def delete_project(client, project_id: int) -> None:
+    ls.delete_project(client, project_id)
+
+
+# --- storages -------------------------------------------------------------------------------------------------
+
+
+def check_credentials(credentials_file: str | None) -> None:
+    """The service-account file must exist and parse before anything is sent."""
+    load_credentials(credentials_file)
+
+
+def matching_files(bucket: str, prefix: str, regex: str = r".*", credentials_file: str | None = None) -> int:
+    """How many objects under gs://bucket/prefix Label Studio would import with `regex` (matched on the full
+    object name, as Label Studio does). Raises NotFound for a missing bucket or an empty match."""
+    try:
+        pattern = re.compile(regex)
+    except re.error as exc:
+        raise LabError(f"invalid --regex {regex!r}: {exc}") from None
+    bkt = gcs.bucket(gcs.client(credentials_file), bucket)
+    count = sum(1 for blob in gcs.list_blobs(bkt, prefix) if pattern.match(blob.name))
+    if count == 0:
+        raise NotFound(f"no file under gs://{bucket}/{gcs.norm_prefix(prefix)} matches {regex!r}; "
+                       "upload files first (datalabel bucket upload) or fix --prefix/--regex")
+    return count
+
+
+def check_bucket(bucket: str, credentials_file: str | None = None) -> None:
+    gcs.bucket(gcs.client(credentials_file), bucket)
+
+
+def _row(storage, kind: str) -> dict:
+    return {"id": storage.id, "kind": kind, "bucket": storage.bucket, "prefix": gcs.norm_prefix(storage.prefix or ""),
+            "regex": getattr(storage, "regex_filter", None) if kind == "source" else None,
+            "status": str(getattr(storage, "status", "") or "").split(".")[-1],
+            "last_sync": str(storage.last_sync or "")[:19], "last_sync_count": storage.last_sync_count}
+
+
+def storage_rows(client, project_id: int) -> list[dict]:
+    return [_row(s, kind) for kind in ("source", "target") for s in ls.list_storages(client, project_id, kind)]
+
+
+def add_source(client, project_id: int, bucket: str, prefix: str, regex: str = r".*", use_blob_urls: bool = True,
+               credentials_file: str | None = None, sync: bool = False) -> dict:
+    """Connect gs://bucket/prefix as the project's source (reused if already connected). Optionally sync it."""
+    check_credentials(credentials_file)
+    ls.get_project(client, project_id)
+    files = matching_files(bucket, prefix, regex, credentials_file)
+    storage, created = ls.ensure_source_storage(client, project_id, bucket, prefix, regex=regex,
+                                                use_blob_urls=use_blob_urls, credentials_file=credentials_file)
+    out = {**_row(storage, "source"), "created": created, "files": files}
+    if sync:
+        out["synced"] = sync_one(client, storage.id, "source")
+    return out
+
+
+def add_target(client, project_id: int, bucket: str, prefix: str, credentials_file: str | None = None,
+               sync: bool = False) -> dict:
+    """Connect gs://bucket/prefix as the place annotations are written to (reused if already connected)."""
+    check_credentials(credentials_file)
+    ls.get_project(client, project_id)
+    check_bucket(bucket, credentials_file)
+    storage, created = ls.ensure_target_storage(client, project_id, bucket, prefix, credentials_file=credentials_file)
+    out = {**_row(storage, "target"), "created": created}
+    if sync:
+        out["synced"] = sync_one(client, storage.id, "target")
+    return out
+
+
+def sync_one(client, storage_id: int, kind: str, timeout: float = 600.0) -> int:
+    """Sync one storage and wait for it; returns how many tasks (source) or annotations (target) it moved."""
+    ls.sync_storage(client, storage_id, kind)
+    storage = ls.wait_storage(client, storage_id, kind, timeout=timeout)
+    return storage.last_sync_count or 0
+
+
+def sync(client, project_id: int, direction: str = "both", storage_id: int | None = None) -> list[dict]:
+    """Sync the project's storages: source (bucket -> tasks), target (annotations -> bucket), or both."""
+    if direction not in ("both", "source", "target"):
+        raise LabError(f"unknown direction {direction!r}; choose both, source or target")
+    ls.get_project(client, project_id)
+    kinds = ("source", "target") if direction == "both" else (direction,)
+    storages = [(kind, s) for kind in kinds for s in ls.list_storages(client, project_id, kind)]
+    if storage_id is not None:
+        storages = [(kind, s) for kind, s in storages if s.id == storage_id]
+        if not storages:
+            raise NotFound(f"project {project_id} has no {direction if direction != 'both' else ''} storage "
+                           f"{storage_id} (see `datalabel storage list {project_id}`)".replace("  ", " "))
+    if not storages:
+        raise NotFound(f"project {project_id} has no {'' if direction == 'both' else direction + ' '}storage to sync; "
+                       f"add one with `datalabel storage add-source {project_id} --prefix ...`")
+    results = []
+    for kind, storage in storages:
+        count = sync_one(client, storage.id, kind)
+        results.append({**_row(ls.get_storage(client, storage.id, kind), kind), "synced": count})
+    return results
+
+
+def remove_storage(client, project_id: int, storage_id: int | None = None, kind: str | None = None,
+                   bucket: str | None = None, prefix: str | None = None) -> list[dict]:
+    """Disconnect storages by id, or by bucket+prefix (of one kind, or both). Files and tasks stay."""
+    ls.get_project(client, project_id)
+    kinds = (kind,) if kind else ("source", "target")
+    chosen = []
+    for k in kinds:
+        for storage in ls.list_storages(client, project_id, k):
+            if storage_id is not None and storage.id != storage_id:
+                continue
+            if bucket is not None and storage.bucket != bucket:
+                continue
+            if prefix is not None and gcs.norm_prefix(storage.prefix or "") != gcs.norm_prefix(prefix):
+                continue
+            chosen.append((k, storage))
+    if storage_id is None and bucket is None and prefix is None:
+        raise LabError("say which storage to remove: --id N, or --bucket/--prefix")
+    if not chosen:
+        raise NotFound(f"project {project_id} has no matching storage (see `datalabel storage list {project_id}`)")
+    if storage_id is not None and len(chosen) > 1:
+        raise LabError(f"storage id {storage_id} exists as both source and target; add --kind source|target")
+    rows = []
+    for k, storage in chosen:
+        ls.remove_storage(client, storage.id, k)
+        rows.append(_row(storage, k))
+    return rows
+
+
+# --- one-shot setup -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SetupResult:
+    project_id: int
+    title: str
+    project_created: bool
+    source_id: int
+    source_created: bool
+    target_id: int
+    target_created: bool
+    files: int
+    uploaded: dict | None = None
+    imported: int = 0
+    exported: int = 0
+    tasks: int = 0
+    cors: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def setup(client, title: str, label_config: str, bucket: str, source_prefix: str = "images_unlabeled/",
+          target_prefix: str = "labels/", regex: str = r".*", use_blob_urls: bool = True,
+          credentials_file: str | None = None, upload_from: str | Path | None = None,
+          cors_origin: str | None = None, description: str = "", progress=None) -> SetupResult:
+    """Project + source storage + target storage + sync in one go. Idempotent: a second run reuses everything.
+
+    Order matters for "nothing half made": every check (credentials, server, label config, bucket, files under
+    the prefix) runs before the first thing is created.
+    """
+    check_credentials(credentials_file)
+    parse_config(label_config)
+    existing = ls.find_project(client, title)
+    if existing is not None and not _same_config(existing.label_config or "", label_config):
+        raise LabError(f"project {title!r} already exists (id {existing.id}) with a different label config; "
+                       "pick another --title or delete it first")
+    if existing is None:
+        ls.validate_label_config(client, label_config)
+    store = gcs.client(credentials_file)
+    bkt = gcs.bucket(store, bucket)
+    if upload_from is not None and not Path(upload_from).is_dir():
+        raise ConfigError(f"not a folder: {upload_from}")
+    uploaded = None
+    if upload_from is not None:
+        uploaded = gcs.upload_folder(bkt, upload_from, source_prefix, progress=progress)
+    files = matching_files(bucket, source_prefix, regex, credentials_file)
+
+    project, project_created = create_project(client, title, label_config, description)
+    source, source_created = ls.ensure_source_storage(client, project.id, bucket, source_prefix, regex=regex,
+                                                      use_blob_urls=use_blob_urls, credentials_file=credentials_file)
+    target, target_created = ls.ensure_target_storage(client, project.id, bucket, target_prefix,
+                                                      credentials_file=credentials_file)
+    imported = sync_one(client, source.id, "source")
+    exported = sync_one(client, target.id, "target")
+    cors = gcs.set_cors(bkt, [cors_origin]) if cors_origin else []
+    return SetupResult(project_id=project.id, title=project.title, project_created=project_created,
+                       source_id=source.id, source_created=source_created, target_id=target.id,
+                       target_created=target_created, files=files, uploaded=uploaded, imported=imported,
+                       exported=exported, tasks=ls.get_project(client, project.id).task_number or 0, cors=cors)
