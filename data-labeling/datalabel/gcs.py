@@ -135,6 +135,55 @@ def download_blobs(bkt, names: Iterable[str], dest_for: Callable[[str], Path], w
     return len(parallel(one, list(names), workers, progress))
 
 
+# --- bucket metadata: CORS and a summary ----------------------------------------------------------------------
+
+CORS_METHODS = ("GET", "HEAD")
+
+
+def _api_call(what: str, fn: Callable):
+    """Run one metadata call, mapping google-cloud errors to one-line LabErrors."""
+    from google.api_core import exceptions
+
+    try:
+        return fn()
+    except exceptions.NotFound:
+        raise NotFound(f"{what}: not found") from None
+    except exceptions.GoogleAPIError as exc:
+        raise ServerError(f"{what}: {exc}".splitlines()[0]) from None
+
+
+def get_cors(bkt) -> list[dict]:
+    _api_call(f"read bucket {bkt.name!r}", bkt.reload)
+    return list(bkt.cors or [])
+
+
+def set_cors(bkt, origins: list[str], methods: Iterable[str] = CORS_METHODS, max_age: int = 3600) -> list[dict]:
+    """Let browsers on `origins` read the bucket's objects (the labeling UI loads images straight from it)."""
+    origins = [o.strip().rstrip("/") for o in origins if o and o.strip()]
+    if not origins:
+        raise ConfigError("no CORS origin given: pass --origin https://your-label-studio")
+    bkt.cors = [{"origin": origins, "method": list(methods),
+                 "responseHeader": ["Content-Type", "Content-Length", "Range"], "maxAgeSeconds": max_age}]
+    _api_call(f"set CORS on bucket {bkt.name!r}", bkt.patch)
+    return get_cors(bkt)
+
+
+def remove_cors(bkt) -> None:
+    bkt.cors = []
+    _api_call(f"remove CORS from bucket {bkt.name!r}", bkt.patch)
+
+
+def bucket_info(bkt, prefix: str = "") -> dict:
+    """Name, location, class, CORS, and the number and size of objects under `prefix`."""
+    count = size = 0
+    for blob in _api_call(f"list bucket {bkt.name!r}", lambda: list(list_blobs(bkt, prefix))):
+        count += 1
+        size += blob.size or 0
+    return {"bucket": bkt.name, "location": bkt.location, "storage_class": bkt.storage_class,
+            "created": bkt.time_created.isoformat() if bkt.time_created else None,
+            "prefix": norm_prefix(prefix), "objects": count, "bytes": size, "cors": list(bkt.cors or [])}
+
+
 def gs_url_from_ref(ref: str | None) -> str | None:
     """The gs:// URL behind a task's media reference, or None.
 

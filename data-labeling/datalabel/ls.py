@@ -172,3 +172,69 @@ def iter_task_json(client, project_id: int, page_size: int = 500) -> Iterator[di
     with api_errors(f"tasks of project {project_id}", client.settings.url):
         for task in client.tasks.list(project=project_id, fields="all", page_size=page_size):
             yield task.model_dump(mode="json", exclude_none=True)
+
+
+# --- lifecycle helpers: delete, validate, storage lookup and removal ------------------------------------------
+
+
+def delete_project(client, project_id: int) -> None:
+    get_project(client, project_id)  # a clear "does not exist" first
+    with api_errors(f"delete project {project_id}", client.settings.url):
+        client.projects.delete(id=project_id)
+
+
+def validate_label_config(client, label_config: str) -> None:
+    """Ask the server whether it accepts a label config, without creating anything.
+
+    The SDK only wraps the per-project check, so this posts to the project-less endpoint through the SDK's own
+    HTTP client (same auth, base URL and timeouts).
+    """
+    import httpx
+
+    http = client._client_wrapper.httpx_client
+    try:
+        resp = http.request("api/projects/validate/", method="POST", json={"label_config": label_config})
+    except httpx.TransportError as exc:
+        raise ServerError(f"validate label config: cannot reach Label Studio at {client.settings.url} "
+                          f"({type(exc).__name__}); is the server running?") from None
+    if resp.status_code in (200, 201, 204):
+        return
+    if resp.status_code in (401, 403):
+        raise ConfigError(f"validate label config: Label Studio refused the API token (HTTP {resp.status_code}); "
+                          "check LABEL_STUDIO_API_KEY")
+    try:
+        body = resp.json()
+        problems = body.get("label_config") or body.get("validation_errors") or body
+        if isinstance(problems, dict):
+            problems = problems.get("label_config") or problems
+        text = "; ".join(map(str, problems)) if isinstance(problems, list) else str(problems)
+    except ValueError:
+        text = resp.text
+    raise LabError(f"invalid label config: Label Studio says: {' '.join(text.split())[:300]}")
+
+
+def _storage_resource(client, kind: str):
+    if kind not in ("source", "target"):
+        raise LabError(f"unknown storage kind {kind!r}; choose source or target")
+    return client.import_storage.gcs if kind == "source" else client.export_storage.gcs
+
+
+def get_storage(client, storage_id: int, kind: str = "source"):
+    try:
+        with api_errors(f"{kind} storage {storage_id}", client.settings.url):
+            return _storage_resource(client, kind).get(id=storage_id)
+    except NotFound:
+        raise NotFound(f"{kind} storage {storage_id} does not exist (see `datalabel storage list PROJECT`)") from None
+
+
+def remove_storage(client, storage_id: int, kind: str = "source") -> None:
+    """Disconnect a storage from its project; the bucket's files and the imported tasks stay."""
+    get_storage(client, storage_id, kind)
+    with api_errors(f"remove {kind} storage {storage_id}", client.settings.url):
+        _storage_resource(client, kind).delete(id=storage_id)
+
+
+def user_emails(client) -> dict[str, str]:
+    """User id (as text, the way tasks.Annotation.completed_by holds it) -> email."""
+    with api_errors("list users", client.settings.url):
+        return {str(u.id): u.email or u.username or str(u.id) for u in client.users.list()}
