@@ -8,11 +8,15 @@ cd "$(dirname "$0")"
 
 scripts/ensure-venv.sh
 
-# Debian's docker-compose validates docker-compose.yml without a Docker engine.
-if ! command -v docker-compose >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-  echo "Installing docker-compose (Debian) to validate the compose file..." >&2
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; } >/dev/null 2>&1 \
-    || echo "warning: could not install docker-compose; the compose check will be skipped" >&2
+# Debian packages some tests use: docker-compose validates docker-compose.yml without a Docker engine;
+# chromium renders the labeling UI. Installed when missing and we may (root with apt-get).
+missing=()
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [[ ${#missing[@]} -gt 0 && $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing ${missing[*]} (Debian) for the compose and browser tests..." >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1 \
+    || echo "warning: could not install ${missing[*]}; the tests that need them will be skipped" >&2
 fi
 
 export DVC_NO_ANALYTICS=1 LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false SENTRY_DSN= FRONTEND_SENTRY_DSN=
