@@ -1,0 +1,209 @@
+"""`datalabel al`: the active-learning loop — splits, pre-annotations, uncertainty sampling, training, ML backend."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+NAME = "al"
+app = typer.Typer(
+    help="Active learning: a model pre-annotates, annotators correct the least certain tasks first, the model "
+         "retrains, repeat.",
+    no_args_is_help=True,
+)
+
+URL = typer.Option(None, "--url", envvar="LABEL_STUDIO_URL", show_envvar=True, help="Label Studio URL.")
+API_KEY = typer.Option(None, "--api-key", envvar="LABEL_STUDIO_API_KEY", show_envvar=True,
+                       help="Label Studio API token.")
+PROJECT = typer.Option(..., "--project", "-p", help="Project id (see `datalabel projects list`).")
+MODELS = typer.Option("models", "--models-dir", envvar="DATALABEL_MODELS_DIR", show_envvar=True,
+                      help="Folder of saved model versions (one sub-folder per project).")
+JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _client(url, api_key):
+    from .. import ls
+    from ..config import Settings
+
+    return ls.connect(Settings.load(url=url, api_key=api_key))
+
+
+@app.command("split")
+def split_cmd(project: int = PROJECT,
+              seed: int = typer.Option(0, "--seed", help="Seed of the hash; the same seed gives the same splits."),
+              valid: float = typer.Option(0.1, "--valid", help="Fraction for the valid split."),
+              test: float = typer.Option(0.1, "--test", help="Fraction for the test split."),
+              reassign: bool = typer.Option(False, "--reassign", help="Recompute splits already stored."),
+              url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+    """Store a train/valid/test split in every task's meta; reruns keep old tasks where they are.
+
+    Example: datalabel al split --project 3 --seed 0 --valid 0.1 --test 0.1
+    """
+    from .. import active
+    from ..output import print_json, progress
+
+    client = _client(url, api_key)
+    with progress("assign splits") as advance:
+        result = active.assign_splits(client, project, seed, valid, test, reassign, progress=advance)
+    if json_out:
+        return print_json(result)
+    typer.echo(f"project {project}: {result['assigned']} task(s) assigned, {result['kept']} kept; "
+               f"train {result['train']}, valid {result['valid']}, test {result['test']}")
+
+
+@app.command("preannotate")
+def preannotate_cmd(project: int = PROJECT,
+                    model: Optional[str] = typer.Option(None, "--model", help="Model file, or 'latest' for the "
+                                                        "project's newest version in --models-dir."),
+                    source: Optional[str] = typer.Option(None, "--from", help="JSONL or CSV of path, label(s), score."),
+                    model_version: Optional[str] = typer.Option(None, "--model-version",
+                                                                help="Version tag (default: the model's, or the file name)."),
+                    include_labeled: bool = typer.Option(False, "--include-labeled", help="Predict labeled tasks too."),
+                    models_dir: str = MODELS, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+    """Upload predictions (label, score, model version) for a project's tasks in bulk.
+
+    Example: datalabel al preannotate --project 3 --model latest
+    Example: datalabel al preannotate --project 3 --from predictions.jsonl --model-version resnet-7
+    """
+    from .. import active
+    from ..output import print_json, progress
+
+    client = _client(url, api_key)
+    with progress("upload predictions") as advance:
+        result = active.preannotate(client, project, model_path=model, file=source, model_version=model_version,
+                                    include_labeled=include_labeled, models_dir=models_dir, progress=advance)
+    if json_out:
+        return print_json(result)
+    extra = f", {result['unmatched']} line(s) matched no task" if result["unmatched"] else ""
+    typer.echo(f"project {project}: {result['created']} prediction(s) of {result['model_version']} uploaded "
+               f"in {result['seconds']}s, {result['skipped']} already there{extra}")
+
+
+@app.command("select")
+def select_cmd(project: int = PROJECT,
+               strategy: str = typer.Option("least-confidence", "--strategy", "-s",
+                                            help="least-confidence, margin, entropy or random."),
+               top_k: int = typer.Option(20, "--top-k", "-k", min=1, help="How many tasks to select."),
+               max_score: Optional[float] = typer.Option(None, "--max-score",
+                                                         help="Only tasks whose top score is at most this."),
+               model_version: Optional[str] = typer.Option(None, "--model-version",
+                                                           help="Use this version's predictions (default: latest)."),
+               split: Optional[str] = typer.Option(None, "--split", help="Only tasks of this split (train/valid/test)."),
+               view: str = typer.Option("Active learning: label next", "--view",
+                                        help="Title of the Data Manager tab that shows the selection."),
+               seed: int = typer.Option(0, "--seed", help="Seed for --strategy random."),
+               url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+    """Pick the unlabeled tasks the model is least sure about and show them in a Data Manager tab.
+
+    Example: datalabel al select --project 3 --strategy margin --top-k 25 --max-score 0.9
+    """
+    from .. import active
+    from ..output import print_json, print_table
+
+    client = _client(url, api_key)
+    result = active.select_tasks(client, project, strategy, top_k, max_score, model_version, split, seed, view)
+    if json_out:
+        return print_json(result)
+    print_table([{**c, "score": f"{c['score']:.3f}", "uncertainty": f"{c['uncertainty']:.3f}"}
+                 for c in result["selected"]], ["task_id", "label", "score", "uncertainty", "split"],
+                title=f"{len(result['selected'])} of {result['pool']} unlabeled task(s), {strategy}")
+    typer.echo(f"view {result['view']['title']!r}: {result['view']['url']}")
+
+
+@app.command("train")
+def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
+              policy: str = typer.Option("latest", "--policy", help="Which annotation counts: latest, ground-truth, "
+                                                                   "majority."),
+              url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+    """Train the baseline model on the labeled train split, evaluate on valid, save the next version.
+
+    Example: datalabel al train --project 3 --models-dir models
+    """
+    from .. import active
+    from ..output import print_json, progress
+
+    client = _client(url, api_key)
+    with progress("read images") as advance:
+        model = active.train_project(client, project, models_dir, policy, progress=advance)
+    info = {**model.info(), "path": str(active.model_dir(models_dir, project) / f"{model.version}.joblib")}
+    if json_out:
+        return print_json(info)
+    acc = "n/a (no labeled valid tasks)" if model.valid_accuracy is None else f"{model.valid_accuracy:.3f}"
+    typer.echo(f"{model.version}: trained on {model.n_train} label(s), valid accuracy {acc} "
+               f"({model.n_valid} task(s)); saved {info['path']}")
+
+
+@app.command("serve")
+def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+              port: int = typer.Option(9090, "--port", help="Port to listen on."),
+              models_dir: str = MODELS, url: str = URL, api_key: str = API_KEY):
+    """Run the ML backend Label Studio calls for predictions and retraining (until Ctrl-C).
+
+    Example: datalabel al serve --port 9090   (then: datalabel al connect --project 3 --backend http://127.0.0.1:9090)
+    """
+    import logging
+
+    from .. import mlbackend
+    from ..config import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.load(url=url, api_key=api_key)
+    typer.echo(f"ML backend on http://{host}:{port} (models in {models_dir})")
+    mlbackend.serve(host, port, models_dir, settings if settings.api_key else None)
+
+
+@app.command("connect")
+def connect_cmd(project: int = PROJECT,
+                backend: str = typer.Option("http://127.0.0.1:9090", "--backend", help="URL of `datalabel al serve`."),
+                title: str = typer.Option("datalabel-logreg", "--title", help="Name shown in the project settings."),
+                retrieve: bool = typer.Option(False, "--retrieve", help="Also fetch predictions for all tasks now."),
+                url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+    """Connect a running ML backend to a project: predictions when a task opens, retraining on new labels.
+
+    Example: datalabel al connect --project 3 --backend http://127.0.0.1:9090 --retrieve
+    """
+    from .. import mlbackend
+    from ..output import print_json
+
+    client = _client(url, api_key)
+    result = mlbackend.connect(client, project, backend, title)
+    if retrieve:
+        mlbackend.retrieve_predictions(client, project)
+    if json_out:
+        return print_json(result)
+    typer.echo(f"project {project}: ML backend {result['url']} {'connected' if result['created'] else 'updated'} "
+               f"(state {result['state']}, model {result['model_version']}, "
+               f"retrain webhook {'on' if result['webhook'] else 'missing'})")
+
+
+@app.command("simulate")
+def simulate_cmd(out: str = typer.Option("benchmarks/out", "--out", help="Folder for the PNG and tables."),
+                 strategies: List[str] = typer.Option(list(("least-confidence", "margin", "entropy", "random")),
+                                                      "--strategy", "-s", help="Repeat for several."),
+                 repeats: int = typer.Option(3, "--repeats", min=1, help="Runs averaged per strategy."),
+                 initial: int = typer.Option(20, "--initial", help="Random labels to start from."),
+                 step: int = typer.Option(10, "--step", min=1, help="Labels added per round."),
+                 budget: int = typer.Option(300, "--budget", help="Labels at the last round."),
+                 samples_dir: str = typer.Option(".stack/samples-all", "--samples", help="Where the digits PNGs go."),
+                 json_out: bool = JSON):
+    """Run the loop offline on the digits sample with a simulated annotator; write learning curves.
+
+    Example: datalabel al simulate --repeats 3 --budget 300 --out benchmarks/out
+    """
+    from .. import active, samples
+    from ..output import print_json, print_table, progress
+
+    folder = samples.write_digits(samples_dir)
+    sizes = len(range(initial, budget + 1, step)) + 1
+    with progress("simulate", repeats * len(strategies) * sizes) as advance:
+        sim = active.simulate(folder, strategies, repeats, initial, step, budget, progress=advance)
+    paths = active.write_report(sim, out)
+    result = {"fractions_vs_random": sim.fractions_vs_random(), "files": {k: str(v) for k, v in paths.items()},
+              "table": sim.table_rows()}
+    if json_out:
+        return print_json(result)
+    print_table(sim.table_rows(), title="test accuracy by number of labels")
+    for strategy, fraction in result["fractions_vs_random"].items():
+        typer.echo(f"{strategy}: reaches random's accuracy at {budget} labels with "
+                   + ("more labels than the budget" if fraction is None else f"{fraction:.0%} of them"))
+    typer.echo(f"wrote {paths['png']}, {paths['md']}, {paths['csv']}")
