@@ -65,14 +65,21 @@ def _same_config(a: str, b: str) -> bool:
             and x.objects == y.objects)
 
 
+def check_title(title: str | None) -> str:
+    """Label Studio takes titles of 3 to 50 characters; say so before calling it."""
+    title = (title or "").strip()
+    if not 3 <= len(title) <= 50:
+        raise LabError(f"project title must be 3 to 50 characters, got {len(title)}: pass --title \"My project\"")
+    return title
+
+
 def create_project(client, title: str, label_config: str, description: str = ""):
     """Create a project, or reuse the one with this title if its label config is the same. Returns (project, created).
 
     The config is checked by the server before the project is created; a title taken by a project with a
     different config is an error rather than a silent reuse.
     """
-    if not title or not title.strip():
-        raise LabError("no project title: pass --title")
+    title = check_title(title)
     existing = ls.find_project(client, title)
     if existing is not None:
         if not _same_config(existing.label_config or "", label_config):
@@ -267,6 +274,7 @@ def setup(client, title: str, label_config: str, bucket: str, source_prefix: str
     Order matters for "nothing half made": every check (credentials, server, label config, bucket, files under
     the prefix) runs before the first thing is created.
     """
+    title = check_title(title)
     check_credentials(credentials_file)
     parse_config(label_config)
     existing = ls.find_project(client, title)
