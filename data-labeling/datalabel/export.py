@@ -91,8 +91,8 @@ class Namer:
     def __init__(self):
         self.used: set[str] = set()
 
-    def __call__(self, task: Task, ref: str | None) -> str:
-        base = PurePosixPath((gcs.gs_url_from_ref(ref) or ref or "").split("?")[0]).name if ref else ""
+    def __call__(self, task: Task, url: str | None, ref: str | None) -> str:
+        base = (url or ref or "").split("?")[0].rsplit("/", 1)[-1]
         if not base or base in (".", ".."):
             base = f"task_{task.id}.jpg"
         name = base
@@ -219,7 +219,8 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
                 stats["unlabeled_skipped"] += 1
                 continue
             ref = task.media_url(key)
-            item = Item(task, ann, namer(task, ref), gcs.gs_url_from_ref(ref))
+            url = gcs.gs_url_from_ref(ref)
+            item = Item(task, ann, namer(task, url, ref), url)
             _region_size(item)
             items.append(item)
         jobs: list[tuple[str, Path]] = []

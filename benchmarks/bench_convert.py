@@ -1,0 +1,163 @@
+"""Convert synthetic Label Studio exports to COCO and YOLO: datalabel.export vs label_studio_sdk.converter.
+
+Each side runs in its own subprocess on the same input file, so its peak RSS (ru_maxrss) is its own; conversion
+time is measured inside the subprocess (imports excluded) and the subprocess's wall time is reported too.
+The SDK side gets a time cap (--sdk-timeout); a capped run is reported as such, never as a number it did not reach.
+
+    .venv/bin/python benchmarks/bench_convert.py            # 20k and 200k tasks (a few minutes)
+    .venv/bin/python benchmarks/bench_convert.py --quick    # 2k and 20k tasks
+
+The last line printed is one JSON object: speedup_vs_sdk (the smallest ours-vs-SDK time ratio at the largest size
+both sides finished), peak_rss_mb (ours, largest size), and every measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ["car", "person", "bicycle", "dog", "cat"]
+CONFIG = ("<View>\n  <Image name=\"image\" value=\"$image\"/>\n  <RectangleLabels name=\"label\" toName=\"image\">\n"
+          + "".join(f"    <Label value=\"{label}\"/>\n" for label in LABELS) + "  </RectangleLabels>\n</View>\n")
+
+
+def make_export(path: Path, n: int, seed: int = 7) -> None:
+    """A Label Studio JSON export of n image tasks with 1-4 rectangles each (streamed to disk)."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as fp:
+        fp.write("[")
+        for i in range(n):
+            regions = []
+            for k in range(rng.randint(1, 4)):
+                w, h = rng.uniform(2, 40), rng.uniform(2, 40)
+                regions.append({
+                    "id": f"r{i}_{k}", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+                    "original_width": 1280, "original_height": 720, "image_rotation": 0,
+                    "value": {"x": rng.uniform(0, 100 - w), "y": rng.uniform(0, 100 - h), "width": w, "height": h,
+                              "rotation": 0, "rectanglelabels": [rng.choice(LABELS)]}})
+            task = {"id": i + 1, "data": {"image": f"gs://bench-bucket/images/img_{i:07d}.jpg"},
+                    "annotations": [{"id": i + 1, "completed_by": 1, "result": regions, "was_cancelled": False,
+                                     "ground_truth": False, "created_at": "2026-11-01T10:00:00Z",
+                                     "updated_at": "2026-11-01T10:00:00Z", "lead_time": 3.2}],
+                    "predictions": [], "meta": {}, "project": 1}
+            fp.write(("" if i == 0 else ",\n") + json.dumps(task))
+        fp.write("]\n")
+
+
+# --- the two sides, each run in a fresh subprocess -------------------------------------------------------------
+
+
+def worker(side: str, fmt: str, src: str, out: str) -> None:
+    if side == "ours":
+        sys.path.insert(0, str(ROOT / "data-labeling"))
+        from datalabel import export, labelconfig
+
+        config = labelconfig.parse_config(CONFIG)
+        t0 = time.perf_counter()
+        report = export.convert(export.read_export_file(src), Path(out), fmt, config, None)
+        seconds = time.perf_counter() - t0
+        objects = report["objects"]
+    else:
+        import logging
+
+        logging.disable(logging.WARNING)
+        from label_studio_sdk.converter import Converter
+
+        converter = Converter(CONFIG, project_dir=None, download_resources=False)
+        t0 = time.perf_counter()
+        converter.convert(src, out, fmt.upper(), is_dir=False)
+        seconds = time.perf_counter() - t0
+        objects = None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"seconds": round(seconds, 3), "peak_rss_mb": round(rss, 1), "objects": objects}))
+
+
+def run_side(side: str, fmt: str, src: Path, out: Path, timeout: float) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, __file__, "--worker", side, fmt, str(src), str(out)],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(out, ignore_errors=True)
+        return {"side": side, "format": fmt, "capped_at_s": timeout}
+    wall = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
+    if proc.returncode != 0:
+        return {"side": side, "format": fmt, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result.update(side=side, format=fmt, wall_s=round(wall, 3))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2k and 20k tasks instead of 20k and 200k")
+    parser.add_argument("--sizes", help="comma-separated task counts (overrides --quick)")
+    parser.add_argument("--sdk-timeout", type=float, default=240.0, help="cap for one SDK conversion, seconds")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([2000, 20000] if args.quick else [20000, 200000])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
+        tmp = Path(tmp)
+        for n in sizes:
+            src = tmp / f"export-{n}.json"
+            t0 = time.perf_counter()
+            make_export(src, n)
+            print(f"# {n} tasks: {src.stat().st_size / 1e6:.0f} MB export written in {time.perf_counter() - t0:.1f}s",
+                  flush=True)
+            for fmt in ("coco", "yolo"):
+                for side in ("ours", "sdk"):
+                    r = run_side(side, fmt, src, tmp / f"out-{side}-{fmt}", args.sdk_timeout if side == "sdk" else 3600)
+                    r["tasks"] = n
+                    rows.append(r)
+                    print("# " + json.dumps(r), flush=True)
+            src.unlink()
+
+    def get(n, side, fmt):
+        return next((r for r in rows if r["tasks"] == n and r["side"] == side and r["format"] == fmt), {})
+
+    ratios = {}
+    for n in sizes:
+        for fmt in ("coco", "yolo"):
+            ours, sdk = get(n, "ours", fmt), get(n, "sdk", fmt)
+            if "seconds" in ours and "seconds" in sdk:
+                ratios[f"{fmt}_{n}"] = round(sdk["seconds"] / ours["seconds"], 2)
+            elif "seconds" in ours and "capped_at_s" in sdk:
+                ratios[f"{fmt}_{n}"] = f">{sdk['capped_at_s'] / ours['seconds']:.1f} (SDK capped)"
+    complete = [n for n in sizes if all(isinstance(ratios.get(f"{f}_{n}"), float) for f in ("coco", "yolo"))]
+    headline_n = max(complete) if complete else None
+    speedup = min(ratios[f"{f}_{headline_n}"] for f in ("coco", "yolo")) if headline_n else None
+    ours_rss = {f"{f}_{n}": get(n, "ours", f).get("peak_rss_mb") for n in sizes for f in ("coco", "yolo")}
+    sdk_rss = {f"{f}_{n}": get(n, "sdk", f).get("peak_rss_mb") for n in sizes for f in ("coco", "yolo")}
+    print(json.dumps({
+        "benchmark": "convert",
+        "sizes": sizes,
+        "speedup_vs_sdk": speedup,
+        "speedup_at_tasks": headline_n,
+        "speedup_by_case": ratios,
+        "peak_rss_mb": max(v for v in ours_rss.values() if v is not None),
+        "ours_peak_rss_mb": ours_rss,
+        "sdk_peak_rss_mb": sdk_rss,
+        "ours_seconds": {f"{f}_{n}": get(n, "ours", f).get("seconds") for n in sizes for f in ("coco", "yolo")},
+        "sdk_seconds": {f"{f}_{n}": get(n, "sdk", f).get("seconds", get(n, "sdk", f).get("capped_at_s"))
+                        for n in sizes for f in ("coco", "yolo")},
+        "cpu_count": os.cpu_count(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""`datalabel export ...`: annotations in the format a trainer reads, from the API or straight from the bucket."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._common import API_KEY, BUCKET, JSON, URL
+
+NAME = "export"
+app = typer.Typer(
+    help="Export and convert annotations: COCO, YOLO, Pascal VOC, ImageFolder, CSV, JSON-MIN, MOT (video).\n\n"
+    "Examples:\n\n"
+    "  datalabel export formats --project 3\n\n"
+    "  datalabel export convert --project 3 --format yolo --output data/yolo\n\n"
+    "  datalabel export convert --prefix labels/ --config config.xml --format coco --output data/coco\n\n"
+    "  datalabel export api --project 3 --type COCO --output coco.zip\n\n"
+    "  datalabel export watch --project 3 --prefix labels/ --format yolo --output data/yolo --interval 60",
+    no_args_is_help=True,
+)
+
+FORMAT = typer.Option(..., "--format", "-f", help="json-min, csv, coco, yolo, voc, imagefolder, mot.")
+OUTPUT = typer.Option(..., "--output", "-o", help="Output folder (replaced atomically when the export is complete).")
+PROJECT = typer.Option(None, "--project", "-p", help="Label Studio project id (tasks and/or label config from the API).")
+PREFIX = typer.Option(None, "--prefix", help="Target-storage prefix in the bucket (e.g. labels/): convert offline from "
+                      "the JSON Label Studio wrote there.")
+FROM_FILE = typer.Option(None, "--from-file", help="A Label Studio JSON export file to convert offline.")
+CONFIG = typer.Option(None, "--config", help="Label config XML file (class order); else taken from --project.")
+POLICY = typer.Option("latest", "--policy",
+                      help="Annotation per task when several exist: latest, ground-truth (else latest), majority.")
+IMAGES = typer.Option(True, "--images/--no-images", help="Download the images from the bucket into the output.")
+UNLABELED = typer.Option(False, "--include-unlabeled", help="Also write tasks without an annotation (no objects).")
+FRAME_SIZE = typer.Option(None, "--frame-size", help="Video frame size WxH (e.g. 1920x1080) for pixel boxes "
+                          "of video tracks in COCO, VOC and MOT.")
+
+
+def _frame_size(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    from ..errors import LabError
+
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise LabError(f"--frame-size {value!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
+    return w, h
+
+
+def _config(config_file: Path | None, client, project: int | None):
+    from ..errors import ConfigError
+    from ..labelconfig import parse_config
+
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"label config file {config_file} does not exist")
+        return parse_config(config_file.read_text(encoding="utf-8"))
+    if client is not None and project is not None:
+        from ..export import project_config
+
+        return project_config(client, project)
+    raise ConfigError("the label config decides class ids: pass --config config.xml or --project ID")
+
+
+def _print_report(report: dict, json_out: bool) -> None:
+    from ..output import print_json, print_table
+
+    if json_out:
+        print_json(report)
+        return
+    if report.get("changed") is False:
+        typer.echo(f"no new or changed annotations ({report['fetched']['unchanged']} unchanged)")
+        return
+    print_table([{"class": k, "objects": v} for k, v in report["classes"].items()], ["class", "objects"],
+                f"{report['format']}: {report['items']} item(s) -> {report['out_dir']}")
+    typer.echo(f"tasks read {report['tasks']}, without annotation {report['unlabeled_skipped']}, images fetched "
+               f"{report['images_fetched']}, reused {report['images_reused']}, in {report['seconds']}s")
+
+
+def _source_tasks(project, prefix, from_file, bucket, client, storage, progress):
+    from ..errors import ConfigError
+    from .. import export
+
+    given = [x for x in (prefix, from_file) if x]
+    if len(given) > 1:
+        raise ConfigError("give one source: --prefix (bucket), --from-file, or only --project (API)")
+    if from_file:
+        return export.read_export_file(from_file)
+    if prefix is not None:
+        return export.read_target_storage(bucket, prefix, storage_client=storage, progress=progress)
+    if project is not None:
+        from ..tasks import iter_tasks
+        from .. import ls
+
+        return iter_tasks(ls.iter_task_json(client, project))
+    raise ConfigError("no source: pass --project ID (API), --prefix labels/ (bucket) or --from-file export.json")
+
+
+@app.command("formats")
+def formats_cmd(project: int = PROJECT, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+    """Formats `convert` writes, and with --project, the formats Label Studio itself offers for that project.
+
+    Examples:
+      datalabel export formats
+      datalabel export formats --project 3 --json
+    """
+    from .. import export
+    from ..output import print_json, print_table
+    from ._common import client
+
+    ours = export.describe_formats()
+    server = None
+    if project is not None:
+        server = export.api_formats(client(url, api_key), project)
+    if json_out:
+        print_json({"convert": ours, "label_studio": server})
+        return
+    print_table(ours, ["format", "output"], "datalabel export convert --format ...")
+    if server is not None:
+        print_table([{**f, "fits": "no" if f["disabled"] else "yes"} for f in server], ["name", "title", "fits"],
+                    f"datalabel export api --project {project} --type ...")
+
+
+@app.command("convert")
+def convert_cmd(
+    fmt: str = FORMAT, output: Path = OUTPUT, project: int = PROJECT, prefix: str = PREFIX,
+    from_file: Path = FROM_FILE, config: Path = CONFIG, policy: str = POLICY, images: bool = IMAGES,
+    include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE, bucket: str = BUCKET,
+    url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
+):
+    """Write annotations in a training format, images included, into --output (atomically).
+
+    Sources: --project alone reads tasks through the API; --prefix reads the JSON that target storage wrote to the
+    bucket (no Label Studio needed with --config); --from-file reads a Label Studio JSON export.
+
+    Examples:
+      datalabel export convert --project 3 --format yolo --output data/yolo
+      datalabel export convert --prefix labels/ --config config.xml --format coco --output data/coco
+      datalabel export convert --from-file export.json --config config.xml --format csv --output out --no-images
+    """
+    from .. import export, gcs
+    from ..config import Settings
+    from ..output import progress
+    from ._common import client as make_client
+
+    settings = Settings.load(url=url, api_key=api_key, bucket=bucket)
+    client = make_client(url, api_key) if project is not None else None
+    label_config = _config(config, client, project)
+    storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
+    bucket_name = settings.require_bucket(bucket) if prefix is not None else None
+    with progress("reading tasks") as advance:
+        tasks = _source_tasks(project, prefix, from_file, bucket_name, client, storage, None)
+        report = export.convert(tasks, output, fmt, label_config, export.BucketImages(storage) if images else None,
+                                policy, advance, include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
+    _print_report(report, json_out)
+
+
+@app.command("api")
+def api_cmd(
+    project: int = typer.Option(..., "--project", "-p", help="Label Studio project id."),
+    export_type: str = typer.Option("JSON", "--type", "-t", help="A format name from `datalabel export formats "
+                                    "--project ID` (JSON, JSON_MIN, CSV, COCO, YOLO_WITH_IMAGES, ...)."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write (zip for formats with several files)."),
+    timeout: float = typer.Option(600, "--timeout", help="Seconds to wait for Label Studio to build the export."),
+    url: str = URL, api_key: str = API_KEY,
+):
+    """Label Studio's own export of a project (export snapshot, then download); HTTP errors are errors, not files.
+
+    Examples:
+      datalabel export api --project 3 --type JSON --output project-3.json
+      datalabel export api --project 3 --type COCO --output coco.zip
+    """
+    from .. import export
+    from ._common import client
+
+    path = export.export_from_api(client(url, api_key), project, export_type, output, timeout)
+    typer.echo(f"{export_type} export of project {project} -> {path} ({path.stat().st_size} bytes)")
+
+
+@app.command("watch")
+def watch_cmd(
+    fmt: str = FORMAT, output: Path = OUTPUT, project: int = PROJECT, prefix: str = PREFIX, config: Path = CONFIG,
+    policy: str = POLICY, images: bool = IMAGES, include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE,
+    interval: float = typer.Option(30.0, "--interval", help="Seconds between polls."),
+    cycles: int = typer.Option(None, "--cycles", help="Stop after this many polls (default: run until Ctrl-C)."),
+    state: Path = typer.Option(None, "--state", help="State file (default: .<output>.state.sqlite beside --output)."),
+    bucket: str = BUCKET, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
+):
+    """Re-export whenever annotations are added or changed: polls the target prefix (--prefix) or the API.
+
+    Only new or changed target files (or tasks) are fetched; images already exported are not downloaded again;
+    each new export replaces the previous one atomically.
+
+    Examples:
+      datalabel export watch --prefix labels/ --config config.xml --format yolo --output data/yolo
+      datalabel export watch --project 3 --format coco --output data/coco --interval 60
+    """
+    from .. import export, gcs
+    from ..config import Settings
+    from ..errors import ConfigError
+    from ._common import client as make_client
+
+    settings = Settings.load(url=url, api_key=api_key, bucket=bucket)
+    client = make_client(url, api_key) if project is not None else None
+    label_config = _config(config, client, project)
+    storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
+    if prefix is not None:
+        source = export.WatchSource(bucket=gcs.bucket(storage, settings.require_bucket(bucket)), prefix=prefix)
+    elif project is not None:
+        source = export.WatchSource(client=client, project_id=project)
+    else:
+        raise ConfigError("nothing to watch: pass --prefix labels/ (bucket) or --project ID (API)")
+    export.watch(source, output, fmt, label_config, export.BucketImages(storage) if images else None, policy,
+                 interval, cycles, state, on_cycle=lambda r: _print_report(r, json_out),
+                 include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
