@@ -1,0 +1,215 @@
+"""Format writers on synthetic Label Studio JSON (pure conversion, no servers): content, ids, policies, atomicity."""
+from __future__ import annotations
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+import yaml
+
+from datalabel import export, formats, gcs, labelconfig
+from datalabel.errors import LabError
+from datalabel.tasks import Task
+
+LABELS = ["car", "person", "dog"]
+CONFIG = labelconfig.parse_config(labelconfig.build_config("object-detection", LABELS))
+W, H = 200, 100
+
+
+def rect(label, x, y, w, h, rotation=0.0, rid=None):
+    return {"id": rid or f"{label}-{x}-{y}", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+            "original_width": W, "original_height": H, "image_rotation": 0,
+            "value": {"x": x, "y": y, "width": w, "height": h, "rotation": rotation, "rectanglelabels": [label]}}
+
+
+def polygon(label, points):
+    return {"id": "poly", "type": "polygonlabels", "from_name": "label", "to_name": "image",
+            "original_width": W, "original_height": H, "value": {"points": points, "polygonlabels": [label]}}
+
+
+def task_json(tid, results, name=None, **ann):
+    return {"id": tid, "data": {"image": f"gs://bkt/imgs/{name or f'img{tid}.png'}"},
+            "annotations": [{"id": tid * 10, "result": results, "updated_at": "2026-11-01T00:00:00Z", **ann}]}
+
+
+def sample_tasks():
+    return [
+        task_json(1, [rect("dog", 10, 20, 30, 40), rect("car", 50, 50, 10, 10)]),
+        task_json(2, []),  # labeled: nothing in the image
+        task_json(3, [rect("person", 5, 5, 20, 30, rotation=30)]),
+        task_json(4, [polygon("car", [[10, 10], [40, 10], [40, 50], [10, 50]])]),
+        {"id": 5, "data": {"image": "gs://bkt/imgs/img5.png"}, "annotations": []},  # not labeled
+        task_json(6, [rect("dog", 0, 0, 5, 5)], was_cancelled=True),  # skipped
+    ]
+
+
+def tasks():
+    return [Task.from_json(t) for t in sample_tasks()]
+
+
+def test_coco_boxes_equal_the_sdk_converters(tmp_path):
+    from label_studio_sdk.converter import Converter
+
+    src = tmp_path / "export.json"
+    src.write_text(json.dumps([t for t in sample_tasks() if t["id"] in (1, 2, 3)]))
+    Converter(CONFIG.xml, project_dir=None, download_resources=False).convert(
+        str(src), str(tmp_path / "sdk"), "COCO", is_dir=False)
+    export.convert(export.read_export_file(src), tmp_path / "ours", "coco", CONFIG, None)
+
+    def boxes(path):
+        coco = json.loads((path / "result.json").read_text())
+        names = {c["id"]: c["name"] for c in coco["categories"]}
+        order = {img["id"]: n for n, img in enumerate(coco["images"])}
+        return sorted((order[a["image_id"]], names[a["category_id"]], *[round(v, 6) for v in a["bbox"]])
+                      for a in coco["annotations"])
+
+    ours, sdk = boxes(tmp_path / "ours"), boxes(tmp_path / "sdk")
+    assert len(ours) == 3 and ours == sdk
+
+
+def test_coco_ids_file_names_and_empty_images(tmp_path):
+    report = export.convert(tasks(), tmp_path / "coco", "coco", CONFIG, None)
+    coco = json.loads((tmp_path / "coco" / "result.json").read_text())
+    # category ids from the config order, not from the order labels happen to appear in
+    assert coco["categories"] == [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(LABELS)]
+    assert [i["file_name"] for i in coco["images"]] == ["img1.png", "img2.png", "img3.png", "img4.png"]
+    img2 = next(i for i in coco["images"] if i["task_id"] == 2)
+    # sizes come from the regions; an image without regions gets its size only when the image itself is exported
+    assert all((i["width"], i["height"]) == (W, H) for i in coco["images"] if i is not img2)
+    assert img2["width"] is None
+    assert not [a for a in coco["annotations"] if a["image_id"] == img2["id"]]  # kept without objects
+    dog = next(a for a in coco["annotations"] if a["category_id"] == 3)
+    assert dog["bbox"] == pytest.approx([20, 20, 60, 40]) and dog["area"] == pytest.approx(2400)
+    poly = next(a for a in coco["annotations"] if a["segmentation"])
+    assert poly["segmentation"] == [pytest.approx([20, 10, 80, 10, 80, 50, 20, 50])]
+    assert poly["bbox"] == pytest.approx([20, 10, 60, 40]) and poly["area"] == pytest.approx(2400)
+    assert report["classes"] == {"car": 2, "person": 1, "dog": 1}
+    assert report["unlabeled_skipped"] == 2  # the unlabeled task and the one whose only annotation was skipped
+    assert sorted(p.name for p in (tmp_path / "coco").iterdir()) == [".datalabel-export.json", "result.json"]
+
+
+def test_include_unlabeled_adds_images_without_objects(tmp_path):
+    export.convert(tasks(), tmp_path / "coco", "coco", CONFIG, None, include_unlabeled=True)
+    coco = json.loads((tmp_path / "coco" / "result.json").read_text())
+    assert sorted(i["task_id"] for i in coco["images"]) == [1, 2, 3, 4, 5, 6]
+
+
+def test_yolo_label_files_classes_and_data_yaml(tmp_path):
+    export.convert(tasks(), tmp_path / "yolo", "yolo", CONFIG, None)
+    out = tmp_path / "yolo"
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["img1.txt", "img2.txt", "img3.txt", "img4.txt"]
+    assert (out / "labels" / "img2.txt").read_text() == ""
+    lines = (out / "labels" / "img1.txt").read_text().splitlines()
+    assert lines == ["2 0.250000 0.400000 0.300000 0.400000", "0 0.550000 0.550000 0.100000 0.100000"]
+    assert (out / "labels" / "img4.txt").read_text().split() == ["0", *"0.100000 0.100000 0.400000 0.100000 "
+                                                                      "0.400000 0.500000 0.100000 0.500000".split()]
+    assert (out / "classes.txt").read_text().splitlines() == LABELS
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["nc"] == 3 and data["names"] == {0: "car", 1: "person", 2: "dog"}
+    assert (out / data["train"]).is_dir() and "path" not in data
+
+
+def test_rotated_rectangle_matches_sdk_geometry():
+    from label_studio_sdk.converter import Converter
+
+    value = {"x": 5, "y": 5, "width": 20, "height": 30, "rotation": 30}
+    assert formats.rect_box(value) == pytest.approx(Converter.rotated_rectangle(value))
+
+
+def test_voc_xml(tmp_path):
+    export.convert(tasks(), tmp_path / "voc", "voc", CONFIG, None)
+    root = ET.parse(tmp_path / "voc" / "Annotations" / "img1.xml").getroot()
+    assert root.findtext("filename") == "img1.png" and root.findtext("size/width") == "200"
+    objs = [(o.findtext("name"), *[int(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")])
+            for o in root.iter("object")]
+    assert objs == [("dog", 20, 20, 80, 60), ("car", 100, 50, 120, 60)]
+    assert (tmp_path / "voc" / "labels.txt").read_text().splitlines() == LABELS
+
+
+def test_csv_and_json_min(tmp_path):
+    export.convert(tasks(), tmp_path / "csv", "csv", CONFIG, None)
+    rows = list(csv.DictReader(open(tmp_path / "csv" / "result.csv")))
+    assert [r["id"] for r in rows] == ["1", "2", "3", "4"]
+    assert rows[0]["image"] == "gs://bkt/imgs/img1.png" and rows[0]["annotation_id"] == "10"
+    assert [v["rectanglelabels"] for v in json.loads(rows[0]["label"])] == [["dog"], ["car"]]
+
+    export.convert(tasks(), tmp_path / "min", "json-min", CONFIG, None)
+    records = json.loads((tmp_path / "min" / "result.json").read_text())
+    assert [r["id"] for r in records] == [1, 2, 3, 4]
+    assert records[0]["label"][0]["x"] == 10 and records[0]["label"][0]["original_width"] == W
+
+
+def test_imagefolder_without_images_lists_classes(tmp_path):
+    config = labelconfig.parse_config(labelconfig.build_config("image-classification", ["cat", "dog"]))
+    choice = lambda c: [{"type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": [c]}}]  # noqa: E731
+    items = [Task.from_json(task_json(1, choice("dog"))), Task.from_json(task_json(2, choice("cat"))),
+             Task.from_json(task_json(3, []))]
+    report = export.convert(items, tmp_path / "folder", "imagefolder", config, None)
+    rows = list(csv.DictReader(open(tmp_path / "folder" / "labels.csv")))
+    assert [(r["file_name"], r["label"]) for r in rows] == [("dog/img1.png", "dog"), ("cat/img2.png", "cat")]
+    assert (tmp_path / "folder" / "cat").is_dir() and (tmp_path / "folder" / "dog").is_dir()
+    assert report["without_class"] == 1
+
+
+def _multi():
+    ann = lambda aid, label, when, **kw: {"id": aid, "updated_at": when, "result": [  # noqa: E731
+        {"type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": [label]}}], **kw}
+    return Task.from_json({"id": 1, "data": {"image": "gs://b/x.png"}, "annotations": [
+        ann(1, "cat", "2026-01-01", ground_truth=True), ann(2, "dog", "2026-01-02"), ann(3, "dog", "2026-01-03"),
+        ann(4, "bird", "2026-01-04"), ann(5, "fish", "2026-01-05", was_cancelled=True)]})
+
+
+@pytest.mark.parametrize("policy,label", [("latest", "bird"), ("ground-truth", "cat"), ("majority", "dog")])
+def test_annotation_policy(tmp_path, policy, label):
+    config = labelconfig.parse_config(labelconfig.build_config("image-classification", ["cat", "dog", "bird", "fish"]))
+    report = export.convert([_multi()], tmp_path / policy, "csv", config, None, policy=policy)
+    assert [k for k, v in report["classes"].items() if v] == [label]
+
+
+def test_unknown_format_or_policy_is_a_user_error(tmp_path):
+    with pytest.raises(LabError, match="unknown format"):
+        export.convert(tasks(), tmp_path / "x", "tfrecord", CONFIG, None)
+    with pytest.raises(LabError, match="unknown annotation policy"):
+        export.convert(tasks(), tmp_path / "x", "coco", CONFIG, None, policy="random")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_midway_leaves_nothing_and_keeps_the_previous_export(tmp_path):
+    def broken():
+        yield from tasks()
+        raise LabError("the source broke")
+
+    with pytest.raises(LabError, match="source broke"):
+        export.convert(broken(), tmp_path / "out", "yolo", CONFIG, None)
+    assert list(tmp_path.iterdir()) == []
+
+    export.convert(tasks(), tmp_path / "out", "yolo", CONFIG, None)
+    before = sorted(p.name for p in (tmp_path / "out" / "labels").iterdir())
+    with pytest.raises(LabError):
+        export.convert(broken(), tmp_path / "out", "yolo", CONFIG, None)
+    assert sorted(p.name for p in (tmp_path / "out" / "labels").iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_refuses_to_replace_a_folder_that_is_not_an_export(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(LabError, match="not a previous export"):
+        export.convert(tasks(), tmp_path / "mine", "coco", CONFIG, None)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_duplicate_base_names_get_the_task_id():
+    names = export.Namer()
+    t1, t2 = Task(1, {}), Task(2, {})
+    assert names(t1, "gs://b/a/x.png", None) == "x.png"
+    assert names(t2, "gs://b/other/x.png", None) == "x_2.png"
+
+
+def test_resolve_urls_decode_back_to_gs():
+    ref = "/tasks/1/resolve/?fileuri=Z3M6Ly9leHBsb3JlMS9pbWFnZXNfdW5sYWJlbGVkL2RpZ2l0XzAwMDAucG5n"
+    assert gcs.gs_url_from_ref(ref) == "gs://explore1/images_unlabeled/digit_0000.png"
+    assert gcs.gs_url_from_ref("http://127.0.0.1:8080" + ref) == "gs://explore1/images_unlabeled/digit_0000.png"
+    assert gcs.gs_url_from_ref("gs://b/k.png") == "gs://b/k.png"
+    assert gcs.gs_url_from_ref("https://example.org/a.png") is None

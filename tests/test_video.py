@@ -1,0 +1,105 @@
+"""Video tracks: keyframes interpolated to per-frame boxes, and per-frame YOLO / COCO / MOT output."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from datalabel import export, labelconfig, video
+from datalabel.errors import LabError
+from datalabel.tasks import Region, Task
+
+# A track: moves right from frame 1 to 5, keeps moving to frame 7 where it is switched off (enabled: false),
+# reappears at frame 10 and is held there until the video ends (12 frames).
+SEQUENCE = [
+    {"frame": 1, "enabled": True, "x": 10, "y": 10, "width": 20, "height": 20, "rotation": 0, "time": 0.04},
+    {"frame": 5, "enabled": True, "x": 50, "y": 30, "width": 20, "height": 20, "rotation": 0, "time": 0.2},
+    {"frame": 7, "enabled": False, "x": 60, "y": 30, "width": 30, "height": 20, "rotation": 0, "time": 0.28},
+    {"frame": 10, "enabled": True, "x": 0, "y": 0, "width": 10, "height": 10, "rotation": 0, "time": 0.4},
+]
+
+# worked out by hand: linear steps of (50-10)/4 = 10 in x and (30-10)/4 = 5 in y, then (60-50)/2 = 5 in x and
+# (30-20)/2 = 5 in width; nothing on frames 8-9; frame 10's box held on 11 and 12.
+EXPECTED = {
+    1: (10, 10, 20, 20), 2: (20, 15, 20, 20), 3: (30, 20, 20, 20), 4: (40, 25, 20, 20), 5: (50, 30, 20, 20),
+    6: (55, 30, 25, 20), 7: (60, 30, 30, 20),
+    10: (0, 0, 10, 10), 11: (0, 0, 10, 10), 12: (0, 0, 10, 10),
+}
+
+
+def _boxes(frames):
+    return {f.frame: (f.x, f.y, f.width, f.height) for f in frames}
+
+
+def test_keyframes_interpolate_to_hand_computed_frames():
+    got = _boxes(video.interpolate(SEQUENCE, frames_count=12))
+    assert got.keys() == EXPECTED.keys()
+    for frame, box in EXPECTED.items():
+        assert got[frame] == pytest.approx(box), frame
+
+
+def test_keyframe_order_does_not_matter_and_without_frame_count_the_last_key_is_one_frame():
+    got = _boxes(video.interpolate(list(reversed(SEQUENCE))))
+    assert sorted(got) == [1, 2, 3, 4, 5, 6, 7, 10]
+
+
+def test_matches_label_studio_sdk_keyframe_expansion():
+    from label_studio_sdk._extensions.label_studio_tools.postprocessing.video import extract_key_frames
+
+    result = {"type": "videorectangle", "value": {"sequence": SEQUENCE, "framesCount": 12, "labels": ["car"]}}
+    sdk = {k["frame"]: (k["x"], k["y"], k["width"], k["height"]) for k in extract_key_frames([result])[0]["value"]["sequence"]}
+    ours = _boxes(video.region_frames(Region.from_json(result)))
+    assert ours.keys() == sdk.keys()
+    for frame in ours:
+        assert ours[frame] == pytest.approx(sdk[frame])
+
+
+def _video_task(frames_count=12):
+    config = labelconfig.parse_config(labelconfig.build_config("video-tracking", ["car", "person"]))
+    task = Task.from_json({"id": 7, "data": {"video": "gs://b/videos/street.mp4"}, "annotations": [{
+        "id": 70, "result": [
+            {"id": "trackA", "type": "videorectangle", "from_name": "box", "to_name": "video",
+             "value": {"sequence": SEQUENCE, "framesCount": frames_count, "labels": ["person"]}},
+            {"id": "trackB", "type": "videorectangle", "from_name": "box", "to_name": "video",
+             "value": {"sequence": [{"frame": 2, "enabled": True, "x": 40, "y": 40, "width": 10, "height": 10,
+                                     "rotation": 0}, {"frame": 3, "enabled": False, "x": 42, "y": 40,
+                                                      "width": 10, "height": 10, "rotation": 0}],
+                       "framesCount": frames_count, "labels": ["car"]}},
+        ]}]})
+    return config, task
+
+
+def test_video_to_per_frame_yolo(tmp_path):
+    config, task = _video_task()
+    report = export.convert([task], tmp_path / "yolo", "yolo", config, None)
+    labels = tmp_path / "yolo" / "labels"
+    assert sorted(p.name for p in labels.iterdir()) == [f"street_{f:06d}.txt" for f in sorted(EXPECTED)]
+    assert report["video_frames"] == len(EXPECTED)
+    # frame 2: the person box (20,15,20,20)% -> centre (0.30, 0.25), and the car box (40,40,10,10)%
+    lines = (labels / "street_000002.txt").read_text().splitlines()
+    assert "1 0.300000 0.250000 0.200000 0.200000" in lines
+    assert "0 0.450000 0.450000 0.100000 0.100000" in lines
+    assert (labels / "street_000008.txt").exists() is False
+
+
+def test_video_to_per_frame_coco_and_mot_need_the_frame_size(tmp_path):
+    config, task = _video_task()
+    with pytest.raises(LabError, match="frame size"):
+        export.convert([task], tmp_path / "mot", "mot", config, None)
+    assert not (tmp_path / "mot").exists()
+
+    export.convert([task], tmp_path / "coco", "coco", config, None, frame_size=(200, 100))
+    coco = json.loads((tmp_path / "coco" / "result.json").read_text())
+    frame6 = next(i for i in coco["images"] if i["frame"] == 6)
+    assert frame6["file_name"] == "street_000006.jpg" and (frame6["width"], frame6["height"]) == (200, 100)
+    (box,) = [a for a in coco["annotations"] if a["image_id"] == frame6["id"]]
+    assert box["bbox"] == pytest.approx([110, 30, 50, 20])  # (55,30,25,20)% of 200x100
+    assert box["category_id"] == 2 and box["track_id"] == "trackA"
+
+    export.convert([task], tmp_path / "mot", "mot", config, None, frame_size=(200, 100))
+    rows = list(csv.reader(open(tmp_path / "mot" / "mot" / "street.txt")))
+    person = [r for r in rows if r[1] == "1"]
+    assert [int(r[0]) for r in person] == sorted(EXPECTED)
+    assert [float(v) for v in person[1][2:6]] == pytest.approx([40, 15, 40, 20])  # frame 2 in pixels
+    assert person[1][7] == "1"  # class index of "person" in the config
