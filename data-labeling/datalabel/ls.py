@@ -104,11 +104,13 @@ def list_storages(client, project_id: int, kind: str = "source") -> list:
 
 
 def ensure_source_storage(client, project_id: int, bucket: str, prefix: str, regex: str = r".*",
-                          use_blob_urls: bool = True, credentials_file: str | None = None, title: str | None = None):
+                          use_blob_urls: bool = True, credentials_file: str | None = None, title: str | None = None,
+                          recursive: bool = True):
     """A GCS import storage for bucket+prefix; reuses an existing one instead of adding a duplicate.
 
-    Returns (storage, created). presign is off: Label Studio proxies the bytes itself, which works with
-    the emulator and with keys that cannot sign URLs.
+    Returns (storage, created). `recursive` imports files in sub-folders too (upload_folder keeps them).
+    presign is off: Label Studio proxies the bytes itself, which works with the emulator and with keys that
+    cannot sign URLs.
     """
     credentials = _credentials_text(credentials_file)  # checked before any call
     for storage in list_storages(client, project_id, "source"):
@@ -116,7 +118,8 @@ def ensure_source_storage(client, project_id: int, bucket: str, prefix: str, reg
             return storage, False
     # Label Studio joins prefix and key with "/" itself
     kwargs = dict(project=project_id, bucket=bucket, prefix=prefix.strip("/"), regex_filter=regex,
-                  use_blob_urls=use_blob_urls, presign=False, title=title or f"source gs://{bucket}/{norm_prefix(prefix)}")
+                  use_blob_urls=use_blob_urls, presign=False, recursive_scan=recursive,
+                  title=title or f"source gs://{bucket}/{norm_prefix(prefix)}")
     if credentials:
         kwargs["google_application_credentials"] = credentials
     with api_errors(f"add source storage gs://{bucket}/{prefix}", client.settings.url):
