@@ -42,6 +42,7 @@ class Region:
     original_width: int | None = None
     original_height: int | None = None
     score: float | None = None
+    scores: dict | None = None  # per-class probabilities a model attached (active learning's margin/entropy)
 
     @property
     def labels(self) -> list[str]:
@@ -61,11 +62,12 @@ class Region:
             original_width=obj.get("original_width"),
             original_height=obj.get("original_height"),
             score=obj.get("score"),
+            scores=obj.get("scores") if isinstance(obj.get("scores"), dict) else None,
         )
 
     def to_json(self) -> dict:
         out = {"type": self.type, "value": self.value, "from_name": self.from_name, "to_name": self.to_name}
-        for key in ("id", "original_width", "original_height", "score"):
+        for key in ("id", "original_width", "original_height", "score", "scores"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out

@@ -1,0 +1,241 @@
+"""Active learning against the real Label Studio server: splits, bulk predictions, selection views, training."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from datalabel import active, embedded, ls, samples
+from datalabel.errors import ConfigError, LabError, NotFound
+from datalabel.tasks import Task
+
+
+# --- pure logic -----------------------------------------------------------------------------------------------
+
+
+def test_split_is_a_stable_hash_with_the_requested_fractions():
+    keys = [f"gs://b/images/digit_{i:04d}.png" for i in range(4000)]
+    first = [active.split_of(k, 0) for k in keys]
+    assert first == [active.split_of(k, 0) for k in keys]
+    counts = {s: first.count(s) / len(keys) for s in active.SPLITS}
+    assert abs(counts["valid"] - 0.1) < 0.02 and abs(counts["test"] - 0.1) < 0.02
+    assert [active.split_of(k, 1) for k in keys] != first  # the seed matters
+    with pytest.raises(ConfigError):
+        active.split_of("x", 0, valid=0.6, test=0.5)
+
+
+def test_uncertainty_strategies_rank_as_defined():
+    probs = np.array([
+        [0.98, 0.01, 0.01],   # sure
+        [0.50, 0.49, 0.01],   # two-way tie: smallest margin
+        [0.40, 0.30, 0.30],   # lowest top score, highest entropy
+        [0.70, 0.20, 0.10],
+    ])
+    assert active.select(probs, "least-confidence", 2) == [2, 1]
+    assert active.select(probs, "margin", 2) == [1, 2]
+    assert active.select(probs, "entropy", 1) == [2]
+    assert active.select(probs, "least-confidence", 4, max_score=0.7) == [2, 1, 3]
+    assert active.select(probs, "random", 4, seed=3) == active.select(probs, "random", 4, seed=3)
+    assert sorted(active.select(probs, "random", 4, seed=3)) == [0, 1, 2, 3]
+    with pytest.raises(ConfigError):
+        active.select(probs, "most-fun", 2)
+
+
+def test_prediction_probs_from_scores_map_or_top_score():
+    target = active.Target("choice", "image", "image", ["a", "b", "c"])
+    full = active.prediction_json(1, {"a": 0.2, "b": 0.7, "c": 0.1}, target, "m1")
+    assert full["score"] == pytest.approx(0.7) and full["result"][0]["value"] == {"choices": ["b"]}
+    assert active.prediction_probs(full, target.labels) == pytest.approx({"a": 0.2, "b": 0.7, "c": 0.1})
+    only_top = {"result": [{"type": "choices", "value": {"choices": ["a"]}}], "score": 0.6}
+    assert active.prediction_probs(only_top, target.labels) == pytest.approx({"a": 0.6, "b": 0.2, "c": 0.2})
+    assert active.prediction_probs({"result": [], "score": 0.5}, target.labels) is None
+    # the scores map survives the shared task model, so margin / entropy see every class
+    task = Task.from_json({"id": 1, "data": {"image": "gs://b/x.png"}, "predictions": [full]})
+    assert active.prediction_probs(task.predictions[0], target.labels) == pytest.approx(full["result"][0]["scores"])
+
+
+def test_prediction_files_are_checked_line_by_line(tmp_path):
+    good = tmp_path / "p.csv"
+    good.write_text("path,label,score\ndigit_0001.png,1,0.8\ngs://b/x/digit_0002.png,2;3,0.4\n")
+    rows = active.read_prediction_file(good)
+    assert [(r.path, r.labels, r.score) for r in rows] == [("digit_0001.png", ["1"], 0.8),
+                                                          ("gs://b/x/digit_0002.png", ["2", "3"], 0.4)]
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"path": "a.png", "label": "1", "score": 0.5}\nnot json\n')
+    with pytest.raises(LabError, match=r"p.jsonl:2"):
+        active.read_prediction_file(bad)
+    out_of_range = tmp_path / "q.jsonl"
+    out_of_range.write_text('{"path": "a.png", "label": "1", "score": 7}\n')
+    with pytest.raises(LabError, match="outside 0..1"):
+        active.read_prediction_file(out_of_range)
+
+
+def test_simulation_uses_the_same_selection_and_uncertainty_beats_random(tmp_path):
+    folder = samples.write_digits(tmp_path / "digits", limit=600)
+    sim = active.simulate(folder, ["margin", "random"], repeats=1, initial=20, step=20, budget=120)
+    assert sim.sizes[0] == 20 and sim.sizes[-1] == 120
+    assert len(sim.accuracy["margin"][0]) == len(sim.sizes)
+    # same starting labels: the first point is identical, then margin pulls ahead on this data
+    assert sim.accuracy["margin"][0][0] == sim.accuracy["random"][0][0]
+    assert sim.mean("margin")[-1] > sim.mean("random")[-1]
+    paths = active.write_report(sim, tmp_path / "out")
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| labels | margin | random |" in paths["md"].read_text()
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+# --- against Label Studio -------------------------------------------------------------------------------------
+
+
+def _project(ls_client, bucket, tmp_path, limit, name):
+    samples_dir = tmp_path / "samples"
+    pid = embedded.seed_demo(ls_client, bucket.name, samples_dir, limit=limit, title=f"{name} {bucket.name}")
+    return pid, samples.read_truth(samples_dir), samples_dir
+
+
+def _annotate(ls_client, task, label):
+    ls_client.annotations.create(id=task.id, result=[{
+        "type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": [label]}}])
+
+
+def _file_name(task):
+    return active.media_url(task).rsplit("/", 1)[-1]
+
+
+def test_splits_are_stored_stable_and_new_tasks_do_not_move_old_ones(ls_client, bucket, tmp_path):
+    title = f"splits {bucket.name}"
+    pid = embedded.seed_demo(ls_client, bucket.name, tmp_path / "samples", limit=12, title=title)
+    first = active.assign_splits(ls_client, pid, seed=5)
+    assert first["assigned"] == 12 and first["train"] + first["valid"] + first["test"] == 12
+    tasks = {t.id: t for t in active.load_tasks(ls_client, pid)}
+    before = {tid: t.meta["split"] for tid, t in tasks.items()}
+    for t in tasks.values():
+        assert t.meta["split"] == active.split_of(active.media_url(t), 5) and t.meta["split_seed"] == 5
+
+    again = active.assign_splits(ls_client, pid, seed=5)
+    assert again["assigned"] == 0 and again["kept"] == 12
+
+    # eight more images arrive in the bucket; a different seed must not move the old tasks
+    embedded.seed_demo(ls_client, bucket.name, tmp_path / "samples", limit=20, title=title)
+    grown = active.assign_splits(ls_client, pid, seed=9)
+    assert grown["tasks"] == 20 and grown["assigned"] == 8 and grown["kept"] == 12
+    after = {t.id: t for t in active.load_tasks(ls_client, pid)}
+    assert {tid: after[tid].meta["split"] for tid in before} == before
+    for tid in set(after) - set(before):
+        assert after[tid].meta["split"] == active.split_of(active.media_url(after[tid]), 9)
+
+
+def test_bulk_predictions_from_a_file_keep_scores_and_version(ls_client, bucket, tmp_path):
+    pid, truth, _ = _project(ls_client, bucket, tmp_path, 10, "bulk")
+    names = sorted(truth)
+    lines = [json.dumps({"path": name, "label": truth[name], "score": round(0.5 + i / 40, 3)})
+             for i, name in enumerate(names)]
+    lines.append(json.dumps({"path": "not_in_project.png", "label": "1", "score": 0.9}))
+    file = tmp_path / "preds.jsonl"
+    file.write_text("\n".join(lines) + "\n")
+
+    result = active.preannotate(ls_client, pid, file=file, model_version="external-v7")
+    assert result["created"] == 10 and result["unmatched"] == 1
+    tasks = active.load_tasks(ls_client, pid)
+    for task in tasks:
+        (pred,) = task.predictions
+        i = names.index(_file_name(task))
+        assert pred.model_version == "external-v7"
+        assert pred.score == pytest.approx(0.5 + i / 40, abs=1e-3)
+        assert pred.result[0].labels == [truth[names[i]]]
+
+    rerun = active.preannotate(ls_client, pid, file=file, model_version="external-v7")
+    assert rerun["created"] == 0 and rerun["skipped"] == 10
+
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text(f"path,label,score\n{names[0]},cat,0.5\n")
+    with pytest.raises(LabError, match="not in the project's labels"):
+        active.preannotate(ls_client, pid, file=wrong)
+
+
+def test_selection_picks_the_least_confident_and_the_view_shows_exactly_them(ls_client, bucket, tmp_path):
+    pid, truth, _ = _project(ls_client, bucket, tmp_path, 10, "select")
+    tasks = sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id)
+    target = active.project_target(ls_client, pid)
+    rng = np.random.default_rng(0)
+    top = {t.id: float(s) for t, s in zip(tasks, rng.permutation(np.linspace(0.3, 0.95, len(tasks))))}
+    preds = []
+    for task in tasks:
+        rest = (1 - top[task.id]) / 9
+        probs = {label: rest for label in target.labels}
+        probs[truth[_file_name(task)]] = top[task.id]
+        preds.append(active.prediction_json(task.id, probs, target, "m1"))
+    assert active.import_predictions(ls_client, pid, preds) == 10
+    # a labeled task is never selected, however unsure the model was
+    least = min(top, key=top.get)
+    _annotate(ls_client, next(t for t in tasks if t.id == least), "0")
+    unlabeled = {tid: s for tid, s in top.items() if tid != least}
+    expected = sorted(unlabeled, key=unlabeled.get)[:3]
+
+    result = active.select_tasks(ls_client, pid, "least-confidence", k=3)
+    assert [c["task_id"] for c in result["selected"]] == expected
+    assert sorted(active.view_task_ids(ls_client, pid, result["view"]["id"])) == sorted(expected)
+
+    # re-running replaces the same tab; max-score keeps only tasks the model is unsure about
+    capped = active.select_tasks(ls_client, pid, "entropy", k=9, max_score=0.6)
+    chosen = {c["task_id"] for c in capped["selected"]}
+    assert chosen == {tid for tid, s in unlabeled.items() if s <= 0.6}
+    assert capped["view"]["id"] == result["view"]["id"]
+    assert sorted(active.view_task_ids(ls_client, pid, capped["view"]["id"])) == sorted(chosen)
+    titles = [v.data.get("title") for v in ls_client.views.list(project=pid)]
+    assert titles.count(active.DEFAULT_VIEW) == 1
+
+    with pytest.raises(NotFound):
+        active.select_tasks(ls_client, pid, "margin", k=3, model_version="no-such-version")
+
+
+def test_train_saves_versions_and_preannotates_unlabeled_tasks(ls_client, bucket, tmp_path):
+    pid, truth, _ = _project(ls_client, bucket, tmp_path, 40, "train")
+    tasks = active.load_tasks(ls_client, pid)
+    labeled = tasks[:28]
+    for task in labeled:
+        _annotate(ls_client, task, truth[_file_name(task)])
+    models = tmp_path / "models"
+    first = active.train_project(ls_client, pid, models)
+    n_train = sum(active.task_split(t) == "train" for t in labeled)
+    assert first.version == "logreg-v1" and first.n_train == n_train
+    assert (models / f"project-{pid}" / "logreg-v1.joblib").is_file()
+    second = active.train_project(ls_client, pid, models)
+    assert second.version == "logreg-v2"
+    assert active.load_model("latest", models, pid).version == "logreg-v2"
+    assert not list((models / f"project-{pid}").glob("*.tmp"))
+
+    result = active.preannotate(ls_client, pid, model_path="latest", models_dir=models)
+    assert result == {**result, "created": 12, "model_version": "logreg-v2"}
+    after = {t.id: t for t in active.load_tasks(ls_client, pid)}
+    for task in tasks[28:]:
+        (pred,) = after[task.id].predictions
+        assert pred.model_version == "logreg-v2" and 0 < pred.score <= 1
+        assert set(pred.result[0].to_json()["scores"]) == set(second.classes)
+    # the model learned something: most held-back images are predicted right
+    right = sum(after[t.id].predictions[0].result[0].labels == [truth[_file_name(t)]] for t in tasks[28:])
+    assert right >= 6
+
+
+def test_cli_reports_bad_input_in_one_line(label_studio, ls_client, bucket, tmp_path):
+    pid, _, _ = _project(ls_client, bucket, tmp_path, 4, "cli")
+    env = {**os.environ, **label_studio.env(bucket.name)}
+    run = subprocess.run([sys.executable, "-m", "datalabel", "al", "select", "--project", str(pid),
+                          "--strategy", "vibes"], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().startswith("error: unknown strategy 'vibes'") and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+    run = subprocess.run([sys.executable, "-m", "datalabel", "al", "train", "--project", str(pid),
+                          "--models-dir", str(tmp_path / "m")], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "need labels of at least 2 classes" in run.stderr
+    assert not (tmp_path / "m" / f"project-{pid}").exists() or not any((tmp_path / "m" / f"project-{pid}").iterdir())
+
+    run = subprocess.run([sys.executable, "-m", "datalabel", "al", "split", "--project", str(pid), "--json"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["assigned"] == 4
