@@ -128,15 +128,19 @@ def check_credentials(credentials_file: str | None) -> None:
     load_credentials(credentials_file)
 
 
-def matching_files(bucket: str, prefix: str, regex: str = r".*", credentials_file: str | None = None) -> int:
+def matching_files(bucket: str, prefix: str, regex: str = r".*", credentials_file: str | None = None,
+                   recursive: bool = True) -> int:
     """How many objects under gs://bucket/prefix Label Studio would import with `regex` (matched on the full
-    object name, as Label Studio does). Raises NotFound for a missing bucket or an empty match."""
+    object name, as Label Studio does; sub-folders only if `recursive`). Raises NotFound for a missing bucket
+    or an empty match."""
     try:
         pattern = re.compile(regex)
     except re.error as exc:
         raise LabError(f"invalid --regex {regex!r}: {exc}") from None
     bkt = gcs.bucket(gcs.client(credentials_file), bucket)
-    count = sum(1 for blob in gcs.list_blobs(bkt, prefix) if pattern.match(blob.name))
+    top = gcs.norm_prefix(prefix)
+    count = sum(1 for blob in gcs.list_blobs(bkt, prefix)
+                if pattern.match(blob.name) and (recursive or "/" not in blob.name[len(top):]))
     if count == 0:
         raise NotFound(f"no file under gs://{bucket}/{gcs.norm_prefix(prefix)} matches {regex!r}; "
                        "upload files first (datalabel bucket upload) or fix --prefix/--regex")
@@ -159,13 +163,14 @@ def storage_rows(client, project_id: int) -> list[dict]:
 
 
 def add_source(client, project_id: int, bucket: str, prefix: str, regex: str = r".*", use_blob_urls: bool = True,
-               credentials_file: str | None = None, sync: bool = False) -> dict:
+               credentials_file: str | None = None, sync: bool = False, recursive: bool = True) -> dict:
     """Connect gs://bucket/prefix as the project's source (reused if already connected). Optionally sync it."""
     check_credentials(credentials_file)
     ls.get_project(client, project_id)
-    files = matching_files(bucket, prefix, regex, credentials_file)
+    files = matching_files(bucket, prefix, regex, credentials_file, recursive)
     storage, created = ls.ensure_source_storage(client, project_id, bucket, prefix, regex=regex,
-                                                use_blob_urls=use_blob_urls, credentials_file=credentials_file)
+                                                use_blob_urls=use_blob_urls, credentials_file=credentials_file,
+                                                recursive=recursive)
     out = {**_row(storage, "source"), "created": created, "files": files}
     if sync:
         out["synced"] = sync_one(client, storage.id, "source")
@@ -268,7 +273,7 @@ class SetupResult:
 def setup(client, title: str, label_config: str, bucket: str, source_prefix: str = "images_unlabeled/",
           target_prefix: str = "labels/", regex: str = r".*", use_blob_urls: bool = True,
           credentials_file: str | None = None, upload_from: str | Path | None = None,
-          cors_origin: str | None = None, description: str = "", progress=None) -> SetupResult:
+          cors_origin: str | None = None, description: str = "", progress=None, recursive: bool = True) -> SetupResult:
     """Project + source storage + target storage + sync in one go. Idempotent: a second run reuses everything.
 
     Order matters for "nothing half made": every check (credentials, server, label config, bucket, files under
@@ -290,11 +295,12 @@ def setup(client, title: str, label_config: str, bucket: str, source_prefix: str
     uploaded = None
     if upload_from is not None:
         uploaded = gcs.upload_folder(bkt, upload_from, source_prefix, progress=progress)
-    files = matching_files(bucket, source_prefix, regex, credentials_file)
+    files = matching_files(bucket, source_prefix, regex, credentials_file, recursive)
 
     project, project_created = create_project(client, title, label_config, description)
     source, source_created = ls.ensure_source_storage(client, project.id, bucket, source_prefix, regex=regex,
-                                                      use_blob_urls=use_blob_urls, credentials_file=credentials_file)
+                                                      use_blob_urls=use_blob_urls, credentials_file=credentials_file,
+                                                      recursive=recursive)
     target, target_created = ls.ensure_target_storage(client, project.id, bucket, target_prefix,
                                                       credentials_file=credentials_file)
     imported = sync_one(client, source.id, "source")

@@ -22,6 +22,7 @@ def setup_cmd(
     target_prefix: str = typer.Option("labels/", "--target-prefix", help="Bucket folder annotations are written to."),
     regex: str = typer.Option(r".*", "--regex", help="Only import object names matching this regex."),
     blob_urls: bool = typer.Option(True, "--blob-urls/--no-blob-urls", help="One task per file (default)."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Include files in sub-folders."),
     upload: Optional[str] = typer.Option(None, "--upload", help="Upload this local folder to the source prefix first."),
     cors: bool = typer.Option(False, "--cors", help="Also let the Label Studio URL's origin read the bucket (CORS)."),
     description: str = typer.Option("", "--description", help="Project description."),
@@ -45,7 +46,7 @@ def setup_cmd(
     lsc = client(url, api_key, bucket, credentials)
     with progress("upload", None) as advance:
         result = setup(lsc, title, xml, name, source_prefix, target_prefix, regex, blob_urls, credentials,
-                       upload, conf.url if cors else None, description, progress=advance)
+                       upload, conf.url if cors else None, description, progress=advance, recursive=recursive)
     if json_out:
         print_json(result.to_dict())
         return

@@ -28,6 +28,7 @@ def add_source_cmd(
     regex: str = typer.Option(r".*", "--regex", help="Only import object names matching this regex, e.g. '.*\\.jpe?g$'."),
     blob_urls: bool = typer.Option(True, "--blob-urls/--no-blob-urls",
                                    help="One task per file (blob URL), or read each file as a JSON task."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Include files in sub-folders."),
     sync: bool = typer.Option(False, "--sync", help="Import the files as tasks right away."),
     bucket: str = BUCKET, credentials: str = CREDENTIALS, url: str = URL, api_key: str = API_KEY,
     json_out: bool = JSON,
@@ -44,7 +45,7 @@ def add_source_cmd(
     conf = settings(url, api_key, bucket, credentials)
     name = conf.require_bucket()
     row = add_source(client(url, api_key, bucket, credentials), project, name, prefix, regex, blob_urls,
-                     credentials, sync)
+                     credentials, sync, recursive)
     if json_out:
         _print([row], True, "")
         return
