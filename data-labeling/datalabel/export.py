@@ -284,7 +284,8 @@ class TaskCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), check_same_thread=False)
         self.db.executescript(
-            "CREATE TABLE IF NOT EXISTS items (name TEXT PRIMARY KEY, version TEXT, task_id INTEGER, body BLOB);"
+            "CREATE TABLE IF NOT EXISTS items (name TEXT PRIMARY KEY, version TEXT, task_id INTEGER, body BLOB,"
+            " sig TEXT);"
             "CREATE INDEX IF NOT EXISTS items_task ON items (task_id, name);"
             "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);")
 
@@ -316,7 +317,8 @@ class TaskCache:
         self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(n,) for n in names])
         return dict(self.db.execute(f"SELECT name, version FROM items WHERE name IN ({marks})", names))
 
-    def _put(self, name: str, version: str, body: bytes) -> None:
+    def _put(self, name: str, version: str, body: bytes) -> bool:
+        """Store one file; True if what it says about annotations (or task data) differs from the stored copy."""
         try:
             obj = json.loads(body)
         except ValueError:
@@ -324,7 +326,10 @@ class TaskCache:
         tid = _task_id(obj) if isinstance(obj, dict) else None
         if tid is None:
             raise LabError(f"{name} is not a Label Studio task or annotation (no task id)")
-        self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)", (name, version, int(tid), body))
+        sig = signature(Task.from_json(obj))
+        old = self.db.execute("SELECT sig FROM items WHERE name = ?", (name,)).fetchone()
+        self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?)", (name, version, int(tid), body, sig))
+        return old is None or old[0] != sig
 
     def _end_sync(self) -> int:
         removed = self.db.execute("DELETE FROM items WHERE name NOT IN (SELECT name FROM seen)").rowcount
@@ -339,15 +344,16 @@ class TaskCache:
             have = self._versions([b.name for b in chunk])
             todo = []
             for blob in chunk:
-                version = str(blob.generation or blob.updated or blob.md5_hash)
+                # content hash, not generation: a target sync rewrites every file, mostly with the same annotations
+                version = str(blob.md5_hash or blob.generation)
                 if have.get(blob.name) == version:
                     counts["unchanged"] += 1
                 else:
-                    counts["changed" if blob.name in have else "new"] += 1
                     todo.append((blob, version))
             bodies = gcs.parallel(lambda job: job[0].download_as_bytes(), todo)
             for (blob, version), body in zip(todo, bodies):
-                self._put(blob.name, version, body)
+                differs = self._put(blob.name, version, body)
+                counts["unchanged" if not differs else "changed" if blob.name in have else "new"] += 1
             if progress:
                 progress(len(chunk))
         counts["removed"] = self._end_sync()
@@ -393,8 +399,9 @@ class TaskCache:
 
 
 def signature(task: Task) -> str:
-    """Changes when an annotation is added, updated, removed or cancelled."""
+    """Changes when an annotation is added, updated, removed or cancelled, or the task's data changes."""
     parts = sorted(f"{a.id}:{a.updated_at}:{int(a.was_cancelled)}:{int(a.ground_truth)}" for a in task.annotations)
+    parts.append(json.dumps(task.data, sort_keys=True))
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 

@@ -1,0 +1,275 @@
+"""Export through the real stack: Label Studio writes target-storage JSON into the emulator's bucket, we convert it
+(and tasks fetched through the API) with the images downloaded from the bucket; server-side exports; watch mode."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from datalabel import embedded, export, gcs, labelconfig, ls
+from datalabel.config import Settings
+from datalabel.errors import ConfigError, LabError, NotFound
+from datalabel.tasks import iter_tasks
+
+LABELS = ["digit", "smudge"]
+SIZE = 64  # the sample digits are 64x64 PNG
+N_IMAGES = 10
+
+
+def rect(label, x, y, w, h):
+    return {"type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": SIZE,
+            "original_height": SIZE, "image_rotation": 0,
+            "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [label]}}
+
+
+def poly(label, points):
+    return {"type": "polygonlabels", "from_name": "label", "to_name": "image", "original_width": SIZE,
+            "original_height": SIZE, "value": {"points": points, "polygonlabels": [label]}}
+
+
+def sync_target(client, project_id):
+    target = ls.list_storages(client, project_id, "target")[0]
+    ls.sync_storage(client, target.id, "target")
+    ls.wait_storage(client, target.id, "target")
+
+
+def make_project(client, storage_client, digits_dir, config_xml, title, annotate):
+    """A bucket with the sample images, a project with source + target storage, annotations made by `annotate`."""
+    bkt = storage_client.create_bucket(f"export-{uuid.uuid4().hex[:10]}")
+    images = sorted((digits_dir / "images").glob("*.png"))[:N_IMAGES]
+    for path in images:
+        bkt.blob(embedded.SOURCE_PREFIX + path.name).upload_from_filename(str(path))
+    project, _ = ls.ensure_project(client, f"{title} {bkt.name}", config_xml)
+    source, _ = ls.ensure_source_storage(client, project.id, bkt.name, embedded.SOURCE_PREFIX, regex=r".*\.png$")
+    ls.ensure_target_storage(client, project.id, bkt.name, embedded.TARGET_PREFIX)
+    ls.sync_storage(client, source.id, "source")
+    ls.wait_storage(client, source.id, "source")
+    tasks = sorted(ls.iter_task_json(client, project.id), key=lambda t: t["id"])
+    assert len(tasks) == N_IMAGES
+    annotate(client, tasks)
+    sync_target(client, project.id)
+    return {"bucket": bkt, "project": project.id, "tasks": tasks, "config": labelconfig.parse_config(config_xml)}
+
+
+def annotate_detection(client, tasks):
+    """0,4,8: two boxes; 1,5: nothing in the image; 2,6: a box and a polygon; 3,7: skipped; 8,9: not labeled."""
+    for i, task in enumerate(tasks[:8]):
+        kind = i % 4
+        result = {0: [rect("digit", 10, 10, 50, 60), rect("smudge", 70, 70, 20, 20)], 1: [],
+                  2: [rect("digit", 25, 0, 50, 100), poly("smudge", [[0, 0], [50, 0], [50, 50]])], 3: []}[kind]
+        client.annotations.create(id=task["id"], result=result, was_cancelled=kind == 3)
+
+
+@pytest.fixture(scope="module")
+def detection(ls_client, storage_client, digits_dir):
+    config = labelconfig.build_config("object-detection", LABELS)
+    return make_project(ls_client, storage_client, digits_dir, config, "detection", annotate_detection)
+
+
+@pytest.fixture(scope="module")
+def classification(ls_client, storage_client, digits_dir):
+    def annotate(client, tasks):
+        for i, task in enumerate(tasks[:6]):
+            client.annotations.create(id=task["id"], result=[{
+                "type": "choices", "from_name": "choice", "to_name": "image",
+                "value": {"choices": ["even" if i % 2 == 0 else "odd"]}}])
+
+    config = labelconfig.build_config("image-classification", ["even", "odd"])
+    return make_project(ls_client, storage_client, digits_dir, config, "classes", annotate)
+
+
+def labeled_names(project) -> list[str]:
+    """Image names of tasks with a submitted (not skipped) annotation: indexes 0,1,2,4,5,6."""
+    return sorted(project["tasks"][i]["storage_filename"].rsplit("/", 1)[-1] for i in (0, 1, 2, 4, 5, 6))
+
+
+def assert_no_leftovers(parent: Path, keep: set[str] = frozenset()):
+    assert {p.name for p in parent.iterdir()} == set(keep)
+
+
+def test_target_storage_json_is_one_file_per_annotation_merged_per_task(detection):
+    blobs = list(gcs.list_blobs(detection["bucket"], embedded.TARGET_PREFIX))
+    assert len(blobs) == 8  # one per annotation, skipped ones included
+    tasks = list(export.read_target_storage(detection["bucket"], embedded.TARGET_PREFIX))
+    assert [t.id for t in tasks] == [t["id"] for t in detection["tasks"][:8]]
+    assert all(t.data["image"].startswith(f"gs://{detection['bucket'].name}/") for t in tasks)
+    assert [bool(t.valid_annotations) for t in tasks] == [True, True, True, False] * 2
+
+
+def test_yolo_from_bucket_has_every_image_and_a_label_file_per_image(detection, storage_client, tmp_path):
+    tasks = export.read_target_storage(detection["bucket"].name, embedded.TARGET_PREFIX, storage_client=storage_client)
+    report = export.convert(tasks, tmp_path / "yolo", "yolo", detection["config"], export.BucketImages(storage_client))
+    out = tmp_path / "yolo"
+    images = sorted(p.name for p in (out / "images").iterdir())
+    assert images == labeled_names(detection)
+    assert sorted(p.name for p in (out / "labels").iterdir()) == sorted(n.replace(".png", ".txt") for n in images)
+    for name in images:  # the bytes are the bucket's
+        assert (out / "images" / name).read_bytes() == \
+            detection["bucket"].blob(embedded.SOURCE_PREFIX + name).download_as_bytes()
+    first = detection["tasks"][0]["storage_filename"].rsplit("/", 1)[-1].replace(".png", ".txt")
+    assert (out / "labels" / first).read_text().splitlines() == [
+        "0 0.350000 0.400000 0.500000 0.600000", "1 0.800000 0.800000 0.200000 0.200000"]
+    empty = detection["tasks"][1]["storage_filename"].rsplit("/", 1)[-1].replace(".png", ".txt")
+    assert (out / "labels" / empty).read_text() == ""
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["names"] == {0: "digit", 1: "smudge"} and (out / data["train"]).is_dir()
+    assert report["images_fetched"] == 6 and report["classes"] == {"digit": 4, "smudge": 4}
+    assert_no_leftovers(tmp_path, {"yolo"})
+
+
+def test_coco_and_voc_from_bucket_with_images(detection, storage_client, tmp_path):
+    images = export.BucketImages(storage_client)
+    source = lambda: export.read_target_storage(detection["bucket"], embedded.TARGET_PREFIX)  # noqa: E731
+    export.convert(source(), tmp_path / "coco", "coco", detection["config"], images)
+    coco = json.loads((tmp_path / "coco" / "result.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == LABELS and [c["id"] for c in coco["categories"]] == [1, 2]
+    assert sorted(i["file_name"] for i in coco["images"]) == labeled_names(detection)
+    for img in coco["images"]:  # file_name is relative to the image folder, and the file is there
+        assert (tmp_path / "coco" / "images" / img["file_name"]).is_file()
+        assert (img["width"], img["height"]) == (SIZE, SIZE)
+    assert len(coco["images"]) == 6 and len(coco["annotations"]) == 8
+    tall = [a for a in coco["annotations"] if a["bbox"] == pytest.approx([16, 0, 32, 64])]
+    assert len(tall) == 2 and all(a["category_id"] == 1 for a in tall)
+
+    export.convert(source(), tmp_path / "voc", "voc", detection["config"], images)
+    assert sorted(p.name for p in (tmp_path / "voc" / "JPEGImages").iterdir()) == labeled_names(detection)
+    first = detection["tasks"][0]["storage_filename"].rsplit("/", 1)[-1]
+    root = ET.parse(tmp_path / "voc" / "Annotations" / first.replace(".png", ".xml")).getroot()
+    boxes = [[int(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")] for o in root.iter("object")]
+    assert boxes == [[6, 6, 38, 45], [45, 45, 58, 58]]
+
+
+def test_csv_and_json_min_from_api_tasks_with_resolve_urls(detection, ls_client, storage_client, tmp_path):
+    raw = list(ls.iter_task_json(ls_client, detection["project"]))
+    assert all("/resolve/?fileuri=" in t["data"]["image"] for t in raw)  # the API's proxy form of gs:// URLs
+    export.convert(iter_tasks(raw), tmp_path / "csv", "csv", detection["config"], export.BucketImages(storage_client))
+    rows = list(csv.DictReader(open(tmp_path / "csv" / "result.csv")))
+    assert len(rows) == 6
+    for row in rows:
+        assert (tmp_path / "csv" / row["file_name"]).is_file() and row["file_name"].startswith("images/")
+    export.convert(iter_tasks(raw), tmp_path / "min", "json-min", detection["config"], None)
+    records = json.loads((tmp_path / "min" / "result.json").read_text())
+    assert len(records) == 6 and all("file_name" not in r for r in records)
+
+
+def test_imagefolder_from_bucket(classification, storage_client, tmp_path):
+    tasks = export.read_target_storage(classification["bucket"], embedded.TARGET_PREFIX)
+    report = export.convert(tasks, tmp_path / "folders", "imagefolder", classification["config"],
+                            export.BucketImages(storage_client))
+    names = [t["storage_filename"].rsplit("/", 1)[-1] for t in classification["tasks"][:6]]
+    assert sorted(p.name for p in (tmp_path / "folders" / "even").iterdir()) == sorted(names[0::2])
+    assert sorted(p.name for p in (tmp_path / "folders" / "odd").iterdir()) == sorted(names[1::2])
+    assert report["classes"] == {"even": 3, "odd": 3}
+
+
+def test_image_missing_midway_leaves_no_output_and_no_temp_dir(classification, storage_client, tmp_path):
+    tasks = list(export.read_target_storage(classification["bucket"], embedded.TARGET_PREFIX))
+    victim = tasks[3].data["image"]
+    bkt, key = gcs.split_url(victim)
+    blob = storage_client.bucket(bkt).blob(key)
+    saved = blob.download_as_bytes()
+    blob.delete()
+    try:
+        with pytest.raises(NotFound, match=key):
+            export.convert(tasks, tmp_path / "out", "imagefolder", classification["config"],
+                           export.BucketImages(storage_client))
+        assert_no_leftovers(tmp_path)
+    finally:
+        blob.upload_from_string(saved)
+
+
+def test_server_side_exports_and_http_errors_are_not_files(detection, ls_client, label_studio, tmp_path):
+    offered = {f["name"]: f for f in export.api_formats(ls_client, detection["project"])}
+    assert not offered["COCO"]["disabled"] and offered["CONLL2003"]["disabled"]
+    path = export.export_from_api(ls_client, detection["project"], "JSON", tmp_path / "project.json")
+    assert sorted(t.id for t in export.read_export_file(path)) == sorted(t["id"] for t in detection["tasks"])
+    coco = export.export_from_api(ls_client, detection["project"], "COCO", tmp_path / "coco.zip")
+    assert coco.read_bytes()[:2] == b"PK"
+
+    with pytest.raises(LabError, match="CONLL2003"):
+        export.export_from_api(ls_client, detection["project"], "CONLL2003", tmp_path / "conll.txt")
+    with pytest.raises(NotFound):
+        export.export_from_api(ls_client, 999999, "JSON", tmp_path / "missing.json")
+    wrong = ls.connect(Settings(url=label_studio.url, api_key="0" * 40), check=False)  # refused: HTTP 401
+    with pytest.raises(ConfigError, match="401"):
+        export.export_from_api(wrong, detection["project"], "JSON", tmp_path / "refused.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coco.zip", "project.json"]
+
+
+def test_watch_reexports_only_on_change_and_reuses_images(ls_client, storage_client, digits_dir, tmp_path):
+    def annotate(client, tasks):
+        for task in tasks[:3]:
+            client.annotations.create(id=task["id"], result=[rect("digit", 0, 0, 50, 50)])
+
+    project = make_project(ls_client, storage_client, digits_dir, labelconfig.build_config("object-detection", LABELS),
+                           "watch", annotate)
+    source = export.WatchSource(bucket=project["bucket"], prefix=embedded.TARGET_PREFIX)
+    out, images = tmp_path / "yolo", export.BucketImages(storage_client)
+    reports = []
+    export.watch(source, out, "yolo", project["config"], images, cycles=2, interval=0, on_cycle=reports.append)
+    assert reports[0]["changed"] and reports[0]["fetched"]["new"] == 3 and reports[0]["images_fetched"] == 3
+    assert reports[1] == {"changed": False, "fetched": {"new": 0, "changed": 0, "unchanged": 3, "removed": 0}}
+
+    ls_client.annotations.create(id=project["tasks"][5]["id"], result=[rect("smudge", 10, 10, 10, 10)])
+    sync_target(ls_client, project["project"])
+    reports.clear()
+    export.watch(source, out, "yolo", project["config"], images, cycles=1, interval=0, on_cycle=reports.append)
+    (r,) = reports
+    assert r["changed"] and r["fetched"] == {"new": 1, "changed": 0, "unchanged": 3, "removed": 0}
+    assert r["images_reused"] == 3 and r["images_fetched"] == 1  # old images linked, only the new one downloaded
+    assert len(list((out / "labels").iterdir())) == 4 and len(list((out / "images").iterdir())) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".yolo.state.sqlite", "yolo"]
+
+
+# --- the CLI, as a user runs it --------------------------------------------------------------------------------
+
+
+def run_cli(*args, env=None):
+    clean = {k: v for k, v in os.environ.items() if k not in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY",
+                                                                 "GCS_BUCKET_NAME", "STORAGE_EMULATOR_HOST")}
+    return subprocess.run([sys.executable, "-m", "datalabel", "export", *args], capture_output=True, text=True,
+                          env={**clean, **(env or {})}, timeout=120)
+
+
+def test_cli_convert_from_bucket_offline_and_from_api(detection, label_studio, tmp_path):
+    config = tmp_path / "config.xml"
+    config.write_text(detection["config"].xml)
+    env = {"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"], "GCS_BUCKET_NAME": detection["bucket"].name}
+    # no Label Studio URL or token: the bucket and the config are enough
+    r = run_cli("convert", "--prefix", embedded.TARGET_PREFIX, "--config", str(config), "--format", "coco",
+                "--output", str(tmp_path / "coco"), "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["classes"] == {"digit": 4, "smudge": 4}
+    assert len(list((tmp_path / "coco" / "images").iterdir())) == 6
+
+    r = run_cli("convert", "--project", str(detection["project"]), "--format", "yolo", "--output",
+                str(tmp_path / "yolo"), "--json", env=label_studio.env(detection["bucket"].name))
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "yolo" / "images").iterdir())) == 6
+
+    r = run_cli("formats", "--project", str(detection["project"]), "--json", env=label_studio.env())
+    assert r.returncode == 0 and "YOLO" in {f["name"] for f in json.loads(r.stdout)["label_studio"]}
+
+
+def test_cli_errors_are_one_line_and_write_nothing(detection, label_studio, tmp_path):
+    r = run_cli("api", "--project", "999999", "--type", "JSON", "--output", str(tmp_path / "x.json"),
+                env=label_studio.env())
+    assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("convert", "--from-file", str(tmp_path / "nope.json"), "--format", "coco", "--output",
+                str(tmp_path / "out"), "--config", str(tmp_path / "nope.xml"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "config" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_help_has_examples():
+    for cmd in ("formats", "convert", "api", "watch"):
+        r = run_cli(cmd, "--help")
+        assert r.returncode == 0 and "datalabel export " + cmd in r.stdout
