@@ -91,6 +91,16 @@ def load_tasks(client, project_id: int) -> list[Task]:
     return [Task.from_json(obj) for obj in ls.iter_task_json(client, project_id)]
 
 
+def load_tasks_by_id(client, task_ids: Iterable[int]) -> list[Task]:
+    from . import ls
+
+    out = []
+    for task_id in task_ids:
+        with ls.api_errors(f"task {task_id}", client.settings.url):
+            out.append(Task.from_json(client.tasks.get(id=str(task_id)).model_dump(mode="json", exclude_none=True)))
+    return out
+
+
 def assign_splits(client, project_id: int, seed: int = 0, valid: float = 0.1, test: float = 0.1,
                   reassign: bool = False, progress: Callable[[int], None] | None = None) -> dict:
     """Store a split in each task's `meta` (only tasks without one, unless `reassign`). Returns counts.

@@ -1,0 +1,97 @@
+"""The ML backend: its HTTP protocol, and Label Studio calling it for predictions and retraining on loopback."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from datalabel import active, embedded, mlbackend, samples
+
+
+def _call(url, path, body=None):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def backend(tmp_path):
+    b = mlbackend.Backend(tmp_path / "models")
+    server, url = mlbackend.start_in_thread(b)
+    yield b, url
+    server.shutdown()
+    server.server_close()
+    b.stop()
+
+
+def test_protocol_without_a_model(backend):
+    b, url = backend
+    assert url.startswith("http://127.0.0.1:")
+    status, body = _call(url, "/health")
+    assert status == 200 and body["status"] == "UP"
+    # no model and no way to reach Label Studio: setup says so, predict returns nothing to store
+    status, body = _call(url, "/setup", {"project": "7.1700000000", "schema": "<View/>"})
+    assert status == 200 and body == {"model_version": "untrained"}
+    status, body = _call(url, "/predict", {"project": "7.1700000000", "tasks": [{"id": 1, "data": {}}]})
+    assert status == 200 and body["results"] == []
+    assert b.wait_idle(10)
+    assert "no Label Studio URL/token for project 7" in _call(url, "/health")[1]["last_error"]
+    assert _call(url, "/webhook", {"action": "PROJECT_UPDATED", "project": {"id": 7}}) == (
+        201, {"action": "PROJECT_UPDATED", "queued": False})
+    assert _call(url, "/predict", b"{not json")[0] == 400
+    assert _call(url, "/nowhere", {})[0] == 404
+    assert _call(url, "/versions?project=7") == (200, {"versions": []})
+
+
+def test_label_studio_gets_predictions_and_a_new_annotation_retrains(ls_client, bucket, tmp_path, backend):
+    b, url = backend
+    samples_dir = tmp_path / "samples"
+    pid = embedded.seed_demo(ls_client, bucket.name, samples_dir, limit=30, title=f"mlb {bucket.name}")
+    truth = samples.read_truth(samples_dir)
+    tasks = sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id)
+
+    def annotate(task):
+        label = truth[active.media_url(task).rsplit("/", 1)[-1]]
+        ls_client.annotations.create(id=task.id, result=[{
+            "type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": [label]}}])
+
+    for task in tasks[:16]:
+        annotate(task)
+    first = active.train_project(ls_client, pid, b.models_dir)
+    assert first.version == "logreg-v1"
+
+    info = mlbackend.connect(ls_client, pid, url)
+    assert info["created"] and info["state"] == "CO" and info["model_version"] == "logreg-v1"
+    assert info["webhook"], "Label Studio registers <backend>/webhook on connect"
+    assert mlbackend.connect(ls_client, pid, url)["created"] is False  # idempotent
+    assert len(ls_client.ml.list(project=pid)) == 1
+
+    # Label Studio asks the backend (which reads the image from the bucket) and stores the prediction
+    probe = tasks[-1]
+    mlbackend.retrieve_predictions(ls_client, pid, [probe.id])
+    (pred,) = active.load_tasks_by_id(ls_client, [probe.id])[0].predictions
+    assert pred.model_version == "logreg-v1" and 0 < pred.score <= 1
+    assert pred.result[0].labels[0] in first.classes
+
+    # a new annotation: Label Studio's webhook queues a retrain, which saves the next version
+    trainings = b.trainings
+    annotate(tasks[16])
+    deadline = time.monotonic() + 60
+    while b.trainings == trainings and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert b.wait_idle(60)
+    assert b.trainings == trainings + 1, b.last_error
+    assert b.model_version(pid) == "logreg-v2"
+    assert _call(url, f"/versions?project={pid}")[1] == {"versions": ["logreg-v1", "logreg-v2"]}
+
+    # and Label Studio now gets predictions from the new version
+    mlbackend.retrieve_predictions(ls_client, pid, [probe.id])
+    versions = sorted(p.model_version for p in active.load_tasks_by_id(ls_client, [probe.id])[0].predictions)
+    assert versions == ["logreg-v1", "logreg-v2"]
