@@ -1,0 +1,224 @@
+"""`dataversion`: labeled snapshots as DVC dataset versions in a gs:// remote.
+
+    dataversion init                      git + DVC in the dataset repository, remote gs://BUCKET/dvc_store
+    dataversion snapshot --project 3      annotations (target storage) + images -> dataset/ + manifest.json
+    dataversion commit -m "first labels"  dvc add, dvc push, git commit, tag dataset_vN
+    dataversion versions | diff | checkout
+
+Each command parses its options, calls one library function (repo.py, snapshot.py, load.py) and prints the
+result. Errors a person can act on (LabError) are printed as one line with a non-zero exit, here only.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+import dataversion  # noqa: F401  (environment for gcsfs/DVC)
+from datalabel.errors import LabError
+from datalabel.output import err_console, print_json, print_table, progress
+
+app = typer.Typer(
+    help="Version labeled snapshots (annotations + images) as DVC datasets in a gs:// remote.\n\n"
+    "Configuration comes from flags, else DATASET_REPO, GCS_BUCKET_NAME, LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, "
+    "GOOGLE_APPLICATION_CREDENTIALS, GCS_MOUNT_DIR (environment or ./.env).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+RepoOpt = typer.Option(".", "--repo", envvar="DATASET_REPO", show_envvar=True,
+                       help="The dataset repository (git + DVC).")
+BucketOpt = typer.Option(None, "--bucket", envvar="GCS_BUCKET_NAME", show_envvar=True, help="The bucket.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+@app.callback()
+def _root() -> None:
+    """Version labeled snapshots (annotations + images) as DVC datasets in a gs:// remote."""
+
+
+def _bucket(bucket: str | None) -> str:
+    from datalabel.config import Settings
+
+    return Settings.load(bucket=bucket).require_bucket()
+
+
+@app.command()
+def init(
+    repo: Path = RepoOpt,
+    bucket: str = BucketOpt,
+    remote_prefix: str = typer.Option("dvc_store", help="Folder of the bucket that holds DVC's data."),
+    endpoint: str = typer.Option(None, envvar="STORAGE_EMULATOR_HOST", show_envvar=True,
+                                 help="Another storage endpoint, e.g. the local emulator http://127.0.0.1:9023."),
+    jobs: int = typer.Option(None, help="Parallel DVC transfers (default: 4 with an emulator endpoint)."),
+    json_out: bool = JsonOpt,
+):
+    """Make REPO a dataset repository: git (if none), DVC, remote gs://BUCKET/dvc_store, analytics off.
+
+    Example: dataversion init --repo /work/datasets --bucket my-labels
+    """
+    from . import repo as repo_mod
+    from datalabel.config import setting
+
+    info = repo_mod.init(repo, _bucket(bucket), remote_prefix, endpoint,
+                         credentials_file=setting("GOOGLE_APPLICATION_CREDENTIALS"),
+                         jobs=jobs or (4 if endpoint else None))
+    if json_out:
+        print_json(info)
+    else:
+        typer.echo(f"dataset repository {info['repo']}: DVC remote {info['remote']}"
+                   + (f" at {info['endpoint']}" if info["endpoint"] else ""))
+
+
+@app.command()
+def snapshot(
+    repo: Path = RepoOpt,
+    bucket: str = BucketOpt,
+    project: int = typer.Option(None, "--project", "-p", help="Label Studio project id (label config read via API)."),
+    label_config: Path = typer.Option(None, "--label-config", help="Label config XML file (instead of the API)."),
+    fmt: str = typer.Option("imagefolder", "--format", "-f", help="imagefolder, coco or yolo (any export format)."),
+    labels_prefix: str = typer.Option("labels/", help="Where the project's target storage writes annotations."),
+    policy: str = typer.Option("latest", help="Which annotation counts per task: latest, ground-truth, majority."),
+    mount: Path = typer.Option(None, envvar="GCS_MOUNT_DIR", show_envvar=True,
+                               help="Read the bucket through this gcsfuse mount instead of the GCS API."),
+    out: Path = typer.Option(None, help="Output folder (default: REPO/dataset)."),
+    url: str = typer.Option(None, "--url", envvar="LABEL_STUDIO_URL", help="Label Studio URL."),
+    api_key: str = typer.Option(None, "--api-key", envvar="LABEL_STUDIO_API_KEY", help="Label Studio API token."),
+    concurrency: int = typer.Option(None, help="Requests in flight (default 32; 4 against the emulator)."),
+    json_out: bool = JsonOpt,
+):
+    """Build REPO/dataset from the target-storage annotations and the source images, with manifest.json.
+
+    Example: dataversion snapshot --project 3 --format coco
+    """
+    from . import snapshot as snap
+    from .repo import DATASET_DIR, require_repo
+    from datalabel.config import Settings, setting
+
+    client = None
+    if label_config is None and project is not None:
+        from datalabel import ls
+
+        client = ls.connect(Settings.load(url=url, api_key=api_key))
+    config, project_id = snap.load_label_config(project, label_config, client)
+    dest = out or require_repo(repo) / DATASET_DIR
+    with progress("Snapshot") as advance:
+        manifest = snap.snapshot(dest, _bucket(bucket), fmt, config, project_id, labels_prefix, policy, mount,
+                                 setting("GOOGLE_APPLICATION_CREDENTIALS"), concurrency, advance)
+    summary = {"out": str(dest), "items": manifest["counts"]["items"], "format": manifest["format"],
+               "per_class": manifest["counts"]["per_class"], "per_annotator": manifest["counts"]["per_annotator"],
+               "label_config_digest": manifest["label_config_digest"],
+               "label_studio_project": manifest["label_studio_project"]}
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(f"{summary['items']} labeled item(s) as {summary['format']} in {dest}; classes "
+                   + ", ".join(f"{k}={v}" for k, v in summary["per_class"].items())
+                   + "\nnext: dataversion commit -m \"...\"")
+
+
+@app.command()
+def commit(
+    repo: Path = RepoOpt,
+    message: str = typer.Option(None, "--message", "-m", help="What changed in this version."),
+    tag: str = typer.Option(None, "--tag", help="Tag name (default: the next free dataset_vN)."),
+    json_out: bool = JsonOpt,
+):
+    """Version REPO/dataset: dvc add, dvc push to the bucket, git commit, tag dataset_vN.
+
+    If the push fails nothing is committed or tagged; run the same command again to resume.
+
+    Example: dataversion commit -m "200 more digits, 3 relabeled"
+    """
+    from . import repo as repo_mod
+
+    info = repo_mod.commit(repo, message, tag)
+    if json_out:
+        print_json(info)
+    else:
+        typer.echo(f"{info['tag']}: {info['items']} item(s), commit {info['commit'][:12]}, data in {info['remote']}")
+
+
+@app.command()
+def versions(repo: Path = RepoOpt, json_out: bool = JsonOpt):
+    """List dataset versions: tag, date, item count, classes.
+
+    Example: dataversion versions
+    """
+    from . import repo as repo_mod
+
+    rows = repo_mod.list_versions(repo)
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("no dataset versions yet; run `dataversion snapshot` then `dataversion commit`")
+        return
+    print_table([{**r, "classes": ", ".join(f"{k}={v}" for k, v in r["classes"].items())} for r in rows],
+                ["tag", "date", "items", "format", "classes", "message"])
+
+
+@app.command()
+def diff(
+    old: str = typer.Argument(..., help="Older version (tag or commit)."),
+    new: str = typer.Argument(..., help="Newer version (tag or commit)."),
+    repo: Path = RepoOpt,
+    json_out: bool = JsonOpt,
+):
+    """Items added, removed and relabeled between two versions (from the manifests; no download).
+
+    Example: dataversion diff dataset_v1 dataset_v2
+    """
+    from . import repo as repo_mod
+
+    out = repo_mod.diff(repo, old, new)
+    if json_out:
+        print_json(out)
+        return
+    typer.echo(f"{old} -> {new}: {len(out['added'])} added, {len(out['removed'])} removed, "
+               f"{len(out['relabeled'])} relabeled")
+    for source in out["added"]:
+        typer.echo(f"  + {source}")
+    for source in out["removed"]:
+        typer.echo(f"  - {source}")
+    for item in out["relabeled"]:
+        typer.echo(f"  ~ {item['source']}: {','.join(item['old'])} -> {','.join(item['new'])}")
+    if out["label_config_changed"]:
+        typer.echo("  (the label config changed)")
+
+
+@app.command()
+def checkout(
+    version: str = typer.Argument(..., help="Version to read (tag or commit)."),
+    dest: Path = typer.Argument(..., help="New or empty folder to write it into (not in the bucket mount)."),
+    repo: Path = RepoOpt,
+    json_out: bool = JsonOpt,
+):
+    """Copy a dataset version into a separate folder (the workspace and the bucket are left alone).
+
+    Example: dataversion checkout dataset_v1 /tmp/digits_v1
+    """
+    from . import repo as repo_mod
+
+    info = repo_mod.checkout(repo, version, dest)
+    if json_out:
+        print_json(info)
+    else:
+        typer.echo(f"{version}: {info['files']} file(s), {info['items']} item(s) in {info['dest']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="dataversion")
+    except LabError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Read a dataset version anywhere: a local repository path or a git URL, plus a tag.
+
+Everything goes through DVC's own filesystem (`dvc.api.DVCFileSystem`): git-tracked files (the manifest) come
+from git, the data from the local DVC cache if it holds them, else from the gs:// remote. Nothing here writes
+to the repository or the bucket.
+
+    from dataversion.load import versions, manifest, download
+    versions("https://github.com/you/labels-repo.git")        # ['dataset_v1', 'dataset_v2']
+    download("https://github.com/you/labels-repo.git", "dataset_v2", "/content/data")
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import dataversion  # noqa: F401  (sets the gcsfs/DVC environment before they are imported)
+from datalabel.errors import LabError, NotFound, ServerError
+
+DATASET_DIR = "dataset"
+MANIFEST = "manifest.json"
+TAG_PREFIX = "dataset_v"
+
+
+def remote_config(endpoint: str | None = None) -> dict | None:
+    """Remote settings for another storage endpoint (the emulator); real GCS needs none."""
+    endpoint = endpoint or os.environ.get("STORAGE_EMULATOR_HOST")
+    if not endpoint:
+        return None
+    return {"endpointurl": endpoint, "allow_anonymous_login": True}
+
+
+def filesystem(repo: str, rev: str, endpoint: str | None = None):
+    """A read-only view of the repository at `rev` (git files + DVC-tracked data)."""
+    from dvc.api import DVCFileSystem
+
+    try:
+        return DVCFileSystem(str(repo), rev=rev, remote_config=remote_config(endpoint))
+    except Exception as exc:  # scmrepo / dvc raise many unrelated types for a bad URL or rev
+        name = type(exc).__name__
+        if "Rev" in name or "revision" in str(exc).lower():
+            raise NotFound(f"no version {rev!r} in {repo} (see `dataversion versions`)") from None
+        raise LabError(f"cannot open {repo} at {rev}: {str(exc).splitlines()[0] if str(exc) else name}") from None
+
+
+def versions(repo: str) -> list[str]:
+    """The dataset_vN tags of a repository (path or git URL), oldest first, without cloning it."""
+    from . import repo as repo_mod
+
+    proc = subprocess.run(["git", "ls-remote", "--tags", str(repo)], capture_output=True, text=True,
+                          env=repo_mod.tool_env(), timeout=120)
+    if proc.returncode != 0:
+        raise NotFound(f"cannot list versions of {repo}: {proc.stderr.strip().splitlines()[-1:] or ['?']}")
+    tags = {line.split("refs/tags/")[-1].removesuffix("^{}") for line in proc.stdout.splitlines()}
+    tags = [t for t in tags if re.fullmatch(rf"{TAG_PREFIX}\d+", t)]
+    return sorted(tags, key=lambda t: int(t[len(TAG_PREFIX):]))
+
+
+def manifest(repo: str, rev: str, endpoint: str | None = None) -> dict:
+    """The version's manifest: counts, label-config hash, Label Studio project, and one entry per item."""
+    import json
+
+    fs = filesystem(repo, rev, endpoint)
+    try:
+        return json.loads(fs.read_text(MANIFEST))
+    except FileNotFoundError:
+        raise NotFound(f"{rev} of {repo} has no {MANIFEST}; it is not a dataset version") from None
+
+
+def labels(repo: str, rev: str, endpoint: str | None = None) -> dict[str, list[str]]:
+    """Source image -> labels, for every item of the version."""
+    return {item["source"]: item["labels"] for item in manifest(repo, rev, endpoint)["items"]}
+
+
+def list_files(repo: str, rev: str, endpoint: str | None = None) -> list[str]:
+    """Paths of the version's files, relative to the dataset folder."""
+    fs = filesystem(repo, rev, endpoint)
+    return sorted(p.removeprefix(DATASET_DIR + "/") for p in fs.find(DATASET_DIR))
+
+
+def read_bytes(repo: str, rev: str, path: str, endpoint: str | None = None) -> bytes:
+    """One file of the version (e.g. `images/digit_0001.png`), fetched from cache or remote."""
+    fs = filesystem(repo, rev, endpoint)
+    try:
+        return fs.read_bytes(f"{DATASET_DIR}/{path.lstrip('/')}")
+    except FileNotFoundError:
+        raise NotFound(f"{path} is not in {rev}") from None
+
+
+def download(repo: str, rev: str, dest: str | Path, endpoint: str | None = None) -> int:
+    """Copy the whole dataset folder of `rev` into `dest` (created; its content is the dataset). Returns files."""
+    dest = Path(dest)
+    fs = filesystem(repo, rev, endpoint)
+    files = fs.find(DATASET_DIR)
+    if not files:
+        raise NotFound(f"{rev} of {repo} has no {DATASET_DIR}/ folder")
+    try:
+        # explicit file-to-file pairs: fsspec would otherwise nest dataset/ inside an existing `dest`
+        local = [str(dest / p.removeprefix(DATASET_DIR + "/")) for p in files]
+        fs.get(files, local)
+    except FileNotFoundError as exc:
+        raise NotFound(f"data of {rev} missing from the cache and the remote: {exc}") from None
+    except LabError:
+        raise
+    except Exception as exc:
+        raise ServerError(f"cannot download {rev} from the DVC remote: {str(exc).splitlines()[0][:300]}") from None
+    return len(files)

@@ -1,0 +1,341 @@
+"""The dataset repository: git for history and tags, DVC for the data, a gs:// DVC remote for the bytes.
+
+Layout of a dataset repository:
+
+    .dvc/config        remote `store` = gs://BUCKET/dvc_store (analytics off)
+    dataset/           the snapshot folder (ImageFolder / COCO / YOLO + manifest.json), ignored by git
+    dataset.dvc        what DVC tracks: the folder's content hash
+    manifest.json      a git-tracked copy of dataset/manifest.json, so versions can be listed and compared
+                       without downloading any data
+
+A version is a commit tagged `dataset_vN`. git and dvc run as subprocesses (their own CLIs are the stable
+interface); their failures become one-line LabErrors.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from datalabel.errors import ConfigError, LabError, NotFound, ServerError
+
+from . import QUIET_ENV
+
+DATASET_DIR = "dataset"
+MANIFEST = "manifest.json"
+TAG_PREFIX = "dataset_v"
+REMOTE = "store"
+DEFAULT_REMOTE_PREFIX = "dvc_store"
+MOUNT_ENV = "GCS_MOUNT_DIR"  # set by the container's entrypoint to where the bucket is mounted
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for git/dvc subprocesses: no analytics, no prompts, an identity if git has none."""
+    env = {**os.environ, **QUIET_ENV, "GIT_TERMINAL_PROMPT": "0"}
+    if not _git_identity_configured():
+        env.setdefault("GIT_AUTHOR_NAME", "dataversion")
+        env.setdefault("GIT_AUTHOR_EMAIL", "dataversion@localhost")
+        env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
+        env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
+    return env
+
+
+_IDENTITY: bool | None = None
+
+
+def _git_identity_configured() -> bool:
+    global _IDENTITY
+    if _IDENTITY is None:
+        if shutil.which("git") is None:
+            raise ConfigError("git is not installed (the dataset history is a git repository); install git")
+        out = subprocess.run(["git", "config", "--get", "user.email"], capture_output=True, text=True)
+        _IDENTITY = bool(out.stdout.strip()) or bool(os.environ.get("GIT_AUTHOR_EMAIL"))
+    return _IDENTITY
+
+
+def _error_line(stderr: str, stdout: str = "") -> str:
+    """The line of a tool's output that says what went wrong (DVC prints `ERROR: ...`)."""
+    lines = [ln.strip() for ln in (stderr + "\n" + stdout).splitlines() if ln.strip()]
+    for line in lines:
+        if line.startswith(("ERROR:", "error:", "fatal:")):
+            return line
+    return lines[-1] if lines else "(no output)"
+
+
+def run(repo: Path, cmd: list[str], what: str, error: type[LabError] = LabError, timeout: float = 1800) -> str:
+    try:
+        proc = subprocess.run(cmd, cwd=repo, env=tool_env(), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise error(f"{what}: no answer after {timeout:.0f}s") from None
+    if proc.returncode != 0:
+        raise error(f"{what} failed: {_error_line(proc.stderr, proc.stdout)[:400]}")
+    return proc.stdout
+
+
+def git(repo: Path, *args: str, what: str | None = None) -> str:
+    return run(repo, ["git", *args], what or f"git {args[0]}")
+
+
+def dvc(repo: Path, *args: str, what: str | None = None, error: type[LabError] = LabError) -> str:
+    return run(repo, [sys.executable, "-m", "dvc", *args], what or f"dvc {args[0]}", error)
+
+
+# --- set-up ---------------------------------------------------------------------------------------------------
+
+
+def is_repo(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / ".git").exists() and (path / ".dvc").is_dir()
+
+
+def require_repo(path: str | Path) -> Path:
+    path = Path(path).resolve()
+    if not is_repo(path):
+        raise ConfigError(f"{path} is not a dataset repository (no .git and .dvc); run `dataversion init` there first")
+    return path
+
+
+def remote_url(bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX) -> str:
+    return f"gs://{bucket}/{prefix.strip('/')}"
+
+
+def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, endpoint: str | None = None,
+         credentials_file: str | None = None, jobs: int | None = None) -> dict:
+    """Make `path` a dataset repository (git + DVC) whose remote is gs://BUCKET/PREFIX. Safe to run again.
+
+    `endpoint` points DVC at another storage endpoint (the local emulator); anonymous access is then allowed.
+    `jobs` bounds DVC's parallel transfers (the emulator serves one request at a time).
+    """
+    if not bucket:
+        raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
+    path = Path(path).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    created = []
+    if not (path / ".git").exists():
+        git(path, "init", "-q", "-b", "main")
+        created.append("git")
+    if not (path / ".dvc").is_dir():
+        dvc(path, "init", "-q")
+        created.append("dvc")
+    dvc(path, "config", "core.analytics", "false")
+    url = remote_url(bucket, prefix)
+    dvc(path, "remote", "add", "--force", "--default", REMOTE, url)
+    if endpoint:
+        dvc(path, "remote", "modify", REMOTE, "endpointurl", endpoint)
+        dvc(path, "remote", "modify", REMOTE, "allow_anonymous_login", "true")
+    if credentials_file:
+        # machine-specific, so it goes to the untracked config.local
+        dvc(path, "remote", "modify", "--local", REMOTE, "credentialpath", str(Path(credentials_file).resolve()))
+    if jobs:
+        dvc(path, "remote", "modify", REMOTE, "jobs", str(jobs))
+    git(path, "add", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
+    if _has_staged_changes(path):
+        git(path, "commit", "-q", "-m", f"Dataset repository with DVC remote {url}")
+    return {"repo": str(path), "remote": url, "endpoint": endpoint, "created": created}
+
+
+def _has_staged_changes(repo: Path) -> bool:
+    proc = subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=repo, env=tool_env())
+    return proc.returncode == 1
+
+
+def _head(repo: Path) -> str | None:
+    proc = subprocess.run(["git", "rev-parse", "-q", "--verify", "HEAD"], cwd=repo, env=tool_env(),
+                          capture_output=True, text=True)
+    return proc.stdout.strip() or None
+
+
+# --- versions -------------------------------------------------------------------------------------------------
+
+
+def version_tags(repo: Path) -> list[str]:
+    """`dataset_vN` tags in version order."""
+    out = git(repo, "tag", "--list", f"{TAG_PREFIX}*")
+    tags = [t for t in out.split() if re.fullmatch(rf"{TAG_PREFIX}\d+", t)]
+    return sorted(tags, key=lambda t: int(t[len(TAG_PREFIX):]))
+
+
+def next_tag(repo: Path) -> str:
+    tags = version_tags(repo)
+    return f"{TAG_PREFIX}{int(tags[-1][len(TAG_PREFIX):]) + 1 if tags else 1}"
+
+
+def _tags_at(repo: Path, rev: str) -> list[str]:
+    return git(repo, "tag", "--points-at", rev).split()
+
+
+def _check_tag_name(repo: Path, tag: str) -> None:
+    proc = subprocess.run(["git", "check-ref-format", f"refs/tags/{tag}"], cwd=repo, env=tool_env())
+    if proc.returncode != 0 or not tag:
+        raise ConfigError(f"{tag!r} is not a valid tag name")
+    if tag in git(repo, "tag", "--list", tag).split():
+        raise ConfigError(f"tag {tag} already exists; pick another with --tag or leave it out for the next dataset_vN")
+
+
+def read_manifest_file(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise NotFound(f"{folder} has no {MANIFEST}; build it with `dataversion snapshot` first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LabError(f"{path} is not valid JSON ({exc.msg}); rebuild it with `dataversion snapshot`") from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fp:
+        fp.write(text)
+    os.replace(tmp, path)
+
+
+def commit(repo: str | Path, message: str | None = None, tag: str | None = None) -> dict:
+    """Version the snapshot in `dataset/`: dvc add, dvc push, git commit, git tag.
+
+    The push comes before the commit: if the remote cannot take the data, no commit and no tag exist, and running
+    it again resumes (DVC skips what it already cached or uploaded; an untagged dataset commit is tagged).
+    """
+    repo = require_repo(repo)
+    folder = repo / DATASET_DIR
+    manifest = read_manifest_file(folder)
+    if not manifest.get("items"):
+        raise LabError(f"{folder} holds an empty snapshot; nothing to version")
+    tag = tag or next_tag(repo)
+    _check_tag_name(repo, tag)
+    message = message or f"{tag}: {manifest['counts']['items']} labeled items"
+
+    _write_atomic(repo / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    dvc(repo, "add", "-q", DATASET_DIR, what=f"dvc add {DATASET_DIR}")
+    remote = _remote(repo)
+    try:
+        dvc(repo, "push", f"{DATASET_DIR}.dvc", what=f"dvc push to {remote}", error=ServerError)
+    except ServerError as exc:
+        raise ServerError(f"{exc} -- nothing was committed or tagged; check that the bucket exists and is "
+                          "reachable, then run the same command again") from None
+    git(repo, "add", f"{DATASET_DIR}.dvc", ".gitignore", MANIFEST)
+    if _has_staged_changes(repo):
+        git(repo, "commit", "-q", "-m", message)
+    else:
+        head = _head(repo)
+        done = [t for t in _tags_at(repo, head) if t.startswith(TAG_PREFIX)] if head else []
+        if done:
+            raise LabError(f"the snapshot is the same as {done[0]}; nothing new to version")
+        # an earlier run committed but did not tag: tag that commit now
+    git(repo, "tag", "-a", tag, "-m", message)
+    return {"tag": tag, "commit": _head(repo), "items": manifest["counts"]["items"], "message": message,
+            "remote": remote}
+
+
+def _remote(repo: Path) -> str:
+    for line in dvc(repo, "remote", "list").splitlines():
+        if line.split()[:1] == [REMOTE]:
+            return line.split()[1]
+    return ""
+
+
+def read_manifest(repo: str | Path, rev: str) -> dict:
+    """The manifest of a version, from git (no data download)."""
+    repo = require_repo(repo)
+    proc = subprocess.run(["git", "show", f"{rev}:{MANIFEST}"], cwd=repo, env=tool_env(), capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise NotFound(f"no dataset version {rev!r} in {repo} (see `dataversion versions`)")
+    return json.loads(proc.stdout)
+
+
+def list_versions(repo: str | Path) -> list[dict]:
+    """Each dataset_vN tag with its date, commit, message and counts."""
+    repo = require_repo(repo)
+    out = git(repo, "for-each-ref", "--format=%(refname:short)\t%(creatordate:iso-strict)\t%(*objectname)"
+              "%(objectname)\t%(contents:subject)", f"refs/tags/{TAG_PREFIX}*")
+    rows = {}
+    for line in out.splitlines():
+        name, date, obj, subject = (line.split("\t") + ["", "", ""])[:4]
+        rows[name] = (date, obj, subject)
+    versions = []
+    for tag in version_tags(repo):
+        date, obj, subject = rows.get(tag, ("", "", ""))
+        manifest = read_manifest(repo, tag)
+        counts = manifest.get("counts", {})
+        versions.append({"tag": tag, "date": date, "commit": obj[:12], "items": counts.get("items"),
+                         "classes": counts.get("per_class", {}), "annotators": counts.get("per_annotator", {}),
+                         "format": manifest.get("format"), "message": subject})
+    return versions
+
+
+def diff_manifests(old: dict, new: dict) -> dict:
+    """Items added, removed and relabeled between two manifests (items keyed by their source image)."""
+    a = {item["source"]: item for item in old.get("items", [])}
+    b = {item["source"]: item for item in new.get("items", [])}
+    relabeled = sorted(s for s in a.keys() & b.keys() if sorted(a[s]["labels"]) != sorted(b[s]["labels"]))
+    return {
+        "added": sorted(b.keys() - a.keys()),
+        "removed": sorted(a.keys() - b.keys()),
+        "relabeled": [{"source": s, "old": a[s]["labels"], "new": b[s]["labels"]} for s in relabeled],
+        "label_config_changed": old.get("label_config_digest") != new.get("label_config_digest"),
+        "format_changed": old.get("format") != new.get("format"),
+    }
+
+
+def diff(repo: str | Path, old: str, new: str) -> dict:
+    out = diff_manifests(read_manifest(repo, old), read_manifest(repo, new))
+    return {"old": old, "new": new, **out}
+
+
+# --- reading a version into a folder --------------------------------------------------------------------------
+
+
+def mount_points() -> list[Path]:
+    """Where the bucket is mounted: the entrypoint's GCS_MOUNT_DIR and any gcsfuse mount of this machine."""
+    points = []
+    if os.environ.get(MOUNT_ENV):
+        points.append(Path(os.environ[MOUNT_ENV]))
+    try:
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] in ("fuse.gcsfuse", "fuse.gcsfs"):
+                points.append(Path(fields[1].replace("\\040", " ")))
+    except OSError:
+        pass
+    return [p.resolve() for p in points]
+
+
+def refuse_mounted(dest: Path) -> None:
+    dest = dest.resolve()
+    for point in mount_points():
+        if dest == point or point in dest.parents:
+            raise ConfigError(f"refusing to write into {dest}: it is inside the bucket mount {point}; "
+                              "check versions out into a local folder")
+
+
+def checkout(repo: str | Path, rev: str, dest: str | Path, endpoint: str | None = None) -> dict:
+    """Copy dataset version `rev` into the new folder `dest` (never the workspace, never the bucket mount).
+
+    Reads through DVC's filesystem: from the local cache when it has the files, else from the remote.
+    """
+    repo = require_repo(repo)
+    dest = Path(dest).resolve()
+    refuse_mounted(dest)
+    if dest == repo or repo in dest.parents and dest.relative_to(repo).parts[:1] in ((DATASET_DIR,), (".dvc",), (".git",)):
+        raise ConfigError(f"refusing to check out into {dest}: pick a folder outside the repository's dataset/.dvc/.git")
+    if dest.exists() and any(dest.iterdir()):
+        raise ConfigError(f"{dest} is not empty; check out into a new or empty folder")
+    manifest = read_manifest(repo, rev)
+    from .load import download
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        count = download(str(repo), rev, tmp, endpoint=endpoint)
+        if dest.exists():
+            dest.rmdir()
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"rev": rev, "dest": str(dest), "files": count, "items": manifest.get("counts", {}).get("items")}
