@@ -129,7 +129,7 @@ def test_splits_are_stored_stable_and_new_tasks_do_not_move_old_ones(ls_client, 
         assert after[tid].meta["split"] == active.split_of(active.media_url(after[tid]), 9)
 
 
-def test_bulk_predictions_from_a_file_keep_scores_and_version(ls_client, bucket, tmp_path):
+def test_bulk_predictions_from_a_file_keep_scores_and_version(label_studio, ls_client, bucket, tmp_path):
     pid, truth, _ = _project(ls_client, bucket, tmp_path, 10, "bulk")
     names = sorted(truth)
     lines = [json.dumps({"path": name, "label": truth[name], "score": round(0.5 + i / 40, 3)})
@@ -147,6 +147,13 @@ def test_bulk_predictions_from_a_file_keep_scores_and_version(ls_client, bucket,
         assert pred.model_version == "external-v7"
         assert pred.score == pytest.approx(0.5 + i / 40, abs=1e-3)
         assert pred.result[0].labels == [truth[names[i]]]
+
+    # images come from the bucket directly, or through Label Studio's proxy when the bucket is out of reach
+    proxy = active.ImageLoader(label_studio.url, label_studio.token, use_gcs=False)
+    direct = active.ImageLoader(None, None, use_gcs=True)
+    blob = bucket.blob(f"{embedded.SOURCE_PREFIX}{names[0]}").download_as_bytes()
+    task0 = next(t for t in tasks if _file_name(t) == names[0])
+    assert proxy.fetch(task0.data["image"], task0.id) == blob == direct.fetch(task0.data["image"], task0.id)
 
     rerun = active.preannotate(ls_client, pid, file=file, model_version="external-v7")
     assert rerun["created"] == 0 and rerun["skipped"] == 10

@@ -129,9 +129,13 @@ class Backend:
             # no results: Label Studio stores nothing and asks again once a version exists
             return {"results": [], "model_version": "untrained"}
         target = active.target_of(payload.get("label_config") or "")
-        client = self._client(project)
+        try:
+            loader = self._loader(self._client(project))
+        except LabError:
+            # no Label Studio access yet: gs:// images can still come straight from the bucket
+            loader = active.ImageLoader(None, None)
         parsed = [Task.from_json(t) for t in tasks]
-        features = self._loader(client).features(parsed, target.data_key, model.size)
+        features = loader.features(parsed, target.data_key, model.size)
         probs = model.predict_proba(features)
         results = []
         for task, row in zip(parsed, probs):
