@@ -240,9 +240,6 @@ def load_label_config(project_id: int | None = None, config_file: str | Path | N
 
 def build_manifest(tasks: list[Task], config: LabelConfig, fmt: str, policy: str, project_id: int | None,
                    source: str, labels_prefix: str, export_report: dict) -> dict:
-    from datalabel.export import Namer
-
-    namer = Namer()  # the same names convert() gives, tasks being in the same order
     items = []
     per_class: Counter = Counter()
     per_annotator: Counter = Counter()
@@ -252,7 +249,7 @@ def build_manifest(tasks: list[Task], config: LabelConfig, fmt: str, policy: str
         labels = sorted(dict.fromkeys(ann.labels))
         per_class.update(labels)
         per_annotator[ann.completed_by or "unknown"] += 1
-        items.append({"source": gcs.gs_url_from_ref(ref) or ref, "name": namer(task, ref), "task": task.id,
+        items.append({"source": gcs.gs_url_from_ref(ref) or ref, "task": task.id,
                       "annotation": ann.id, "annotator": ann.completed_by, "labels": labels})
     projects = sorted({t.project for t in tasks if t.project is not None})
     return {
