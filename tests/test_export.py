@@ -228,6 +228,28 @@ def test_watch_reexports_only_on_change_and_reuses_images(ls_client, storage_cli
     assert len(list((out / "labels").iterdir())) == 4 and len(list((out / "images").iterdir())) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == [".yolo.state.sqlite", "yolo"]
 
+    # a second annotator on a task: a new target file, merged into the task; the latest annotation wins
+    first = project["tasks"][0]
+    ls_client.annotations.create(id=first["id"], result=[rect("smudge", 50, 50, 50, 50)])
+    sync_target(ls_client, project["project"])
+    merged = next(t for t in export.read_target_storage(project["bucket"], embedded.TARGET_PREFIX)
+                  if t.id == first["id"])
+    assert len(merged.annotations) == 2 and merged.pick("latest").labels == ["smudge"]
+    reports.clear()
+    export.watch(source, out, "yolo", project["config"], images, cycles=1, interval=0, on_cycle=reports.append)
+    assert reports[0]["fetched"]["new"] == 1 and reports[0]["images_fetched"] == 0
+    label_file = out / "labels" / first["storage_filename"].rsplit("/", 1)[-1].replace(".png", ".txt")
+    assert label_file.read_text() == "1 0.750000 0.750000 0.500000 0.500000\n"
+
+
+def test_watch_through_the_api(detection, ls_client, tmp_path):
+    source = export.WatchSource(client=ls_client, project_id=detection["project"])
+    reports = []
+    export.watch(source, tmp_path / "min", "json-min", detection["config"], None, cycles=2, interval=0,
+                 state=tmp_path / "state.sqlite", on_cycle=reports.append)
+    assert reports[0]["changed"] and reports[0]["fetched"]["new"] == N_IMAGES and reports[0]["items"] == 6
+    assert reports[1]["changed"] is False and reports[1]["fetched"]["unchanged"] == N_IMAGES
+
 
 # --- the CLI, as a user runs it --------------------------------------------------------------------------------
 
@@ -255,6 +277,11 @@ def test_cli_convert_from_bucket_offline_and_from_api(detection, label_studio, t
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "yolo" / "images").iterdir())) == 6
 
+    r = run_cli("watch", "--prefix", embedded.TARGET_PREFIX, "--config", str(config), "--format", "voc", "--output",
+                str(tmp_path / "voc"), "--cycles", "1", "--interval", "0", "--no-images", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["changed"] and len(list((tmp_path / "voc" / "Annotations").iterdir())) == 6
+
     r = run_cli("formats", "--project", str(detection["project"]), "--json", env=label_studio.env())
     assert r.returncode == 0 and "YOLO" in {f["name"] for f in json.loads(r.stdout)["label_studio"]}
 
@@ -273,3 +300,19 @@ def test_cli_help_has_examples():
     for cmd in ("formats", "convert", "api", "watch"):
         r = run_cli(cmd, "--help")
         assert r.returncode == 0 and "datalabel export " + cmd in r.stdout
+
+
+def test_video_export_fetches_the_video_beside_per_frame_labels(bucket, storage_client, tmp_path):
+    from datalabel.tasks import Task
+
+    bucket.blob("videos/street.mp4").upload_from_string(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    config = labelconfig.parse_config(labelconfig.build_config("video-tracking", ["car"]))
+    task = Task.from_json({"id": 1, "data": {"video": f"gs://{bucket.name}/videos/street.mp4"}, "annotations": [{
+        "id": 1, "result": [{"id": "t1", "type": "videorectangle", "from_name": "box", "to_name": "video", "value": {
+            "labels": ["car"], "framesCount": 3, "sequence": [
+                {"frame": 1, "enabled": True, "x": 0, "y": 0, "width": 10, "height": 10, "rotation": 0}]}}]}]})
+    report = export.convert([task], tmp_path / "yolo", "yolo", config, export.BucketImages(storage_client))
+    assert (tmp_path / "yolo" / "videos" / "street.mp4").read_bytes().endswith(b"not really a video")
+    assert sorted(p.name for p in (tmp_path / "yolo" / "labels").iterdir()) == [
+        "street_000001.txt", "street_000002.txt", "street_000003.txt"]
+    assert report["video_frames"] == 3 and report["images_fetched"] == 1

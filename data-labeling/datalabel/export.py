@@ -86,24 +86,40 @@ class BucketImages:
 
 
 class Namer:
-    """Unique image file names inside one export: the source's base name, the task id added on a clash."""
+    """Unique image file names inside one export: the source's base name, the task id added on a clash.
+
+    Names seen are remembered in a fixed-size Bloom filter (2 MiB), not a set, so memory does not grow with the
+    project. A Bloom filter never misses a name it saw, so names stay unique; a rare false alarm only adds the
+    task id to a name that did not need it (deterministically, so reruns give the same names).
+    """
+
+    BITS = 1 << 24
 
     def __init__(self):
-        self.used: set[str] = set()
+        self.bits = bytearray(self.BITS // 8)
+
+    def _slots(self, name: str) -> list[int]:
+        digest = hashlib.blake2b(name.encode(), digest_size=12).digest()
+        return [int.from_bytes(digest[i:i + 4], "little") % self.BITS for i in (0, 4, 8)]
+
+    def _seen(self, name: str) -> bool:
+        slots = self._slots(name)
+        seen = all(self.bits[s >> 3] & (1 << (s & 7)) for s in slots)
+        for s in slots:
+            self.bits[s >> 3] |= 1 << (s & 7)
+        return seen
 
     def __call__(self, task: Task, url: str | None, ref: str | None) -> str:
         base = (url or ref or "").split("?")[0].rsplit("/", 1)[-1]
         if not base or base in (".", ".."):
             base = f"task_{task.id}.jpg"
-        name = base
-        if name in self.used:
-            p = PurePosixPath(base)
-            name = f"{p.stem}_{task.id}{p.suffix}"
-            n = 1
-            while name in self.used:
-                n += 1
-                name = f"{p.stem}_{task.id}_{n}{p.suffix}"
-        self.used.add(name)
+        if not self._seen(base):
+            return base
+        p = PurePosixPath(base)
+        name, n = f"{p.stem}_{task.id}{p.suffix}", 1
+        while self._seen(name):
+            n += 1
+            name = f"{p.stem}_{task.id}_{n}{p.suffix}"
         return name
 
 

@@ -30,6 +30,7 @@ from .tasks import Annotation, Region, Task
 from .video import region_frames
 
 IMAGE_DIR = "images"
+VIDEO_DIR = "videos"
 
 try:  # orjson is several times faster at writing many small records; the stdlib does the same job without it
     import orjson
@@ -68,7 +69,7 @@ class Item:
 def rect_box(value: dict) -> tuple[float, float, float, float] | None:
     """Axis-aligned x, y, w, h (percent) of a possibly rotated Label Studio rectangle."""
     try:
-        x, y, w, h = (float(value[k]) for k in ("x", "y", "width", "height"))
+        x, y, w, h = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
     except (KeyError, TypeError, ValueError):
         return None
     r = float(value.get("rotation") or 0.0)
@@ -125,7 +126,7 @@ def is_video(item: Item) -> bool:
 
 
 def frame_name(name: str, frame: int) -> str:
-    """The file name of one extracted frame, as `ffmpeg -i V -start_number 1 STEM_%06d.jpg` writes them."""
+    """The file name of one frame, as `ffmpeg -i videos/V -start_number 1 images/STEM_%06d.jpg` writes them."""
     return f"{PurePosixPath(name).stem}_{frame:06d}.jpg"
 
 
@@ -151,6 +152,7 @@ class Writer:
         self.objects = 0
         self.frames = 0
         self.no_size = 0
+        self.video = any(tag == "Video" for tag, _ in config.objects.values())
 
     def class_id(self, label: str) -> int:
         if label not in self.class_ids:
@@ -163,6 +165,9 @@ class Writer:
         return self.class_ids[label]
 
     def image_dests(self, item: Item) -> list[str]:
+        if self.video:
+            # the video itself, to cut into frames named as frame_name() expects
+            return [f"{VIDEO_DIR}/{item.name}"] if self.name in ("coco", "yolo", "voc", "mot") else []
         return [f"{self.images_in}/{item.name}"] if self.images_in else []
 
     def write(self, item: Item) -> None:
