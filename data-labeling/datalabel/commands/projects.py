@@ -83,8 +83,7 @@ def create_cmd(
 ):
     """Create a project from a template and labels, or from a label-config XML file.
 
-    The config is checked (locally, then by the server) before anything is created. Running it again with the same
-    title and config reuses the project.
+    The config is checked (locally, then by the server) before anything is created. Same title and config again: reused.
 
     Examples:
       datalabel projects create --title Cheese --template image-classification --labels brie,gouda

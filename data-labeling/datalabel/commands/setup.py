@@ -8,7 +8,7 @@ import typer
 from ._common import API_KEY, BUCKET, CREDENTIALS, JSON, URL, client, say, settings
 
 NAME = "setup"
-app = typer.Typer(context_settings={"allow_interspersed_args": True})
+app = typer.Typer(context_settings={"allow_interspersed_args": True}, subcommand_metavar="")
 
 
 @app.callback(invoke_without_command=True)

@@ -7,7 +7,7 @@ from ._common import API_KEY, JSON, URL, client
 
 NAME = "stats"
 # options may follow the project id (`datalabel stats 3 --json`)
-app = typer.Typer(context_settings={"allow_interspersed_args": True})
+app = typer.Typer(context_settings={"allow_interspersed_args": True}, subcommand_metavar="")
 
 
 @app.callback(invoke_without_command=True)
