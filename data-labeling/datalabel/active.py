@@ -403,8 +403,10 @@ def preannotate(client, project_id: int, *, model_path: str | Path | None = None
 
     Tasks that already have a prediction of the same model version are skipped, so reruns add nothing.
     """
-    if (model_path is None) == (file is None):
-        raise ConfigError("give either a model (--model, or 'latest') or a predictions file (--from), not both")
+    if model_path is None and file is None:
+        raise ConfigError("nothing to upload: give a model (--model FILE or --model latest) or a predictions file (--from)")
+    if model_path is not None and file is not None:
+        raise ConfigError("give a model (--model) or a predictions file (--from), not both")
     target = project_target(client, project_id)
     tasks = load_tasks(client, project_id)
     if file is not None:
@@ -416,19 +418,20 @@ def preannotate(client, project_id: int, *, model_path: str | Path | None = None
     else:
         model = load_model(model_path, models_dir, project_id)
         version = model_version or model.version
-        todo = [t for t in tasks if include_labeled or not t.is_labeled]
-        todo = [t for t in todo if latest_prediction(t, version) is None]
+        wanted = [t for t in tasks if include_labeled or not t.is_labeled]
+        todo = [t for t in wanted if latest_prediction(t, version) is None]
+        already = len(wanted) - len(todo)
         loader = ImageLoader.for_client(client)
         features = loader.features(todo, target.data_key, model.size)
         probs = model.predict_proba(features) if len(todo) else []
         preds = [prediction_json(t.id, dict(zip(model.classes, row)), target, version) for t, row in zip(todo, probs)]
         missing = []
     have = {t.id for t in tasks if latest_prediction(t, version) is not None}
-    skipped = [p for p in preds if p["task"] in have]
+    skipped = len([p for p in preds if p["task"] in have]) + (already if file is None else 0)
     preds = [p for p in preds if p["task"] not in have]
     started = time.perf_counter()
     created = import_predictions(client, project_id, preds, progress=progress)
-    return {"project": project_id, "model_version": version, "created": created, "skipped": len(skipped),
+    return {"project": project_id, "model_version": version, "created": created, "skipped": skipped,
             "unmatched": len(missing), "seconds": round(time.perf_counter() - started, 3)}
 
 
