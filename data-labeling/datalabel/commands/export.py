@@ -70,10 +70,16 @@ def _print_report(report: dict, json_out: bool) -> None:
     if report.get("changed") is False:
         typer.echo(f"no new or changed annotations ({report['fetched']['unchanged']} unchanged)")
         return
-    print_table([{"class": k, "objects": v} for k, v in report["classes"].items()], ["class", "objects"],
-                f"{report['format']}: {report['items']} item(s) -> {report['out_dir']}")
+    typer.echo(f"{report['format']}: {report['items']} item(s) -> {report['out_dir']}")
+    print_table([{"class": k, "objects": v} for k, v in report["classes"].items()], ["class", "objects"])
     typer.echo(f"tasks read {report['tasks']}, without annotation {report['unlabeled_skipped']}, images fetched "
                f"{report['images_fetched']}, reused {report['images_reused']}, in {report['seconds']}s")
+    if report.get("images_not_in_bucket"):
+        typer.echo(f"warning: {report['images_not_in_bucket']} task(s) point to media outside gs://; "
+                   "their images are not in the export", err=True)
+    if report.get("objects_without_image_size"):
+        typer.echo(f"warning: {report['objects_without_image_size']} object(s) left out: image size unknown "
+                   "(export with images, or --frame-size for video)", err=True)
 
 
 def _source_tasks(project, prefix, from_file, bucket, client, storage, progress):
