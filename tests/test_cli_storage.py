@@ -120,6 +120,7 @@ def test_bad_storage_input_creates_nothing(label_studio, ls_client, bucket, proj
         (["add-source", 987654, "--prefix", "images/"], "project 987654 does not exist", 4),
         (["list", 987654], "project 987654 does not exist", 4),
         (["sync", project], "no storage to sync", 4),
+        (["sync", project, "--id", 987654], "no storage 987654", 4),
         (["sync", project, "--direction", "sideways"], "unknown direction", 1),
         (["remove", project, "--id", 987654], "no matching storage", 4),
         (["remove", project], "say which storage", 1),

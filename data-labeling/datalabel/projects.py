@@ -207,8 +207,8 @@ def sync(client, project_id: int, direction: str = "both", storage_id: int | Non
     if storage_id is not None:
         storages = [(kind, s) for kind, s in storages if s.id == storage_id]
         if not storages:
-            raise NotFound(f"project {project_id} has no {direction if direction != 'both' else ''} storage "
-                           f"{storage_id} (see `datalabel storage list {project_id}`)".replace("  ", " "))
+            raise NotFound(f"project {project_id} has no storage {storage_id} to sync "
+                           f"(see `datalabel storage list {project_id}`)")
     if not storages:
         raise NotFound(f"project {project_id} has no {'' if direction == 'both' else direction + ' '}storage to sync; "
                        f"add one with `datalabel storage add-source {project_id} --prefix ...`")

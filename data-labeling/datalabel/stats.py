@@ -75,13 +75,14 @@ def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users:
 def project_stats(client, project_id: int, policy: str = "latest") -> dict:
     """`compute_stats` for a live Label Studio project (labels in config order, annotators by email)."""
     from . import ls
+    from .errors import LabError
     from .labelconfig import parse_config
     from .tasks import iter_tasks
 
     project = ls.get_project(client, project_id)
     try:
         labels = parse_config(project.label_config).labels
-    except Exception:  # a config our parser does not know still has countable tasks
+    except LabError:  # a config our parser does not know still has countable tasks
         labels = None
     out = compute_stats(iter_tasks(ls.iter_task_json(client, project_id)), labels=labels,
                         users=ls.user_emails(client), policy=policy)
