@@ -35,6 +35,9 @@ def setup_cmd(
 
     Example: datalabel setup --title Cheese --template image-classification --labels brie,gouda --bucket my-bucket --upload ./images
     """
+    from contextlib import nullcontext
+    from pathlib import Path
+
     from ..config import load_credentials
     from ..output import print_json, progress
     from ..projects import resolve_config, setup
@@ -44,7 +47,9 @@ def setup_cmd(
     conf = settings(url, api_key, bucket, credentials)
     name = conf.require_bucket()
     lsc = client(url, api_key, bucket, credentials)
-    with progress("upload", None) as advance:
+    files = sum(1 for p in Path(upload).rglob("*") if p.is_file()) if upload and Path(upload).is_dir() else 0
+    bar = progress(f"upload to gs://{name}/{source_prefix}", files) if files else nullcontext(None)
+    with bar as advance:
         result = setup(lsc, title, xml, name, source_prefix, target_prefix, regex, blob_urls, credentials,
                        upload, conf.url if cors else None, description, progress=advance, recursive=recursive)
     if json_out:
