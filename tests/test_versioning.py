@@ -83,10 +83,15 @@ def test_two_versions_diff_checkout_and_notebook(label_studio, ls_client, bucket
     ls_client.annotations.update(id=ann_ids[changed], result=choice(new_label))
     sync(ls_client, project_id, "target")
 
-    config, _ = snapshot.load_label_config(project_id, client=ls_client)
-    snapshot.snapshot(dataset_repo / repo.DATASET_DIR, bucket.name, "imagefolder", config, project_id)
+    # the second snapshot reads only the changed annotation files (the label cache keeps the others)
+    cache = snapshot.cache_path(dataset_repo, bucket.name, "labels/")
+    assert cache.is_file()
+    out = run_cli("snapshot", "--project", str(project_id), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "6 labeled item(s) as imagefolder" in out.stdout
     info = repo.commit(dataset_repo, "two new digits, one relabeled")
     assert info["tag"] == "dataset_v2"
+    assert _git(dataset_repo, "status", "--porcelain").stdout == ""  # the cache is not part of the history
     v2 = {**v1, changed: new_label, **{n: samples.read_truth(more)[n] for n in new_names}}
     assert imagefolder_labels(dataset_repo / repo.DATASET_DIR) == v2
 

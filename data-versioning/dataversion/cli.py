@@ -103,10 +103,13 @@ def snapshot(
 
         client = ls.connect(Settings.load(url=url, api_key=api_key))
     config, project_id = snap.load_label_config(project, label_config, client)
-    dest = out or require_repo(repo) / DATASET_DIR
+    root = require_repo(repo) if out is None else None
+    dest = out or root / DATASET_DIR
+    name = _bucket(bucket)
     with progress("Snapshot") as advance:
-        manifest = snap.snapshot(dest, _bucket(bucket), fmt, config, project_id, labels_prefix, policy, mount,
-                                 setting("GOOGLE_APPLICATION_CREDENTIALS"), concurrency, advance)
+        manifest = snap.snapshot(dest, name, fmt, config, project_id, labels_prefix, policy, mount,
+                                 setting("GOOGLE_APPLICATION_CREDENTIALS"), concurrency, advance,
+                                 cache=snap.cache_path(root, name, labels_prefix) if root else None)
     summary = {"out": str(dest), "items": manifest["counts"]["items"], "format": manifest["format"],
                "per_class": manifest["counts"]["per_class"], "per_annotator": manifest["counts"]["per_annotator"],
                "label_config_digest": manifest["label_config_digest"],

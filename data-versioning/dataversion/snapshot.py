@@ -69,16 +69,17 @@ class BucketSource:
         """The bucket exists and answers (google-cloud-storage's short retry budget: a wrong host fails fast)."""
         gcs.bucket(gcs.client(self.credentials_file), self.bucket)
 
-    def list(self, prefix: str) -> list[str]:
-        """Object keys under prefix (folder placeholders left out)."""
+    def list(self, prefix: str) -> dict[str, str]:
+        """Object key -> version (generation, else MD5) under prefix; folder placeholders left out."""
         prefix = gcs.norm_prefix(prefix)
         try:
-            found = self.fs.find(f"{self.bucket}/{prefix}")
+            found = self.fs.find(f"{self.bucket}/{prefix}", detail=True)
         except FileNotFoundError:
-            return []
+            return {}
         except Exception as exc:
             raise ServerError(f"cannot list {self.describe(prefix)}: {str(exc).splitlines()[0][:200]}") from None
-        return sorted(p.split("/", 1)[1] for p in found if not p.endswith("/"))
+        return {path.split("/", 1)[1]: str(info.get("generation") or info.get("md5Hash") or info.get("etag") or "")
+                for path, info in sorted(found.items()) if not path.endswith("/")}
 
     def read_many(self, keys: list[str], progress: Callable[[int], None] | None = None,
                   bucket_of: list[str] | None = None, missing: str = "gs://{path} disappeared while reading; "
@@ -145,11 +146,17 @@ class MountSource:
         if empty:
             raise NotFound(f"bucket mount {self.root} is empty: the mount failed or the bucket has no objects")
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str) -> dict[str, str]:
+        """File key -> version (modification time and size)."""
         base = self.root / prefix
         if not base.is_dir():
-            return []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+            return {}
+        out = {}
+        for path in sorted(base.rglob("*")):
+            if path.is_file():
+                st = path.stat()
+                out[path.relative_to(self.root).as_posix()] = f"{st.st_mtime_ns}:{st.st_size}"
+        return out
 
     def read_many(self, keys: list[str], progress: Callable[[int], None] | None = None) -> list[bytes]:
         def one(key: str) -> bytes:
@@ -194,23 +201,75 @@ def open_source(bucket: str, mount: str | Path | None = None, credentials_file: 
 # --- annotations -----------------------------------------------------------------------------------------------
 
 
+def cache_path(repo: Path, bucket: str, prefix: str) -> Path:
+    """Where a dataset repository keeps its label cache for one source (DVC's own tmp dir, ignored by git)."""
+    import hashlib
+
+    key = hashlib.sha1(f"{bucket}/{gcs.norm_prefix(prefix)}".encode()).hexdigest()[:12]
+    return Path(repo) / ".dvc" / "tmp" / f"dataversion-labels-{key}.sqlite"
+
+
+class LabelCache:
+    """Target-storage files already read, by key and version (SQLite), so a new snapshot of a project where a
+    few annotations changed downloads only those. Lives outside the dataset (e.g. .dvc/tmp/)."""
+
+    def __init__(self, path: str | Path):
+        import sqlite3
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path))
+        self.db.execute("CREATE TABLE IF NOT EXISTS files (key TEXT PRIMARY KEY, version TEXT, body BLOB)")
+
+    def get(self, listing: dict[str, str]) -> dict[str, bytes]:
+        found = {}
+        for key, version, body in self.db.execute("SELECT key, version, body FROM files"):
+            if listing.get(key) == version and version:
+                found[key] = body
+        return found
+
+    def replace(self, listing: dict[str, str], bodies: dict[str, bytes]) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM files")
+            self.db.executemany("INSERT INTO files VALUES (?, ?, ?)",
+                                [(k, listing[k], bodies[k]) for k in listing])
+
+    def close(self) -> None:
+        self.db.close()
+
+
 def read_labeled_tasks(source, prefix: str = DEFAULT_LABELS_PREFIX,
-                       progress: Callable[[int], None] | None = None) -> list[Task]:
+                       progress: Callable[[int], None] | None = None, cache: str | Path | None = None) -> list[Task]:
     """Tasks from the JSON files target storage wrote under `prefix` (one file per task or per annotation),
-    merged per task through the shared task model. Refuses a missing, empty or unlabeled source."""
+    merged per task through the shared task model. Refuses a missing, empty or unlabeled source.
+
+    With `cache` (a file path), files whose version did not change since the last call are not downloaded.
+    """
     source.check()
-    keys = source.list(prefix)
-    if not keys:
+    listing = source.list(prefix)
+    if not listing:
         raise NotFound(f"no annotations under {source.describe(prefix)}: connect the project's target storage "
                        "to this prefix and sync it (datalabel storage sync), then try again")
-    tasks = []
-    for key, body in zip(keys, source.read_many(keys, progress)):
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            raise LabError(f"gs://{source.bucket}/{key} is not JSON; only Label Studio's target-storage files "
-                           "belong under this prefix") from None
-        tasks.append(Task.from_json(obj))
+    store = LabelCache(cache) if cache else None
+    try:
+        bodies = store.get(listing) if store else {}
+        todo = [k for k in listing if k not in bodies]
+        if progress and bodies:
+            progress(len(bodies))
+        bodies.update(zip(todo, source.read_many(todo, progress)))
+        tasks = []
+        for key in listing:
+            try:
+                obj = json.loads(bodies[key])
+            except ValueError:
+                raise LabError(f"gs://{source.bucket}/{key} is not JSON; only Label Studio's target-storage files "
+                               "belong under this prefix") from None
+            tasks.append(Task.from_json(obj))
+        if store:
+            store.replace(listing, bodies)
+    finally:
+        if store:
+            store.close()
     merged = merge_tasks(tasks)
     labeled = [t for t in merged if t.is_labeled]
     if not labeled:
@@ -273,8 +332,12 @@ def build_manifest(tasks: list[Task], config: LabelConfig, fmt: str, policy: str
 def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config: LabelConfig | None = None,
              project_id: int | None = None, labels_prefix: str = DEFAULT_LABELS_PREFIX, policy: str = "latest",
              mount: str | Path | None = None, credentials_file: str | None = None, concurrency: int | None = None,
-             progress: Callable[[int], None] | None = None, source=None) -> dict:
-    """Build the dataset folder `out_dir` (atomically replaced) and its manifest. Returns the manifest."""
+             progress: Callable[[int], None] | None = None, source=None, cache: str | Path | None = None) -> dict:
+    """Build the dataset folder `out_dir` (atomically replaced) and its manifest. Returns the manifest.
+
+    Images already in a previous snapshot at `out_dir` are linked, not downloaded again; with `cache`,
+    annotation files are only downloaded when they changed.
+    """
     from datalabel.export import convert
 
     from .repo import refuse_mounted
@@ -284,7 +347,7 @@ def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config:
     out_dir = Path(out_dir).absolute()
     refuse_mounted(out_dir)
     source = source or open_source(bucket, mount, credentials_file, concurrency)
-    tasks = read_labeled_tasks(source, labels_prefix, progress)
+    tasks = read_labeled_tasks(source, labels_prefix, progress, cache)
     report = convert(tasks, out_dir, fmt, config, source, policy, progress)
     manifest = build_manifest(tasks, config, fmt, policy, project_id, source.describe(labels_prefix),
                               labels_prefix, report)
