@@ -316,3 +316,29 @@ def test_video_export_fetches_the_video_beside_per_frame_labels(bucket, storage_
     assert sorted(p.name for p in (tmp_path / "yolo" / "labels").iterdir()) == [
         "street_000001.txt", "street_000002.txt", "street_000003.txt"]
     assert report["video_frames"] == 3 and report["images_fetched"] == 1
+
+
+def test_cli_sigterm_midway_leaves_nothing(tmp_path):
+    import signal
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_convert import CONFIG, make_export
+
+    src, config, work = tmp_path / "export.json", tmp_path / "config.xml", tmp_path / "work"
+    make_export(src, 60000)
+    config.write_text(CONFIG)
+    work.mkdir()
+    clean = {k: v for k, v in os.environ.items() if k not in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY")}
+    proc = subprocess.Popen([sys.executable, "-m", "datalabel", "export", "convert", "--from-file", str(src),
+                             "--config", str(config), "--format", "yolo", "--output", str(work / "out"),
+                             "--no-images"], env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(work.glob(".out.tmp-*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the export finished before it could be interrupted"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert list(work.iterdir()) == []

@@ -213,3 +213,17 @@ def test_resolve_urls_decode_back_to_gs():
     assert gcs.gs_url_from_ref("http://127.0.0.1:8080" + ref) == "gs://explore1/images_unlabeled/digit_0000.png"
     assert gcs.gs_url_from_ref("gs://b/k.png") == "gs://b/k.png"
     assert gcs.gs_url_from_ref("https://example.org/a.png") is None
+
+
+def test_temporary_folders_of_killed_runs_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".out.tmp-{dead.pid}-abc123"
+    (stale / "labels").mkdir(parents=True)
+    live = tmp_path / f".out.tmp-{__import__('os').getpid()}-inuse"  # this process is alive: left alone
+    live.mkdir()
+    export.convert(tasks(), tmp_path / "out", "yolo", CONFIG, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "out"]

@@ -157,7 +157,7 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
     if not out_dir.exists():
         os.rename(tmp, out_dir)
         return
-    old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.rename(out_dir, old)
     try:
         os.rename(tmp, out_dir)
@@ -165,6 +165,30 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
         os.rename(old, out_dir)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(out_dir: Path) -> None:
+    """Remove temporary folders that a killed run (SIGKILL, power loss) left beside out_dir.
+
+    Their names carry the writing process's id; a folder whose process is gone cannot be in use.
+    """
+    if not out_dir.parent.is_dir():
+        return
+    for kind in ("tmp", "old"):
+        for path in out_dir.parent.glob(f".{out_dir.name}.{kind}-*"):
+            pid = path.name[len(f".{out_dir.name}.{kind}-"):].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -204,7 +228,8 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
         reuse_from = out_dir  # images of the previous export are linked, not downloaded again
     reuse = Path(reuse_from) if reuse_from else None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    _remove_stale(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the export is an ordinary folder
     started = time.monotonic()
     try:

@@ -1,6 +1,8 @@
 """`datalabel export ...`: annotations in the format a trainer reads, from the API or straight from the bucket."""
 from __future__ import annotations
 
+import contextlib
+import signal
 from pathlib import Path
 
 import typer
@@ -32,6 +34,19 @@ IMAGES = typer.Option(True, "--images/--no-images", help="Download the images fr
 UNLABELED = typer.Option(False, "--include-unlabeled", help="Also write tasks without an annotation (no objects).")
 FRAME_SIZE = typer.Option(None, "--frame-size", help="Video frame size WxH (e.g. 1920x1080) for pixel boxes "
                           "of video tracks in COCO, VOC and MOT.")
+
+
+@contextlib.contextmanager
+def _stop_cleanly():
+    """SIGTERM (docker stop, kill) unwinds like Ctrl-C, so an export in progress removes its temporary folder."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _frame_size(value: str | None) -> tuple[int, int] | None:
@@ -153,7 +168,7 @@ def convert_cmd(
     label_config = _config(config, client, project)
     storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
     bucket_name = settings.require_bucket(bucket) if prefix is not None else None
-    with progress("reading tasks") as advance:
+    with _stop_cleanly(), progress("reading tasks") as advance:
         tasks = _source_tasks(project, prefix, from_file, bucket_name, client, storage, None)
         report = export.convert(tasks, output, fmt, label_config, export.BucketImages(storage) if images else None,
                                 policy, advance, include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
@@ -215,6 +230,7 @@ def watch_cmd(
         source = export.WatchSource(client=client, project_id=project)
     else:
         raise ConfigError("nothing to watch: pass --prefix labels/ (bucket) or --project ID (API)")
-    export.watch(source, output, fmt, label_config, export.BucketImages(storage) if images else None, policy,
-                 interval, cycles, state, on_cycle=lambda r: _print_report(r, json_out),
-                 include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
+    with _stop_cleanly():
+        export.watch(source, output, fmt, label_config, export.BucketImages(storage) if images else None, policy,
+                     interval, cycles, state, on_cycle=lambda r: _print_report(r, json_out),
+                     include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
