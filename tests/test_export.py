@@ -104,7 +104,8 @@ def test_target_storage_json_is_one_file_per_annotation_merged_per_task(detectio
     assert [bool(t.valid_annotations) for t in tasks] == [True, True, True, False] * 2
 
 
-def test_yolo_from_bucket_has_every_image_and_a_label_file_per_image(detection, storage_client, tmp_path):
+def test_yolo_from_bucket_has_every_image_and_a_label_file_per_image(detection, storage_client, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "BATCH", 3)  # several chunks: downloads overlap with writing the previous chunk
     tasks = export.read_target_storage(detection["bucket"].name, embedded.TARGET_PREFIX, storage_client=storage_client)
     report = export.convert(tasks, tmp_path / "yolo", "yolo", detection["config"], export.BucketImages(storage_client))
     out = tmp_path / "yolo"

@@ -248,10 +248,15 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
 
 def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, images: ImageSource | None,
          policy: str, progress, include_unlabeled: bool, reuse: Path | None) -> dict:
+    """Chunks of tasks: pick annotations and names, fetch images, write. The images of one chunk download while
+    the previous chunk is written, so the network and the writer overlap; at most two chunks are in memory."""
+    from concurrent.futures import ThreadPoolExecutor
+
     stats = {"tasks": 0, "unlabeled_skipped": 0, "images_fetched": 0, "images_reused": 0, "images_not_in_bucket": 0}
     namer = Namer()
     key = config.data_key
-    for chunk in _batched(tasks, BATCH):
+
+    def prepare(chunk: list[Task]) -> tuple[list[Item], list[tuple[str, Path]]]:
         items: list[Item] = []
         for task in chunk:
             stats["tasks"] += 1
@@ -277,9 +282,11 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
                     stats["images_reused"] += 1
                 else:
                     jobs.append((item.url, tmp / rel))
-        if jobs:
-            images.fetch(jobs)
-            stats["images_fetched"] += len(jobs)
+        return items, jobs
+
+    def finish(items: list[Item], fetching, n_tasks: int) -> None:
+        if fetching is not None:
+            fetching.result()  # raises the first failed download
         for item in items:
             if item.width is None and item.placed:
                 size = _image_size(tmp / item.placed[0])
@@ -287,7 +294,28 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
                     item.width, item.height = size
             writer.write(item)
         if progress:
-            progress(len(chunk))
+            progress(n_tasks)
+
+    pending = None
+    with ThreadPoolExecutor(max_workers=1) as background:
+        try:
+            for chunk in _batched(tasks, BATCH):
+                items, jobs = prepare(chunk)
+                fetching = None
+                if jobs:
+                    fetching = background.submit(images.fetch, jobs)
+                    stats["images_fetched"] += len(jobs)
+                if pending is not None:
+                    finish(*pending)
+                pending = (items, fetching, len(chunk))
+            if pending is not None:
+                finish(*pending)
+                pending = None
+        except BaseException:
+            # let a download still running finish before the caller removes the folder it writes into
+            if pending is not None and pending[1] is not None:
+                pending[1].exception()
+            raise
     return stats
 
 
