@@ -132,12 +132,12 @@ def _region_size(item: Item) -> None:
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as img:  # reads the header only
             return img.size
-    except (OSError, UnidentifiedImageError):
+    except Exception:  # not an image (a video, a PDF) or one PIL refuses: its size stays unknown
         return None
 
 
@@ -449,7 +449,7 @@ class TaskCache:
         counts["removed"] = self._end_sync()
         return counts
 
-    def tasks(self, labeled_only: bool = False) -> Iterator[Task]:
+    def tasks(self) -> Iterator[Task]:
         """Tasks sorted by id, the records of one task merged into one."""
         cur = self.db.execute("SELECT task_id, body FROM items ORDER BY task_id, name")
         group: list[Task] = []

@@ -18,7 +18,6 @@ import csv
 import json
 import math
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Iterator
@@ -604,7 +603,3 @@ def writer_for(fmt: str) -> type[Writer]:
         return WRITERS[fmt.lower()]
     except KeyError:
         raise LabError(f"unknown format {fmt!r}; choose one of: {', '.join(WRITERS)}") from None
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
