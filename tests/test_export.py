@@ -343,3 +343,24 @@ def test_cli_sigterm_midway_leaves_nothing(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "Traceback" not in err
     assert list(work.iterdir()) == []
+
+
+def test_video_tracks_written_by_label_studio_to_mot(ls_client, bucket, tmp_path):
+    config_xml = labelconfig.build_config("video-tracking", ["car", "person"])
+    project, _ = ls.ensure_project(ls_client, f"video {bucket.name}", config_xml)
+    sequence = [{"frame": 1, "enabled": True, "x": 10, "y": 20, "width": 10, "height": 10, "rotation": 0, "time": 0.04},
+                {"frame": 3, "enabled": False, "x": 30, "y": 20, "width": 10, "height": 10, "rotation": 0, "time": 0.12}]
+    ls_client.projects.import_tasks(id=project.id, request=[{
+        "data": {"video": f"gs://{bucket.name}/videos/street.mp4"},
+        "annotations": [{"result": [{"id": "t1", "type": "videorectangle", "from_name": "box", "to_name": "video",
+                                     "value": {"labels": ["car"], "framesCount": 5, "duration": 0.2,
+                                               "sequence": sequence}}]}]}])
+    ls.ensure_target_storage(ls_client, project.id, bucket.name, embedded.TARGET_PREFIX)
+    sync_target(ls_client, project.id)
+    tasks = list(export.read_target_storage(bucket, embedded.TARGET_PREFIX))
+    assert len(tasks) == 1
+    export.convert(tasks, tmp_path / "mot", "mot", labelconfig.parse_config(config_xml), None, frame_size=(100, 50))
+    rows = [line.split(",") for line in (tmp_path / "mot" / "mot" / "street.txt").read_text().splitlines()]
+    # frames 1..3 interpolated (x 10 -> 20 -> 30 % of 100 px), the track ends at the disabled keyframe 3
+    assert [(int(r[0]), float(r[2]), float(r[3])) for r in rows] == [(1, 10, 10), (2, 20, 10), (3, 30, 10)]
+    assert {r[7] for r in rows} == {"0"}
