@@ -58,22 +58,22 @@ class BucketImages:
         self.workers = workers
         self._buckets: dict[str, object] = {}
 
-    def _bucket(self, name: str):
-        if name not in self._buckets:
-            if self.client is None:
-                self.client = gcs.client()
-            self._buckets[name] = self.client.bucket(name)
-        return self._buckets[name]
-
     def fetch(self, jobs: list[tuple[str, Path]], progress: Callable[[int], None] | None = None) -> None:
         from google.api_core import exceptions
+
+        if self.client is None:
+            self.client = gcs.client()
+        for url, _ in jobs:  # bucket handles made here, not in the download threads
+            name = gcs.split_url(url)[0]
+            if name not in self._buckets:
+                self._buckets[name] = self.client.bucket(name)
 
         def one(job: tuple[str, Path]) -> None:
             url, dest = job
             name, key = gcs.split_url(url)
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._bucket(name).blob(key).download_to_filename(str(dest))
+                self._buckets[name].blob(key).download_to_filename(str(dest))
             except exceptions.NotFound:
                 raise NotFound(f"image {url} is not in the bucket; fix the task or restore the file") from None
             except exceptions.GoogleAPIError as exc:
