@@ -364,3 +364,25 @@ def test_video_tracks_written_by_label_studio_to_mot(ls_client, bucket, tmp_path
     # frames 1..3 interpolated (x 10 -> 20 -> 30 % of 100 px), the track ends at the disabled keyframe 3
     assert [(int(r[0]), float(r[2]), float(r[3])) for r in rows] == [(1, 10, 10), (2, 20, 10), (3, 30, 10)]
     assert {r[7] for r in rows} == {"0"}
+
+
+def test_reexport_reuses_an_image_only_from_the_same_source(bucket, storage_client, tmp_path):
+    from datalabel.tasks import Task
+
+    bucket.blob("a/x.png").upload_from_string(b"image from a")
+    bucket.blob("b/x.png").upload_from_string(b"image from b")
+    config = labelconfig.parse_config(labelconfig.build_config("object-detection", LABELS))
+    t1, t2 = (Task.from_json({"id": i, "data": {"image": f"gs://{bucket.name}/{p}/x.png"},
+                              "annotations": [{"id": i, "result": [rect("digit", 0, 0, 10, 10)]}]})
+              for i, p in ((1, "a"), (2, "b")))
+    images = export.BucketImages(storage_client)
+    export.convert([t1, t2], tmp_path / "out", "yolo", config, images)
+    assert (tmp_path / "out" / "images" / "x.png").read_bytes() == b"image from a"
+    assert (tmp_path / "out" / "images" / "x_2.png").read_bytes() == b"image from b"
+    report = export.convert([t1, t2], tmp_path / "out", "yolo", config, images)
+    assert (report["images_reused"], report["images_fetched"]) == (2, 0)
+    # task 1 gone: task 2's image now takes the plain name and must not be linked from a's old file
+    report = export.convert([t2], tmp_path / "out", "yolo", config, images)
+    assert (report["images_reused"], report["images_fetched"]) == (0, 1)
+    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["x.png"]
+    assert (tmp_path / "out" / "images" / "x.png").read_bytes() == b"image from b"

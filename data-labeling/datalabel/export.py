@@ -9,7 +9,8 @@ Interface (stable; other tools build on it):
         error the temporary folder is removed and an existing out_dir is left untouched. Returns a report
         (counts per class, items, objects, images fetched/reused). `policy` picks one annotation per task
         (tasks.choose_annotation: latest | ground-truth | majority); skipped/cancelled annotations never count.
-        Images already present in a previous export in out_dir are hard-linked, not fetched again.
+        Images already present in a previous export in out_dir (same path, same source URL) are hard-linked,
+        not fetched again.
 
     BucketImages(storage_client)        an ImageSource: fetches gs:// images into the output, in parallel.
     read_target_storage(bucket, prefix, cache=None) -> Iterator[Task]
@@ -246,6 +247,43 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
     return report
 
 
+class _ImageIndex:
+    """Which source URL each exported image came from (a small SQLite file in the export).
+
+    A later export into the same folder links an image from the previous one only if the same path came from the
+    same URL, so a name that moved to another image (after a task was deleted) is downloaded again.
+    """
+
+    FILE = ".datalabel-images.sqlite"
+
+    def __init__(self, out: Path | None, reuse: Path | None):
+        self.db = sqlite3.connect(str(out / self.FILE)) if out is not None else None
+        if self.db is not None:
+            self.db.execute("CREATE TABLE images (path TEXT PRIMARY KEY, url TEXT)")
+        old = reuse / self.FILE if reuse is not None else None
+        self.old = sqlite3.connect(f"file:{old}?mode=ro", uri=True) if old is not None and old.is_file() else None
+
+    def previous(self, paths: list[str]) -> dict[str, str]:
+        if self.old is None or not paths:
+            return {}
+        marks = ",".join("?" * len(paths))
+        return dict(self.old.execute(f"SELECT path, url FROM images WHERE path IN ({marks})", paths))
+
+    def add(self, placed: list[tuple[str, str]]) -> None:
+        if self.db is not None and placed:
+            self.db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?)", placed)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for db in (self.db, self.old):
+            if db is not None:
+                if db is self.db and exc[0] is None:
+                    db.commit()
+                db.close()
+
+
 def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, images: ImageSource | None,
          policy: str, progress, include_unlabeled: bool, reuse: Path | None) -> dict:
     """Chunks of tasks: pick annotations and names, fetch images, write. The images of one chunk download while
@@ -255,6 +293,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
     stats = {"tasks": 0, "unlabeled_skipped": 0, "images_fetched": 0, "images_reused": 0, "images_not_in_bucket": 0}
     namer = Namer()
     key = config.data_key
+    index = _ImageIndex(tmp if images is not None else None, reuse)
 
     def prepare(chunk: list[Task]) -> tuple[list[Item], list[tuple[str, Path]]]:
         items: list[Item] = []
@@ -270,6 +309,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
             _region_size(item)
             items.append(item)
         jobs: list[tuple[str, Path]] = []
+        placed: list[tuple[str, str]] = []
         for item in items:
             dests = writer.image_dests(item) if images is not None else []
             if dests and item.url is None:
@@ -277,11 +317,15 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
                 continue
             for rel in dests:
                 item.placed.append(rel)
-                if reuse is not None and (reuse / rel).is_file():
-                    _link_or_copy(reuse / rel, tmp / rel)
-                    stats["images_reused"] += 1
-                else:
-                    jobs.append((item.url, tmp / rel))
+                placed.append((rel, item.url))
+        before = index.previous([rel for rel, _ in placed])
+        for rel, url in placed:
+            if before.get(rel) == url and (reuse / rel).is_file():
+                _link_or_copy(reuse / rel, tmp / rel)
+                stats["images_reused"] += 1
+            else:
+                jobs.append((url, tmp / rel))
+        index.add(placed)
         return items, jobs
 
     def finish(items: list[Item], fetching, n_tasks: int) -> None:
@@ -297,7 +341,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
             progress(n_tasks)
 
     pending = None
-    with ThreadPoolExecutor(max_workers=1) as background:
+    with index, ThreadPoolExecutor(max_workers=1) as background:
         try:
             for chunk in _batched(tasks, BATCH):
                 items, jobs = prepare(chunk)
