@@ -137,7 +137,8 @@ def commit(
     """
     from . import repo as repo_mod
 
-    info = repo_mod.commit(repo, message, tag)
+    with progress("dvc add, dvc push, git commit and tag"):
+        info = repo_mod.commit(repo, message, tag)
     if json_out:
         print_json(info)
     else:
@@ -205,7 +206,8 @@ def checkout(
     """
     from . import repo as repo_mod
 
-    info = repo_mod.checkout(repo, version, dest)
+    with progress(f"Reading {version}"):
+        info = repo_mod.checkout(repo, version, dest)
     if json_out:
         print_json(info)
     else:
