@@ -386,3 +386,19 @@ def test_reexport_reuses_an_image_only_from_the_same_source(bucket, storage_clie
     assert (report["images_reused"], report["images_fetched"]) == (0, 1)
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["x.png"]
     assert (tmp_path / "out" / "images" / "x.png").read_bytes() == b"image from b"
+
+
+def test_identical_exports_are_identical_files(detection, storage_client, tmp_path):
+    import filecmp
+
+    images = export.BucketImages(storage_client)
+    for out in ("one", "two"):
+        export.convert(export.read_target_storage(detection["bucket"], embedded.TARGET_PREFIX), tmp_path / out,
+                       "coco", detection["config"], images)
+    export.convert(export.read_target_storage(detection["bucket"], embedded.TARGET_PREFIX), tmp_path / "two",
+                   "coco", detection["config"], images)  # again in place: images reused this time
+    one = sorted(str(p.relative_to(tmp_path / "one")) for p in (tmp_path / "one").rglob("*") if p.is_file())
+    two = sorted(str(p.relative_to(tmp_path / "two")) for p in (tmp_path / "two").rglob("*") if p.is_file())
+    assert one == two and ".datalabel-export.json" in one
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path / "one", tmp_path / "two", one, shallow=False)
+    assert mismatch == [] and errors == []

@@ -22,6 +22,7 @@ Interface (stable; other tools build on it):
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -44,6 +45,7 @@ from .tasks import POLICIES, Task, choose_annotation, iter_tasks, merge_tasks
 FORMATS = tuple(WRITERS)
 MARKER = ".datalabel-export.json"  # the report, written last; marks a folder as ours to replace
 BATCH = 256
+RUN_ONLY = ("seconds", "images_fetched", "images_reused")  # report fields that differ between identical exports
 
 
 class ImageSource(Protocol):
@@ -238,7 +240,9 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
         stats = _run(tasks, writer, tmp, config, images, policy, progress, include_unlabeled, reuse)
         report = writer.close()
         report.update(stats, policy=policy, seconds=round(time.monotonic() - started, 3))
-        (tmp / MARKER).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        # only what describes the content: the same export twice gives the same file (datasets get versioned)
+        marker = {k: v for k, v in report.items() if k not in RUN_ONLY}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -248,20 +252,31 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
 
 
 class _ImageIndex:
-    """Which source URL each exported image came from (a small SQLite file in the export).
+    """Which source URL each exported image came from: `.datalabel-images.csv` in the export (plain text, in
+    export order, so identical exports are identical files).
 
     A later export into the same folder links an image from the previous one only if the same path came from the
-    same URL, so a name that moved to another image (after a task was deleted) is downloaded again.
+    same URL, so a name that moved to another image (after a task was deleted) is downloaded again. The previous
+    index is loaded into a temporary SQLite file, not into memory.
     """
 
-    FILE = ".datalabel-images.sqlite"
+    FILE = ".datalabel-images.csv"
 
     def __init__(self, out: Path | None, reuse: Path | None):
-        self.db = sqlite3.connect(str(out / self.FILE)) if out is not None else None
-        if self.db is not None:
-            self.db.execute("CREATE TABLE images (path TEXT PRIMARY KEY, url TEXT)")
+        self.fp = open(out / self.FILE, "w", encoding="utf-8", newline="") if out is not None else None
+        self.out = csv.writer(self.fp) if self.fp is not None else None
+        self.old = None
+        self._old_path = None
         old = reuse / self.FILE if reuse is not None else None
-        self.old = sqlite3.connect(f"file:{old}?mode=ro", uri=True) if old is not None and old.is_file() else None
+        if self.out is not None and old is not None and old.is_file():
+            fd, self._old_path = tempfile.mkstemp(prefix="datalabel-images-", suffix=".sqlite")
+            os.close(fd)
+            self.old = sqlite3.connect(self._old_path)
+            self.old.execute("CREATE TABLE images (path TEXT PRIMARY KEY, url TEXT)")
+            with open(old, encoding="utf-8", newline="") as fp:
+                rows = csv.reader(fp)
+                while batch := list(islice(rows, 10000)):
+                    self.old.executemany("INSERT OR REPLACE INTO images VALUES (?, ?)", batch)
 
     def previous(self, paths: list[str]) -> dict[str, str]:
         if self.old is None or not paths:
@@ -270,18 +285,18 @@ class _ImageIndex:
         return dict(self.old.execute(f"SELECT path, url FROM images WHERE path IN ({marks})", paths))
 
     def add(self, placed: list[tuple[str, str]]) -> None:
-        if self.db is not None and placed:
-            self.db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?)", placed)
+        if self.out is not None:
+            self.out.writerows(placed)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
-        for db in (self.db, self.old):
-            if db is not None:
-                if db is self.db and exc[0] is None:
-                    db.commit()
-                db.close()
+        if self.fp is not None:
+            self.fp.close()
+        if self.old is not None:
+            self.old.close()
+            Path(self._old_path).unlink(missing_ok=True)
 
 
 def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, images: ImageSource | None,
