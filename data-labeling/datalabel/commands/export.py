@@ -168,7 +168,7 @@ def convert_cmd(
     label_config = _config(config, client, project)
     storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
     bucket_name = settings.require_bucket(bucket) if prefix is not None else None
-    with _stop_cleanly(), progress("reading tasks") as advance:
+    with _stop_cleanly(), progress(f"exporting {fmt}") as advance:
         tasks = _source_tasks(project, prefix, from_file, bucket_name, client, storage, None)
         report = export.convert(tasks, output, fmt, label_config, export.BucketImages(storage) if images else None,
                                 policy, advance, include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
