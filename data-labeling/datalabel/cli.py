@@ -5,12 +5,10 @@ Each command parses its options, calls one library function, and prints the resu
 """
 from __future__ import annotations
 
-import sys
-
 import typer
 
-from .errors import LabError
-from .output import err_console, print_json
+from .commands._common import API_KEY, JSON, URL
+from .output import print_json, run_app
 
 app = typer.Typer(
     help="Label Studio projects on Google Cloud Storage, from the command line.\n\n"
@@ -28,12 +26,8 @@ def _root() -> None:
     """Label Studio projects on Google Cloud Storage, from the command line."""
 
 
-UrlOpt = typer.Option(None, "--url", envvar="LABEL_STUDIO_URL", help="Label Studio URL.", show_envvar=True)
-KeyOpt = typer.Option(None, "--api-key", envvar="LABEL_STUDIO_API_KEY", help="Label Studio API token.", show_envvar=True)
-
-
 @app.command()
-def status(url: str = UrlOpt, api_key: str = KeyOpt, json_out: bool = typer.Option(False, "--json")):
+def status(url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
     """Check that Label Studio answers and the API token is accepted.
 
     Example: datalabel status
@@ -68,11 +62,4 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        app(args=argv, prog_name="datalabel")
-    except LabError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    run_app(app, "datalabel", argv)

@@ -138,7 +138,7 @@ def start_emulator(port: int, data_dir: str | Path | None = None, log: str | Pat
                    timeout: float = 30.0) -> Server:
     """The GCS emulator on 127.0.0.1:port; in memory unless `data_dir` is given."""
     env = {**os.environ, **QUIET_ENV}
-    cmd = [_bin("gcp-storage-emulator"), "start", "--host=127.0.0.1", f"--port={port}", "--quiet"]
+    cmd = [sys.executable, "-m", "datalabel.emulator", "start", "--host=127.0.0.1", f"--port={port}", "--quiet"]
     if data_dir is None:
         cmd.append("--in-memory")
     else:

@@ -13,6 +13,20 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def run_app(app, prog_name: str, argv: list[str] | None = None) -> None:
+    """Run a typer app; a LabError becomes one line on stderr and its exit code, never a traceback."""
+    from .errors import LabError
+
+    try:
+        app(args=argv, prog_name=prog_name)
+    except LabError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
 def print_json(value) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 

@@ -10,14 +10,12 @@ result. Errors a person can act on (LabError) are printed as one line with a non
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
 import dataversion  # noqa: F401  (environment for gcsfs/DVC)
-from datalabel.errors import LabError
-from datalabel.output import err_console, print_json, print_table, progress
+from datalabel.output import print_json, print_table, progress, run_app
 
 app = typer.Typer(
     help="Version labeled snapshots (annotations + images) as DVC datasets in a gs:// remote.\n\n"
@@ -215,14 +213,7 @@ def checkout(
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        app(args=argv, prog_name="dataversion")
-    except LabError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    run_app(app, "dataversion", argv)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ BUCKET = typer.Option(None, "--bucket", "-b", envvar="GCS_BUCKET_NAME", show_env
 CREDENTIALS = typer.Option(None, "--credentials", envvar="GOOGLE_APPLICATION_CREDENTIALS", show_envvar=True,
                            help="Service-account JSON key; its content is given to Label Studio for the storage.")
 JSON = typer.Option(False, "--json", help="Print JSON (for scripts) instead of a table.")
+# How a project's label config is given (projects create, setup): a template + labels, or an XML file.
+TEMPLATE = typer.Option(None, "--template", help="Template name; see `datalabel projects templates`.")
+LABELS = typer.Option(None, "--labels", "-l", help="Comma-separated labels, e.g. brie,gouda.")
+LABELS_FILE = typer.Option(None, "--labels-file", help="File with one label per line.")
+CONFIG_FILE = typer.Option(None, "--config", help="A label-config XML file instead of a template.")
 
 
 def settings(url=None, api_key=None, bucket=None, credentials=None):

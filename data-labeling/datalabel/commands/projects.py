@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ._common import API_KEY, JSON, URL, client, say
+from ._common import API_KEY, CONFIG_FILE, JSON, LABELS, LABELS_FILE, TEMPLATE, URL, client, say
 
 NAME = "projects"
 app = typer.Typer(help="Label Studio projects: list, show, create (from a template or an XML config), delete.",
@@ -74,10 +74,8 @@ def show_cmd(project: int = typer.Argument(..., help="Project id."), url: str = 
 @app.command("create")
 def create_cmd(
     title: str = typer.Option(..., "--title", "-t", help="Project title (a project with this title is reused)."),
-    template: Optional[str] = typer.Option(None, "--template", help="Template name; see `datalabel projects templates`."),
-    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Comma-separated labels, e.g. brie,gouda."),
-    labels_file: Optional[str] = typer.Option(None, "--labels-file", help="File with one label per line."),
-    config_file: Optional[str] = typer.Option(None, "--config", help="A label-config XML file instead of a template."),
+    template: Optional[str] = TEMPLATE, labels: Optional[str] = LABELS,
+    labels_file: Optional[str] = LABELS_FILE, config_file: Optional[str] = CONFIG_FILE,
     description: str = typer.Option("", "--description", help="Project description."),
     url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):

@@ -5,7 +5,8 @@ from typing import Optional
 
 import typer
 
-from ._common import API_KEY, BUCKET, CREDENTIALS, JSON, URL, client, say, settings
+from ._common import (API_KEY, BUCKET, CONFIG_FILE, CREDENTIALS, JSON, LABELS, LABELS_FILE, TEMPLATE, URL,
+                      client, say, settings)
 
 NAME = "setup"
 app = typer.Typer(context_settings={"allow_interspersed_args": True}, subcommand_metavar="")
@@ -14,10 +15,8 @@ app = typer.Typer(context_settings={"allow_interspersed_args": True}, subcommand
 @app.callback(invoke_without_command=True)
 def setup_cmd(
     title: str = typer.Option(..., "--title", "-t", help="Project title; an existing project with it is reused."),
-    template: Optional[str] = typer.Option(None, "--template", help="Template name; see `datalabel projects templates`."),
-    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Comma-separated labels, e.g. brie,gouda."),
-    labels_file: Optional[str] = typer.Option(None, "--labels-file", help="File with one label per line."),
-    config_file: Optional[str] = typer.Option(None, "--config", help="A label-config XML file instead of a template."),
+    template: Optional[str] = TEMPLATE, labels: Optional[str] = LABELS,
+    labels_file: Optional[str] = LABELS_FILE, config_file: Optional[str] = CONFIG_FILE,
     source_prefix: str = typer.Option("images_unlabeled/", "--source-prefix", help="Bucket folder with the files to label."),
     target_prefix: str = typer.Option("labels/", "--target-prefix", help="Bucket folder annotations are written to."),
     regex: str = typer.Option(r".*", "--regex", help="Only import object names matching this regex."),
