@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
-from urllib.parse import parse_qs, urlparse
 
+from . import gcs
 from .errors import ConfigError, LabError, NotFound, ServerError
 from .tasks import Task, choose_annotation
 
@@ -50,23 +50,12 @@ def split_of(key: str, seed: int = 0, valid: float = 0.1, test: float = 0.1) -> 
     return "train"
 
 
-def decode_resolve_url(url: str) -> str | None:
-    """The storage URL inside Label Studio's proxy link `/tasks/N/resolve/?fileuri=<base64>`, else None."""
-    if "fileuri=" not in url:
-        return None
-    value = parse_qs(urlparse(url).query).get("fileuri", [""])[0]
-    try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def media_url(task: Task, data_key: str | None = None) -> str | None:
     """The task's media reference as stored (gs://...), undoing Label Studio's proxy link if the API returned one."""
     url = task.media_url(data_key)
     if not isinstance(url, str):
         return None
-    return decode_resolve_url(url) or url
+    return gcs.gs_url_from_ref(url) or url
 
 
 def stable_key(task: Task, data_key: str | None = None) -> str:
@@ -108,7 +97,7 @@ def assign_splits(client, project_id: int, seed: int = 0, valid: float = 0.1, te
     Derived from a hash of the image URL and `seed`, so running it again changes nothing and tasks added later get
     a split without moving the old ones.
     """
-    from . import gcs, ls
+    from . import ls
 
     split_of("", seed, valid, test)  # checks the fractions before anything is written
     tasks = load_tasks(client, project_id)
@@ -555,8 +544,6 @@ class ImageLoader:
 
     def _storage(self):
         if self._gcs is None:
-            from . import gcs
-
             self._gcs = gcs.client()
         return self._gcs
 
@@ -564,7 +551,7 @@ class ImageLoader:
         import urllib.error
         import urllib.request
 
-        source = decode_resolve_url(url) or url
+        source = gcs.gs_url_from_ref(url) or url
         if source.startswith("gs://") and self.use_gcs:
             from google.api_core import exceptions
 
@@ -602,7 +589,7 @@ class ImageLoader:
         url = task.media_url(data_key)
         if not isinstance(url, str):
             raise LabError(f"task {task.id} has no image URL under data[{data_key!r}]")
-        key = (decode_resolve_url(url) or url, size)
+        key = (gcs.gs_url_from_ref(url) or url, size)
         if key not in self._cache:
             self._cache[key] = pixels(self.fetch(url, task.id), size)
         return self._cache[key]
