@@ -70,10 +70,21 @@ def label_studio(gcs_emulator, tmp_path_factory, logs_dir):
     """A real Label Studio server with a preset admin token, its GCS calls going to the emulator."""
     token = secrets.token_hex(20)
     password = secrets.token_urlsafe(12)
-    server = embedded.start_label_studio(
-        embedded.free_port(), tmp_path_factory.mktemp("ls-data"), embedded.ADMIN_USER, password, token,
-        emulator_url=gcs_emulator.url, log=logs_dir / "label-studio.log",
-    )
+    for attempt in (1, 2):
+        # a free port can be taken by another process before Label Studio binds it: then start over once
+        server = None
+        try:
+            server = embedded.start_label_studio(
+                embedded.free_port(), tmp_path_factory.mktemp("ls-data"), embedded.ADMIN_USER, password, token,
+                emulator_url=gcs_emulator.url, log=logs_dir / f"label-studio-{attempt}.log",
+            )
+            ls.connect(Settings(url=server.url, api_key=token))  # it is ours: the preset token works
+            break
+        except Exception:
+            if server is not None:
+                server.stop()
+            if attempt == 2:
+                raise
     yield LabelStudioServer(server.url, token, embedded.ADMIN_USER, password, server)
     server.stop()
 
