@@ -89,6 +89,7 @@ def worker(side: str, fmt: str, src: str, out: str) -> None:
 
 def run_side(side: str, fmt: str, src: Path, out: Path, timeout: float) -> dict:
     shutil.rmtree(out, ignore_errors=True)
+    os.sync()  # the previous run's dirty pages are flushed before this one starts, not charged to it
     t0 = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, __file__, "--worker", side, fmt, str(src), str(out)],

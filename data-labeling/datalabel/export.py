@@ -101,15 +101,20 @@ class Namer:
     def __init__(self):
         self.bits = bytearray(self.BITS // 8)
 
-    def _slots(self, name: str) -> list[int]:
-        digest = hashlib.blake2b(name.encode(), digest_size=12).digest()
-        return [int.from_bytes(digest[i:i + 4], "little") % self.BITS for i in (0, 4, 8)]
+    def _slots(self, name: str) -> tuple[int, int, int]:
+        # three 32-bit little-endian words of the digest, each reduced mod BITS (a power of two)
+        h = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=12).digest(), "little")
+        mask = self.BITS - 1
+        return h & mask, (h >> 32) & mask, (h >> 64) & mask
 
     def _seen(self, name: str) -> bool:
-        slots = self._slots(name)
-        seen = all(self.bits[s >> 3] & (1 << (s & 7)) for s in slots)
-        for s in slots:
-            self.bits[s >> 3] |= 1 << (s & 7)
+        bits = self.bits
+        seen = True
+        for s in self._slots(name):
+            byte, bit = s >> 3, 1 << (s & 7)
+            if not bits[byte] & bit:
+                seen = False
+                bits[byte] |= bit
         return seen
 
     def __call__(self, task: Task, url: str | None, ref: str | None) -> str:

@@ -36,9 +36,15 @@ try:  # orjson is several times faster at writing many small records; the stdlib
 
     def dumps(value) -> str:
         return orjson.dumps(value).decode()
+
+    def dump_line(value) -> bytes:
+        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
 except ImportError:  # pragma: no cover
     def dumps(value) -> str:
         return json.dumps(value, ensure_ascii=False)
+
+    def dump_line(value) -> bytes:
+        return (json.dumps(value, ensure_ascii=False) + "\n").encode()
 
 
 @dataclass(slots=True)
@@ -89,6 +95,14 @@ def rect_box(value: dict) -> tuple[float, float, float, float] | None:
 
 def region_objects(region: Region) -> list[Obj]:
     """Objects of an image region (rectangles and polygons); other region types give none."""
+    if region.type == "rectanglelabels":  # the common case: no generic label lookup
+        found = region.value.get("rectanglelabels")
+        if isinstance(found, list):
+            if not found:
+                return []
+            label = found[0]
+            box = rect_box(region.value)
+            return [Obj(label[-1] if isinstance(label, list) else label, "box", box)] if box else []
     labels = region.labels
     if not labels:
         return []
@@ -154,14 +168,15 @@ class Writer:
         self.video = any(tag == "Video" for tag, _ in config.objects.values())
 
     def class_id(self, label: str) -> int:
-        if label not in self.class_ids:
-            self.class_ids[label] = len(self.classes)
+        cid = self.class_ids.get(label)
+        if cid is None:
+            cid = self.class_ids[label] = len(self.classes)
             self.classes.append(label)
             self.counts[label] = 0
             self.unknown.append(label)
         self.counts[label] += 1
         self.objects += 1
-        return self.class_ids[label]
+        return cid
 
     def image_dests(self, item: Item) -> list[str]:
         if self.video:
@@ -296,9 +311,9 @@ class CocoWriter(Writer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # records are spooled as JSON lines and joined at the end: no list of all annotations in memory
-        self.images_fp = open(self.root / ".images.part", "w", encoding="utf-8")
-        self.ann_fp = open(self.root / ".annotations.part", "w", encoding="utf-8")
+        # records are spooled as JSON lines (UTF-8 bytes) and joined at the end: no list of all annotations in memory
+        self.images_fp = open(self.root / ".images.part", "wb")
+        self.ann_fp = open(self.root / ".annotations.part", "wb")
         self.image_id = 0
         self.ann_id = 0
 
@@ -307,10 +322,11 @@ class CocoWriter(Writer):
         rec = {"id": self.image_id, "file_name": file_name, "width": width, "height": height, "task_id": item.task.id}
         if frame is not None:
             rec["frame"] = frame
-        self.images_fp.write(dumps(rec) + "\n")
+        self.images_fp.write(dump_line(rec))
         return self.image_id
 
     def _objects(self, image_id: int, objs: list[Obj], width, height) -> None:
+        lines = []
         for obj in objs:
             cat = self.class_id(obj.label) + 1
             if not width or not height:
@@ -329,7 +345,9 @@ class CocoWriter(Writer):
                    "segmentation": seg, "iscrowd": 0, "ignore": 0}
             if obj.track is not None:
                 rec["track_id"] = obj.track
-            self.ann_fp.write(dumps(rec) + "\n")
+            lines.append(dump_line(rec))
+        if lines:
+            self.ann_fp.write(b"".join(lines))
 
     def write(self, item: Item) -> None:
         self.items += 1
@@ -348,24 +366,30 @@ class CocoWriter(Writer):
     def finish(self) -> dict:
         self.images_fp.close()
         self.ann_fp.close()
-        with open(self.root / "result.json", "w", encoding="utf-8") as out:
-            out.write('{"info": {"description": "Label Studio export", "version": "1.0"},\n"images": [')
+        with open(self.root / "result.json", "wb") as out:
+            out.write(b'{"info": {"description": "Label Studio export", "version": "1.0"},\n"images": [')
             _join_lines(self.root / ".images.part", out)
             categories = [{"id": i + 1, "name": c, "supercategory": ""} for i, c in enumerate(self.classes)]
-            out.write('],\n"categories": ' + json.dumps(categories, ensure_ascii=False) + ',\n"annotations": [')
+            out.write(('],\n"categories": ' + json.dumps(categories, ensure_ascii=False)
+                       + ',\n"annotations": [').encode())
             _join_lines(self.root / ".annotations.part", out)
-            out.write("]}\n")
+            out.write(b"]}\n")
         os.unlink(self.root / ".images.part")
         os.unlink(self.root / ".annotations.part")
         return {"file": "result.json", "images": self.image_id, "annotations": self.ann_id, "image_dir": IMAGE_DIR}
 
 
-def _join_lines(path: Path, out: IO[str]) -> None:
-    with open(path, encoding="utf-8") as fp:
-        first = True
-        for line in fp:
-            out.write(("\n" if first else ",\n") + line.rstrip("\n"))
-            first = False
+def _join_lines(path: Path, out: IO[bytes]) -> None:
+    """JSON lines -> the items of a JSON array, one per line, in large blocks (records never hold a raw newline)."""
+    with open(path, "rb") as fp:
+        block = fp.read(1 << 20)
+        if not block:
+            return
+        out.write(b"\n")
+        while nxt := fp.read(1 << 20):
+            out.write(block.replace(b"\n", b",\n"))
+            block = nxt
+        out.write(block[:-1].replace(b"\n", b",\n"))  # the last record's newline: the array closes instead
 
 
 # --- YOLO ------------------------------------------------------------------------------------------------------
@@ -382,9 +406,15 @@ def yolo_lines(objs: list[Obj], class_id) -> Iterator[str]:
         if obj.points:
             yield f"{cls} " + " ".join(f"{_clamp(c / 100):.6f}" for p in obj.points for c in p)
         else:
-            x, y, w, h = (v / 100 for v in obj.box)
-            x0, y0, x1, y1 = _clamp(x), _clamp(y), _clamp(x + w), _clamp(y + h)
-            yield f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}"
+            x, y, w, h = obj.box
+            x, y, w, h = x / 100, y / 100, w / 100, h / 100
+            x1, y1 = x + w, y + h
+            # _clamp inlined: this runs once per box of large exports
+            x0 = 0.0 if x < 0 else 1.0 if x > 1 else x
+            y0 = 0.0 if y < 0 else 1.0 if y > 1 else y
+            x1 = 0.0 if x1 < 0 else 1.0 if x1 > 1 else x1
+            y1 = 0.0 if y1 < 0 else 1.0 if y1 > 1 else y1
+            yield "%d %.6f %.6f %.6f %.6f" % (cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
 
 
 class YoloWriter(Writer):
@@ -397,16 +427,28 @@ class YoloWriter(Writer):
         (self.root / "labels").mkdir(exist_ok=True)
         (self.root / IMAGE_DIR).mkdir(exist_ok=True)
         self.labels_dir = str(self.root / "labels")
+        # files are created relative to this folder's descriptor: no path walk per label file
+        self._labels_fd: int | None = os.open(self.labels_dir, os.O_RDONLY | os.O_DIRECTORY)
 
     def _label_file(self, image_name: str, objs: list[Obj]) -> None:
         stem = image_name.rsplit(".", 1)[0] if "." in image_name else image_name
-        data = "".join(line + "\n" for line in yolo_lines(objs, self.class_id)).encode()
+        lines = [line + "\n" for line in yolo_lines(objs, self.class_id)]
         # one os-level write per file: label files are tiny and there is one per image
-        fd = os.open(f"{self.labels_dir}/{stem}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        fd = os.open(f"{stem}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666, dir_fd=self._labels_fd)
         try:
-            os.write(fd, data)
+            if lines:
+                os.write(fd, "".join(lines).encode())
         finally:
             os.close(fd)
+
+    def _close_dir(self) -> None:
+        fd = getattr(self, "_labels_fd", None)
+        if fd is not None:
+            self._labels_fd = None
+            os.close(fd)
+
+    def __del__(self):  # a failed export never reaches finish()
+        self._close_dir()
 
     def write(self, item: Item) -> None:
         self.items += 1
@@ -419,6 +461,7 @@ class YoloWriter(Writer):
         self._label_file(item.name, objs)
 
     def finish(self) -> dict:
+        self._close_dir()
         (self.root / "classes.txt").write_text("".join(c + "\n" for c in self.classes), encoding="utf-8")
         # no `path:` key: Ultralytics then resolves train/val relative to this file's folder
         names = "\n".join(f"  {i}: {json.dumps(c, ensure_ascii=False)}" for i, c in enumerate(self.classes))

@@ -14,6 +14,11 @@ from typing import IO, Any, Iterable, Iterator
 
 from .errors import LabError
 
+try:  # orjson decodes several times faster; the stdlib decoder does the same job without it
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None
+
 # Result types whose `value` carries class names, and the key they use.
 LABEL_KEYS = {
     "choices": "choices",
@@ -28,6 +33,12 @@ LABEL_KEYS = {
 }
 
 POLICIES = ("latest", "ground-truth", "majority")
+
+# orjson reads integers beyond 64 bits as floats. After mapping digits to "0" and the characters a number can
+# follow (whitespace [ , : -) to "|", "|" + 19 zeros marks text that might hold such an integer (a float's
+# fraction follows "." and does not match); that input goes to the stdlib decoder, which keeps them exact.
+_NUMBER_MAP = bytes(48 if 48 <= i <= 57 else 124 if chr(i) in " \t\r\n[,:-" else i for i in range(256))
+_LONG_INT = b"|" + b"0" * 19
 
 
 @dataclass(slots=True)
@@ -53,17 +64,11 @@ class Region:
 
     @classmethod
     def from_json(cls, obj: dict) -> "Region":
-        return cls(
-            type=obj.get("type", ""),
-            value=obj.get("value") or {},
-            from_name=obj.get("from_name", ""),
-            to_name=obj.get("to_name", ""),
-            id=obj.get("id"),
-            original_width=obj.get("original_width"),
-            original_height=obj.get("original_height"),
-            score=obj.get("score"),
-            scores=obj.get("scores") if isinstance(obj.get("scores"), dict) else None,
-        )
+        get = obj.get  # positional and one bound method: this runs once per region of large exports
+        scores = get("scores")
+        return cls(get("type", ""), get("value") or {}, get("from_name", ""), get("to_name", ""), get("id"),
+                   get("original_width"), get("original_height"), get("score"),
+                   scores if isinstance(scores, dict) else None)
 
     def to_json(self) -> dict:
         out = {"type": self.type, "value": self.value, "from_name": self.from_name, "to_name": self.to_name}
@@ -75,6 +80,8 @@ class Region:
 
 def _user(completed_by: Any) -> str:
     """Label Studio writes `completed_by` as an id, an object with email, or nothing."""
+    if type(completed_by) is int:  # the common case first
+        return str(completed_by)
     if isinstance(completed_by, dict):
         return str(completed_by.get("email") or completed_by.get("id") or "")
     return "" if completed_by is None else str(completed_by)
@@ -96,15 +103,11 @@ class Annotation:
 
     @classmethod
     def from_json(cls, obj: dict) -> "Annotation":
-        return cls(
-            id=obj.get("id"),
-            result=[Region.from_json(r) for r in obj.get("result") or []],
-            completed_by=_user(obj.get("completed_by")),
-            was_cancelled=bool(obj.get("was_cancelled")),
-            ground_truth=bool(obj.get("ground_truth")),
-            created_at=obj.get("created_at") or "",
-            updated_at=obj.get("updated_at") or obj.get("created_at") or "",
-        )
+        get = obj.get
+        region = Region.from_json
+        created = get("created_at") or ""
+        return cls(get("id"), [region(r) for r in get("result") or ()], _user(get("completed_by")),
+                   bool(get("was_cancelled")), bool(get("ground_truth")), created, get("updated_at") or created)
 
 
 @dataclass(slots=True)
@@ -176,14 +179,11 @@ class Task:
             return task
         if "data" not in obj:
             raise LabError("not a Label Studio task: no 'data' field")
-        return cls(
-            id=obj.get("id"),
-            data=obj.get("data") or {},
-            annotations=[Annotation.from_json(a) for a in obj.get("annotations") or []],
-            predictions=[Prediction.from_json(p) for p in obj.get("predictions") or []],
-            meta=obj.get("meta") or {},
-            project=obj.get("project"),
-        )
+        get = obj.get
+        predictions = get("predictions")
+        return cls(get("id"), get("data") or {}, [Annotation.from_json(a) for a in get("annotations") or ()],
+                   [Prediction.from_json(p) for p in predictions] if predictions else [], get("meta") or {},
+                   get("project"))
 
 
 def choose_annotation(task: Task, policy: str = "latest") -> Annotation | None:
@@ -195,8 +195,10 @@ def choose_annotation(task: Task, policy: str = "latest") -> Annotation | None:
     Skipped / cancelled annotations are never chosen.
     """
     valid = task.valid_annotations
-    if not valid:
-        return None
+    if len(valid) < 2:  # nothing to choose between, whatever the policy
+        if policy not in POLICIES:
+            raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+        return valid[0] if valid else None
     by_time = sorted(valid, key=lambda a: (a.updated_at, a.id or 0))
     if policy == "latest":
         return by_time[-1]
@@ -218,20 +220,33 @@ def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16) -> Iterator[Any]:
     """Yield the items of a top-level JSON array one at a time without loading the whole file.
 
     Also accepts a single object or JSON lines, which is what target storage and some tools write.
+
+    Fast path for arrays of objects: the separator between two items (e.g. `},\n{"id":`) is learned from the
+    first ones; the buffered items up to the last such separator are decoded in one orjson call. A separator
+    inside an item makes that call fail (an item cut short never parses), so the next candidate or the stdlib
+    decoder takes over: the result is always the same, only the speed differs.
     """
     decoder = json.JSONDecoder()
     buf = ""
     pos = 0
+    base = 0  # characters of the input before buf[0]
     eof = False
+    sep = None  # learned text from the end of one top-level object to the first key of the next
+    failures = 0
+    fast_ok = orjson is not None
 
     def fill() -> bool:
-        nonlocal buf, pos, eof
+        nonlocal buf, pos, base, eof, fast_ok
         if eof:
             return False
         chunk = fp.read(chunk_size)
         if not chunk:
             eof = True
             return False
+        if fast_ok:  # every character is checked once, with the end of the previous chunk
+            probe = ("|" + buf[-19:] + chunk).encode("utf-8", "surrogatepass").translate(_NUMBER_MAP)
+            fast_ok = probe.find(_LONG_INT) < 0
+        base += pos
         buf = buf[pos:] + chunk
         pos = 0
         return True
@@ -243,6 +258,33 @@ def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16) -> Iterator[Any]:
                 pos += 1
             if pos < len(buf) or not fill():
                 return
+
+    def learn(end: int) -> str | None:
+        start = end
+        while start < len(buf) and buf[start] in " \t\r\n,":
+            start += 1
+        colon = buf.find(":", start, start + 80)
+        if colon < 0 or buf[start] != "{" or buf.count(",", end, start) != 1:
+            return None
+        return buf[end - 1:colon + 1]
+
+    def fast() -> list | None:
+        nonlocal pos, failures
+        k = buf.rfind(sep, pos)
+        if k < 0 and fill():  # at most part of one more item is buffered: read on
+            k = buf.rfind(sep, pos) if fast_ok else -1
+        for _ in range(3):
+            if k < 0:
+                return None
+            try:
+                items = orjson.loads("[" + buf[pos:k + 1] + "]")
+            except ValueError:  # the candidate was inside an item (or the JSON is invalid: the slow path says so)
+                k = buf.rfind(sep, pos, k)
+                continue
+            pos = k + 1
+            return items
+        failures += 1
+        return None
 
     skip(" \t\r\n")
     if pos >= len(buf):
@@ -258,19 +300,26 @@ def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16) -> Iterator[Any]:
             return
         if in_array and buf[pos] == "]":
             return
+        if sep is not None and fast_ok and buf[pos] == "{" and failures < 32:
+            items = fast()
+            if items:
+                yield from items
+                continue
         while True:
             try:
                 item, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError as exc:
                 if fill():
                     continue
-                raise LabError(f"invalid JSON near character {exc.pos}: {exc.msg}") from None
+                raise LabError(f"invalid JSON near character {base + exc.pos}: {exc.msg}") from None
             # a number at the end of a buffer could continue in the next chunk
             if end == len(buf) and not eof and not isinstance(item, (dict, list, str)):
                 if fill():
                     continue
             break
         pos = end
+        if in_array and sep is None and orjson is not None and isinstance(item, dict):
+            sep = learn(end)
         yield item
 
 
