@@ -240,6 +240,7 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the export is an ordinary folder
     started = time.monotonic()
+    writer = None
     try:
         writer = writer_cls(tmp, config, frame_size)
         stats = _run(tasks, writer, tmp, config, images, policy, progress, include_unlabeled, reuse)
@@ -250,6 +251,8 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
         (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _swap_into_place(tmp, out_dir)
     except BaseException:
+        if writer is not None:
+            writer.abort()  # background writing stops before its folder goes
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     report["out_dir"] = str(out_dir)
