@@ -52,7 +52,8 @@ def connect(settings: Settings | None = None, check: bool = True):
 
 def whoami(client) -> dict:
     with api_errors("connect", client.settings.url):
-        user = client.users.whoami()
+        # one retry only: a server that is down should say so in a second, not after the SDK's backoff
+        user = client.users.whoami(request_options={"max_retries": 1})
     return {"id": user.id, "email": user.email, "username": user.username}
 
 
