@@ -15,6 +15,9 @@ Interface (stable; other tools build on it):
     BucketImages(storage_client)        an ImageSource: fetches gs:// images into the output, in parallel.
     read_target_storage(bucket, prefix, cache=None) -> Iterator[Task]
         Tasks from the JSON files Label Studio's target storage wrote, streamed and merged per task.
+    TaskCache(path).sync_source(source, prefix)   the one incremental reader of target storage: fetches only
+        new or changed objects from any source with list(prefix) -> {key: version}, read_many(keys) -> [bytes]
+        and url(key); BucketObjects is that source for a bucket (google-cloud-storage, parallel requests).
     read_export_file(path) -> Iterator[Task]            tasks from a Label Studio JSON export, streamed.
     export_from_api(client, project_id, export_type, dest) -> Path
         A server-side export in any format Label Studio offers (export snapshot, then download).
@@ -419,6 +422,75 @@ def _task_id(obj: dict):
     return obj.get("id")
 
 
+class ObjectSource(Protocol):
+    """Where target-storage objects are read from: a bucket (BucketObjects) or a mount of one."""
+
+    def list(self, prefix: str) -> dict[str, str]:
+        """Object key -> version (changes when the content does) under prefix."""
+
+    def read_many(self, keys: list[str]) -> list[bytes]:
+        """The bytes of each key, in order; LabError if one cannot be read."""
+
+    def url(self, key: str) -> str:
+        """gs://bucket/key, for messages."""
+
+
+class BucketObjects:
+    """One bucket's objects through google-cloud-storage: an ObjectSource (`workers` requests in flight) and an
+    ImageSource. `bucket` is a name (checked on first use) or a google.cloud.storage Bucket."""
+
+    def __init__(self, bucket, storage_client=None, workers: int = gcs.WORKERS):
+        self._bkt = None if isinstance(bucket, str) else bucket
+        self.bucket = bucket if isinstance(bucket, str) else bucket.name
+        self.client = storage_client
+        self.workers = workers
+        self._images = None
+
+    @property
+    def bkt(self):
+        if self._bkt is None:
+            self._bkt = gcs.bucket(self.client or gcs.client(), self.bucket)  # NotFound names the bucket
+        return self._bkt
+
+    def check(self) -> None:
+        self.bkt
+
+    def url(self, key: str) -> str:
+        return f"gs://{self.bucket}/{key}"
+
+    def describe(self, prefix: str = "") -> str:
+        return self.url(gcs.norm_prefix(prefix))
+
+    def list(self, prefix: str) -> dict[str, str]:
+        """Key -> MD5 (a content hash: a target sync rewrites every file, mostly with the same annotations)."""
+        from google.api_core import exceptions
+
+        try:
+            return {b.name: str(b.md5_hash or b.generation) for b in gcs.list_blobs(self.bkt, prefix)}
+        except (exceptions.GoogleAPIError, OSError) as exc:
+            raise ServerError(f"cannot list {self.describe(prefix)}: {exc}".splitlines()[0]) from None
+
+    def read_many(self, keys: list[str], progress: Callable[[int], None] | None = None) -> list[bytes]:
+        from google.api_core import exceptions
+
+        bkt = self.bkt
+
+        def one(key: str) -> bytes:
+            try:
+                return bkt.blob(key).download_as_bytes()
+            except exceptions.NotFound:
+                raise NotFound(f"{self.url(key)} disappeared while reading; read it again") from None
+            except (exceptions.GoogleAPIError, OSError) as exc:
+                raise ServerError(f"cannot read {self.url(key)}: {exc}".splitlines()[0]) from None
+
+        return gcs.parallel(one, keys, self.workers, progress)
+
+    def fetch(self, jobs: list[tuple[str, Path]], progress: Callable[[int], None] | None = None) -> None:
+        if self._images is None:
+            self._images = BucketImages(self.bkt.client, self.workers)
+        self._images.fetch(jobs, progress)
+
+
 class TaskCache:
     """A local SQLite copy of the project's task JSON: what the last sync saw, keyed by blob (or task) name.
 
@@ -469,15 +541,16 @@ class TaskCache:
         self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(n,) for n in names])
         return dict(self.db.execute(f"SELECT name, version FROM items WHERE name IN ({marks})", names))
 
-    def _put(self, name: str, version: str, body: bytes) -> bool:
+    def _put(self, name: str, version: str, body: bytes, where: str | None = None) -> bool:
         """Store one file; True if what it says about annotations (or task data) differs from the stored copy."""
+        where = where or name
         try:
             obj = json.loads(body)
         except ValueError:
-            raise LabError(f"{name} is not JSON; only Label Studio's target-storage files belong under this prefix") from None
+            raise LabError(f"{where} is not JSON; only Label Studio's target-storage files belong under this prefix") from None
         tid = _task_id(obj) if isinstance(obj, dict) else None
         if tid is None:
-            raise LabError(f"{name} is not a Label Studio task or annotation (no task id)")
+            raise LabError(f"{where} is not a Label Studio task or annotation (no task id)")
         sig = signature(Task.from_json(obj))
         old = self.db.execute("SELECT sig FROM items WHERE name = ?", (name,)).fetchone()
         self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?)", (name, version, int(tid), body, sig))
@@ -488,24 +561,17 @@ class TaskCache:
         self.db.commit()
         return removed
 
-    def sync_bucket(self, bkt, prefix: str, progress: Callable[[int], None] | None = None) -> dict:
-        """Download only the target-storage files that are new or changed (by GCS generation) since the last sync."""
+    def sync_source(self, source: ObjectSource, prefix: str, progress: Callable[[int], None] | None = None) -> dict:
+        """Download only the objects under prefix that are new or changed (by version) since the last sync."""
         self._begin_sync()
         counts = {"new": 0, "changed": 0, "unchanged": 0}
-        for chunk in _batched(gcs.list_blobs(bkt, prefix, suffixes=None), BATCH):
-            have = self._versions([b.name for b in chunk])
-            todo = []
-            for blob in chunk:
-                # content hash, not generation: a target sync rewrites every file, mostly with the same annotations
-                version = str(blob.md5_hash or blob.generation)
-                if have.get(blob.name) == version:
-                    counts["unchanged"] += 1
-                else:
-                    todo.append((blob, version))
-            bodies = gcs.parallel(lambda job: job[0].download_as_bytes(), todo)
-            for (blob, version), body in zip(todo, bodies):
-                differs = self._put(blob.name, version, body)
-                counts["unchanged" if not differs else "changed" if blob.name in have else "new"] += 1
+        for chunk in _batched(source.list(prefix).items(), BATCH):
+            have = self._versions([key for key, _ in chunk])
+            todo = [(key, version) for key, version in chunk if have.get(key) != version]
+            counts["unchanged"] += len(chunk) - len(todo)
+            for (key, version), body in zip(todo, source.read_many([key for key, _ in todo])):
+                differs = self._put(key, version, body, source.url(key))
+                counts["unchanged" if not differs else "changed" if key in have else "new"] += 1
             if progress:
                 progress(len(chunk))
         counts["removed"] = self._end_sync()
@@ -557,12 +623,6 @@ def signature(task: Task) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
-def _resolve_bucket(bucket, storage_client=None):
-    if isinstance(bucket, str):
-        return gcs.bucket(storage_client or gcs.client(), bucket)
-    return bucket
-
-
 def read_target_storage(bucket, prefix: str, cache: str | Path | None = None, storage_client=None,
                         progress: Callable[[int], None] | None = None) -> Iterator[Task]:
     """Tasks from target-storage JSON under gs://bucket/prefix, streamed and merged per task.
@@ -570,10 +630,10 @@ def read_target_storage(bucket, prefix: str, cache: str | Path | None = None, st
     `bucket` is a name or a google.cloud.storage Bucket. With `cache` (a file path), files already fetched by an
     earlier call are not downloaded again.
     """
-    bkt = _resolve_bucket(bucket, storage_client)
+    source = BucketObjects(bucket, storage_client)
     store = TaskCache(cache)
     try:
-        store.sync_bucket(bkt, prefix, progress)
+        store.sync_source(source, prefix, progress)
         yield from store.tasks()
     finally:
         store.close()
@@ -666,7 +726,7 @@ class WatchSource:
 
     def sync(self, cache: TaskCache, progress=None) -> dict:
         if self.bucket is not None:
-            return cache.sync_bucket(self.bucket, self.prefix, progress)
+            return cache.sync_source(BucketObjects(self.bucket), self.prefix, progress)
         if self.client is not None and self.project_id is not None:
             return cache.sync_api(self.client, self.project_id, progress)
         raise LabError("nothing to watch: give a bucket prefix or a project")

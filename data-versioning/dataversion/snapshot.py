@@ -5,9 +5,10 @@ The folder is written by the export library (`datalabel.export.convert`: ImageFo
 config's hash, the source prefixes and one entry per item (source image, labels, annotation id).
 
 Where the bytes come from:
-- BucketSource: the GCS JSON API through gcsfs (async, many requests in flight; a bounded number against the
-  emulator, which serves one request at a time and drops connections beyond a short accept queue).
-- MountSource: a gcsfuse mount of the bucket (the versioning container), read with threads.
+- the bucket: `datalabel.export.BucketObjects` (google-cloud-storage, several requests in flight), the same
+  reader and cache (`datalabel.export.TaskCache`) the export watcher uses.
+- MountSource: a gcsfuse mount of the bucket (the versioning container), read as files with threads; it plugs
+  into the same reader.
 Either way nothing is written to the bucket, and an empty or unreadable source is refused before any output.
 """
 from __future__ import annotations
@@ -21,11 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import dataversion  # noqa: F401  (gcsfs settings before gcsfs is imported)
 from datalabel import gcs
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
+from datalabel.export import BucketObjects, TaskCache
 from datalabel.labelconfig import LabelConfig, parse_config
-from datalabel.tasks import Task, choose_annotation, merge_tasks
+from datalabel.tasks import Task, choose_annotation
 
 MANIFEST = "manifest.json"
 DEFAULT_LABELS_PREFIX = "labels/"
@@ -41,88 +42,6 @@ def default_concurrency() -> int:
 
 
 # --- sources ---------------------------------------------------------------------------------------------------
-
-
-class BucketSource:
-    """Read objects of one bucket through the GCS API (gcsfs); also an export ImageSource."""
-
-    def __init__(self, bucket: str, credentials_file: str | None = None, concurrency: int | None = None):
-        self.bucket = bucket
-        self.concurrency = concurrency or default_concurrency()
-        self.credentials_file = credentials_file
-        self._fs = None
-
-    def describe(self, prefix: str = "") -> str:
-        return f"gs://{self.bucket}/{gcs.norm_prefix(prefix)}"
-
-    @property
-    def fs(self):
-        if self._fs is None:
-            import gcsfs
-
-            emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-            token = "anon" if emulator else (self.credentials_file or None)
-            self._fs = gcsfs.GCSFileSystem(token=token, endpoint_url=emulator or None, skip_instance_cache=True)
-        return self._fs
-
-    def check(self) -> None:
-        """The bucket exists and answers (google-cloud-storage's short retry budget: a wrong host fails fast)."""
-        gcs.bucket(gcs.client(self.credentials_file), self.bucket)
-
-    def list(self, prefix: str) -> dict[str, str]:
-        """Object key -> version (generation, else MD5) under prefix; folder placeholders left out."""
-        prefix = gcs.norm_prefix(prefix)
-        try:
-            found = self.fs.find(f"{self.bucket}/{prefix}", detail=True)
-        except FileNotFoundError:
-            return {}
-        except Exception as exc:
-            raise ServerError(f"cannot list {self.describe(prefix)}: {str(exc).splitlines()[0][:200]}") from None
-        return {path.split("/", 1)[1]: str(info.get("generation") or info.get("md5Hash") or info.get("etag") or "")
-                for path, info in sorted(found.items()) if not path.endswith("/")}
-
-    def read_many(self, keys: list[str], progress: Callable[[int], None] | None = None,
-                  bucket_of: list[str] | None = None, missing: str = "gs://{path} disappeared while reading; "
-                  "run the snapshot again") -> list[bytes]:
-        """The bytes of each key (of this bucket, or of `bucket_of[i]`), `concurrency` requests in flight."""
-        paths = [f"{b}/{k}" for b, k in zip(bucket_of or [self.bucket] * len(keys), keys)]
-        out: list[bytes] = []
-        step = 512  # progress in steps
-        for i in range(0, len(paths), step):
-            chunk = paths[i:i + step]
-            try:
-                got = self.fs.cat(chunk, batch_size=self.concurrency, on_error="return")
-            except Exception as exc:
-                raise ServerError(f"cannot read {self.describe()}: {str(exc).splitlines()[0][:200]}") from None
-            for path in chunk:
-                value = got.get(path)
-                if isinstance(value, FileNotFoundError):
-                    raise NotFound(missing.format(path=path, url=f"gs://{path}"))
-                if isinstance(value, BaseException):
-                    raise ServerError(f"cannot read gs://{path}: {str(value).splitlines()[0][:200]}")
-                out.append(value)
-            if progress:
-                progress(len(chunk))
-        return out
-
-    def fetch(self, jobs: list[tuple[str, Path]], progress: Callable[[int], None] | None = None) -> None:
-        """ImageSource for datalabel.export.convert: write each gs:// URL to its destination.
-
-        `cat` (one GET per object) rather than `get`, which first asks for each object's metadata and lists
-        its parent: three requests instead of one.
-        """
-        by_url: dict[str, list[Path]] = {}
-        for url, dest in jobs:
-            by_url.setdefault(url, []).append(dest)
-        urls = list(by_url)
-        bodies = self.read_many([gcs.split_url(u)[1] for u in urls], bucket_of=[gcs.split_url(u)[0] for u in urls],
-                                missing="image {url} is not in the bucket; fix the task or restore the file")
-        for url, body in zip(urls, bodies):
-            for dest in by_url[url]:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(body)
-        if progress:
-            progress(len(jobs))
 
 
 class MountSource:
@@ -158,9 +77,17 @@ class MountSource:
                 out[path.relative_to(self.root).as_posix()] = f"{st.st_mtime_ns}:{st.st_size}"
         return out
 
+    def url(self, key: str) -> str:
+        return f"gs://{self.bucket}/{key}"
+
     def read_many(self, keys: list[str], progress: Callable[[int], None] | None = None) -> list[bytes]:
         def one(key: str) -> bytes:
-            data = (self.root / key).read_bytes()
+            try:
+                data = (self.root / key).read_bytes()
+            except FileNotFoundError:
+                raise NotFound(f"{self.root / key} disappeared while reading; read it again") from None
+            except OSError as exc:
+                raise ServerError(f"cannot read {self.root / key} from the bucket mount: {exc.strerror}") from None
             if progress:
                 progress(1)
             return data
@@ -195,7 +122,7 @@ def open_source(bucket: str, mount: str | Path | None = None, credentials_file: 
         raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
     if mount:
         return MountSource(mount, bucket)
-    return BucketSource(bucket, credentials_file, concurrency)
+    return BucketObjects(bucket, gcs.client(credentials_file), concurrency or default_concurrency())
 
 
 # --- annotations -----------------------------------------------------------------------------------------------
@@ -209,35 +136,6 @@ def cache_path(repo: Path, bucket: str, prefix: str) -> Path:
     return Path(repo) / ".dvc" / "tmp" / f"dataversion-labels-{key}.sqlite"
 
 
-class LabelCache:
-    """Target-storage files already read, by key and version (SQLite), so a new snapshot of a project where a
-    few annotations changed downloads only those. Lives outside the dataset (e.g. .dvc/tmp/)."""
-
-    def __init__(self, path: str | Path):
-        import sqlite3
-
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path))
-        self.db.execute("CREATE TABLE IF NOT EXISTS files (key TEXT PRIMARY KEY, version TEXT, body BLOB)")
-
-    def get(self, listing: dict[str, str]) -> dict[str, bytes]:
-        found = {}
-        for key, version, body in self.db.execute("SELECT key, version, body FROM files"):
-            if listing.get(key) == version and version:
-                found[key] = body
-        return found
-
-    def replace(self, listing: dict[str, str], bodies: dict[str, bytes]) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM files")
-            self.db.executemany("INSERT INTO files VALUES (?, ?, ?)",
-                                [(k, listing[k], bodies[k]) for k in listing])
-
-    def close(self) -> None:
-        self.db.close()
-
-
 def read_labeled_tasks(source, prefix: str = DEFAULT_LABELS_PREFIX,
                        progress: Callable[[int], None] | None = None, cache: str | Path | None = None) -> list[Task]:
     """Tasks from the JSON files target storage wrote under `prefix` (one file per task or per annotation),
@@ -246,36 +144,17 @@ def read_labeled_tasks(source, prefix: str = DEFAULT_LABELS_PREFIX,
     With `cache` (a file path), files whose version did not change since the last call are not downloaded.
     """
     source.check()
-    listing = source.list(prefix)
-    if not listing:
-        raise NotFound(f"no annotations under {source.describe(prefix)}: connect the project's target storage "
-                       "to this prefix and sync it (datalabel storage sync), then try again")
-    store = LabelCache(cache) if cache else None
-    try:
-        bodies = store.get(listing) if store else {}
-        todo = [k for k in listing if k not in bodies]
-        if progress and bodies:
-            progress(len(bodies))
-        bodies.update(zip(todo, source.read_many(todo, progress)))
-        tasks = []
-        for key in listing:
-            try:
-                obj = json.loads(bodies[key])
-            except ValueError:
-                raise LabError(f"gs://{source.bucket}/{key} is not JSON; only Label Studio's target-storage files "
-                               "belong under this prefix") from None
-            tasks.append(Task.from_json(obj))
-        if store:
-            store.replace(listing, bodies)
-    finally:
-        if store:
-            store.close()
-    merged = merge_tasks(tasks)
-    labeled = [t for t in merged if t.is_labeled]
+    with TaskCache(cache) as store:
+        counts = store.sync_source(source, prefix, progress)
+        if not counts["new"] + counts["changed"] + counts["unchanged"]:
+            raise NotFound(f"no annotations under {source.describe(prefix)}: connect the project's target storage "
+                           "to this prefix and sync it (datalabel storage sync), then try again")
+        tasks = list(store.tasks())
+    labeled = [t for t in tasks if t.is_labeled]
     if not labeled:
-        raise LabError(f"{len(merged)} task(s) under {source.describe(prefix)} but none has an annotation "
+        raise LabError(f"{len(tasks)} task(s) under {source.describe(prefix)} but none has an annotation "
                        "that counts (skipped ones do not); label some, sync target storage, try again")
-    return sorted(labeled, key=lambda t: (t.id is None, t.id))
+    return labeled
 
 
 def load_label_config(project_id: int | None = None, config_file: str | Path | None = None,
