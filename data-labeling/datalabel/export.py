@@ -12,7 +12,7 @@ Interface (stable; other tools build on it):
         Images already present in a previous export in out_dir (same path, same source URL) are hard-linked,
         not fetched again.
 
-    BucketImages(storage_client)        an ImageSource: fetches gs:// images into the output, in parallel.
+    BucketImages(storage_client)        an ImageSource: fetches gs:// images into the output, in parallel (gcsfs).
     read_target_storage(bucket, prefix, cache=None) -> Iterator[Task]
         Tasks from the JSON files Label Studio's target storage wrote, streamed and merged per task.
     TaskCache(path).sync_source(source, prefix)   the one incremental reader of target storage: fetches only
@@ -59,35 +59,32 @@ class ImageSource(Protocol):
 
 
 class BucketImages:
-    """Images from GCS buckets (or the emulator), downloaded in parallel threads."""
+    """Images from GCS buckets (or the emulator), `workers` downloads in flight (gcsfs, asyncio)."""
 
-    def __init__(self, storage_client=None, workers: int = gcs.WORKERS):
-        self.client = storage_client
+    def __init__(self, storage_client=None, workers: int = gcs.WORKERS, fs=None):
+        self.client = storage_client  # whose credentials the downloads use
         self.workers = workers
-        self._buckets: dict[str, object] = {}
+        self.fs = fs
 
     def fetch(self, jobs: list[tuple[str, Path]], progress: Callable[[int], None] | None = None) -> None:
-        from google.api_core import exceptions
-
-        if self.client is None:
-            self.client = gcs.client()
-        for url, _ in jobs:  # bucket handles made here, not in the download threads
-            name = gcs.split_url(url)[0]
-            if name not in self._buckets:
-                self._buckets[name] = self.client.bucket(name)
-
-        def one(job: tuple[str, Path]) -> None:
-            url, dest = job
-            name, key = gcs.split_url(url)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._buckets[name].blob(key).download_to_filename(str(dest))
-            except exceptions.NotFound:
-                raise NotFound(f"image {url} is not in the bucket; fix the task or restore the file") from None
-            except exceptions.GoogleAPIError as exc:
-                raise ServerError(f"cannot download {url}: {exc}".splitlines()[0]) from None
-
-        gcs.parallel(one, jobs, self.workers, progress)
+        if self.fs is None:
+            self.fs = gcs.filesystem(self.client)
+        by_url: dict[str, list[Path]] = {}
+        for url, dest in jobs:
+            gcs.split_url(url)  # a clear error for anything but gs://
+            by_url.setdefault(url, []).append(dest)
+        urls = list(by_url)
+        step = 256  # bytes held at once stay bounded
+        for start in range(0, len(urls), step):
+            chunk = urls[start:start + step]
+            bodies = gcs.read_objects(self.fs, chunk, self.workers,
+                                      missing="image {url} is not in the bucket; fix the task or restore the file")
+            for url, body in zip(chunk, bodies):
+                for dest in by_url[url]:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(body)
+                if progress:
+                    progress(len(by_url[url]))
 
 
 # --- naming ----------------------------------------------------------------------------------------------------
@@ -374,7 +371,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
         if fetching is not None:
             fetching.result()  # raises the first failed download
         for item in items:
-            if item.width is None and item.placed:
+            if writer.needs_size and item.width is None and item.placed:
                 size = _image_size(tmp / item.placed[0])
                 if size:
                     item.width, item.height = size
@@ -445,6 +442,7 @@ class BucketObjects:
         self.client = storage_client
         self.workers = workers
         self._images = None
+        self._fs = None
 
     @property
     def bkt(self):
@@ -471,23 +469,16 @@ class BucketObjects:
             raise ServerError(f"cannot list {self.describe(prefix)}: {exc}".splitlines()[0]) from None
 
     def read_many(self, keys: list[str], progress: Callable[[int], None] | None = None) -> list[bytes]:
-        from google.api_core import exceptions
-
-        bkt = self.bkt
-
-        def one(key: str) -> bytes:
-            try:
-                return bkt.blob(key).download_as_bytes()
-            except exceptions.NotFound:
-                raise NotFound(f"{self.url(key)} disappeared while reading; read it again") from None
-            except (exceptions.GoogleAPIError, OSError) as exc:
-                raise ServerError(f"cannot read {self.url(key)}: {exc}".splitlines()[0]) from None
-
-        return gcs.parallel(one, keys, self.workers, progress)
+        if self._fs is None:
+            self._fs = gcs.filesystem(self.bkt.client)
+        return gcs.read_objects(self._fs, [self.url(k) for k in keys], self.workers, progress,
+                                missing="{url} disappeared while reading; read it again")
 
     def fetch(self, jobs: list[tuple[str, Path]], progress: Callable[[int], None] | None = None) -> None:
         if self._images is None:
-            self._images = BucketImages(self.bkt.client, self.workers)
+            if self._fs is None:
+                self._fs = gcs.filesystem(self.bkt.client)
+            self._images = BucketImages(self.bkt.client, self.workers, fs=self._fs)
         self._images.fetch(jobs, progress)
 
 

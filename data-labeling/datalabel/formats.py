@@ -152,6 +152,7 @@ class Writer:
 
     name = ""
     images_in: str | None = IMAGE_DIR  # folder (relative) for the images; None: per-label (ImageFolder)
+    needs_size = False  # whether write() uses image width/height (read from the image when no region has it)
 
     def __init__(self, root: Path, config: LabelConfig, frame_size: tuple[int, int] | None = None):
         self.root = Path(root)
@@ -311,6 +312,7 @@ class CocoWriter(Writer):
     """COCO detection JSON in result.json; `file_name` is relative to images/ (pycocotools' img_dir)."""
 
     name = "coco"
+    needs_size = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -580,6 +582,7 @@ class VocWriter(Writer):
     """Annotations/<stem>.xml per image (pixel boxes), JPEGImages/, labels.txt."""
 
     name = "voc"
+    needs_size = True
     images_in = "JPEGImages"
 
     def __init__(self, *args, **kwargs):
@@ -684,6 +687,7 @@ class MotWriter(Writer):
     """
 
     name = "mot"
+    needs_size = True
     images_in = None
 
     def __init__(self, *args, **kwargs):
