@@ -5,10 +5,10 @@ under images_unlabeled/ and N target-storage JSON files under labels/, as Label 
 
 - baseline: what the old tutorial tooling did, one file after another with google-cloud-storage: list labels/,
   download each JSON, download its image into <label>/<file> (ImageFolder), nothing else.
-- snapshot: `dataversion.snapshot.snapshot` (what the CLI runs): the same files through gcsfs with several requests
-  in flight, then the export library writes ImageFolder + labels.csv + manifest.json.
+- snapshot: `dataversion.snapshot.snapshot` (what the CLI runs): the same files through the export library's
+  target-storage reader (gcsfs, several requests in flight), then the export library writes ImageFolder + labels.csv + manifest.json.
 - warm: the snapshot again over the previous one, nothing changed in the bucket: images already in the folder
-  are linked and unchanged annotation files (same generation) come from the label cache, not the bucket.
+  are linked and unchanged annotation files (same MD5) come from the label cache, not the bucket.
 
     .venv/bin/python benchmarks/bench_snapshot.py            # 2,000 labeled images (~2.5 min)
     .venv/bin/python benchmarks/bench_snapshot.py --quick    # 200
