@@ -69,7 +69,7 @@ class LabelStudioServer:
 def label_studio(gcs_emulator, tmp_path_factory, logs_dir):
     """A real Label Studio server with a preset admin token, its GCS calls going to the emulator."""
     token = secrets.token_hex(20)
-    password = secrets.token_urlsafe(12)
+    password = "-" + secrets.token_urlsafe(12)  # a leading dash, as generated passwords may have
     for attempt in (1, 2):
         # a free port can be taken by another process before Label Studio binds it: then start over once
         server = None

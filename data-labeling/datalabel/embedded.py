@@ -191,8 +191,10 @@ def start_label_studio(port: int, data_dir: str | Path, username: str, password:
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     cmd = [_bin("label-studio"), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-           "--data-dir", str(data_dir), "--username", username, "--password", password,
-           "--user-token", token, "--enable-legacy-api-token"]
+           "--data-dir", str(data_dir),
+           # --opt=value: a generated password may start with "-", which argparse would take for an option
+           f"--username={username}", f"--password={password}", f"--user-token={token}",
+           "--enable-legacy-api-token"]
     env = label_studio_env(emulator_url)
     env["LABEL_STUDIO_BASE_DATA_DIR"] = str(data_dir)
     return _spawn("Label Studio", cmd, env, Path(log), f"http://127.0.0.1:{port}/health", port, timeout,
