@@ -143,10 +143,6 @@ def frame_name(name: str, frame: int) -> str:
     return f"{PurePosixPath(name).stem}_{frame:06d}.jpg"
 
 
-def _size(item: Item) -> tuple[int | None, int | None]:
-    return item.width, item.height
-
-
 class Writer:
     """Base: class ids, counts, where images go. Subclasses implement write() and finish()."""
 
@@ -206,6 +202,18 @@ class Writer:
             report["objects_without_image_size"] = self.no_size
         report.update(extra)
         return report
+
+    def pictures(self, item: Item) -> Iterator[tuple[str, list[Obj], int | None, int | None, int | None]]:
+        """What one item becomes in image formats: its image, or one image per video frame that has a box:
+        (file name, objects, width, height, frame number or None)."""
+        if is_video(item):
+            width, height = self.video_size(item)
+            for frame, objs in frame_objects(item.annotation).items():
+                self.frames += 1
+                yield frame_name(item.name, frame), objs, width, height, frame
+            return
+        objs = [o for r in (item.annotation.result if item.annotation else []) for o in region_objects(r)]
+        yield item.name, objs, item.width, item.height, None
 
     def video_size(self, item: Item) -> tuple[int | None, int | None]:
         if self.frame_size:
@@ -356,17 +364,8 @@ class CocoWriter(Writer):
 
     def write(self, item: Item) -> None:
         self.items += 1
-        if is_video(item):
-            width, height = self.video_size(item)
-            for frame, objs in frame_objects(item.annotation).items():
-                self.frames += 1
-                image_id = self._image(frame_name(item.name, frame), width, height, item, frame)
-                self._objects(image_id, objs, width, height)
-            return
-        objs = [o for r in (item.annotation.result if item.annotation else []) for o in region_objects(r)]
-        width, height = _size(item)
-        image_id = self._image(item.name, width, height, item)
-        self._objects(image_id, objs, width, height)
+        for name, objs, width, height, frame in self.pictures(item):
+            self._objects(self._image(name, width, height, item, frame), objs, width, height)
 
     def finish(self) -> dict:
         self.images_fp.close()
@@ -553,13 +552,8 @@ class YoloWriter(Writer):
 
     def write(self, item: Item) -> None:
         self.items += 1
-        if is_video(item):
-            for frame, objs in frame_objects(item.annotation).items():
-                self.frames += 1
-                self._label_file(frame_name(item.name, frame), objs)
-            return
-        objs = [o for r in (item.annotation.result if item.annotation else []) for o in region_objects(r)]
-        self._label_file(item.name, objs)
+        for name, objs, _, _, _ in self.pictures(item):
+            self._label_file(name, objs)
 
     def finish(self) -> dict:
         files, self._files = self._files, None
@@ -611,14 +605,8 @@ class VocWriter(Writer):
 
     def write(self, item: Item) -> None:
         self.items += 1
-        if is_video(item):
-            width, height = self.video_size(item)
-            for frame, objs in frame_objects(item.annotation).items():
-                self.frames += 1
-                self._xml(frame_name(item.name, frame), objs, width, height)
-            return
-        objs = [o for r in (item.annotation.result if item.annotation else []) for o in region_objects(r)]
-        self._xml(item.name, objs, *_size(item))
+        for name, objs, width, height, _ in self.pictures(item):
+            self._xml(name, objs, width, height)
 
     def finish(self) -> dict:
         (self.root / "labels.txt").write_text("".join(c + "\n" for c in self.classes), encoding="utf-8")
