@@ -95,3 +95,24 @@ def test_stack_comes_up_in_docker(tmp_path):
 
         with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=30) as resp:
             assert resp.status == 200
+
+
+def test_label_studio_command_reads_credentials_from_secrets(tmp_path):
+    """The Label Studio service's shell command, run with a stand-in entrypoint: secrets land in its env."""
+    command = _spec()["services"]["label-studio"]["command"][0]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name, value in (("ls_admin_user", "admin@example.com"), ("ls_admin_password", "-pw with space"),
+                        ("ls_api_token", "0123456789abcdef0123456789abcdef01234567")):
+        (secrets / name).write_text(value + "\n")
+    entry = tmp_path / "deploy" / "docker-entrypoint.sh"
+    entry.parent.mkdir()
+    entry.write_text('#!/bin/sh\nprintf "%s|%s|%s|%s\\n" "$LABEL_STUDIO_USERNAME" "$LABEL_STUDIO_PASSWORD" '
+                     '"$LABEL_STUDIO_USER_TOKEN" "$*"\n')
+    entry.chmod(0o755)
+    # Compose turns $$ into $ before the container runs it
+    script = command.replace("$$", "$").replace("/secrets/", f"{secrets}/")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("admin@example.com|-pw with space|0123456789abcdef0123456789abcdef01234567|"
+                                  "label-studio start --enable-legacy-api-token")
