@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from datalabel import active, embedded, ls, samples
+from datalabel import active, embedded, samples
 from datalabel.errors import ConfigError, LabError, NotFound
 from datalabel.tasks import Task
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import gcs
+from .files import atomic_path, write_text_atomic
 from .errors import ConfigError, LabError, NotFound, ServerError
 from .tasks import Task, choose_annotation
 
@@ -879,7 +880,8 @@ def write_report(sim: Simulation, out_dir: str | Path, name: str = "active_learn
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    _atomic(paths["png"], lambda p: fig.savefig(p, format="png"))
+    with atomic_path(paths["png"]) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
     rows = sim.table_rows()
@@ -891,25 +893,11 @@ def write_report(sim: Simulation, out_dir: str | Path, name: str = "active_learn
         md += ["", f"Labels needed to reach random sampling's accuracy at {sim.sizes[-1]} labels "
                    f"({sim.mean('random')[-1]:.4f}), as a fraction of {sim.sizes[-1]}:", ""]
         md += [f"- {s}: {'not reached' if f is None else f}" for s, f in fractions.items()]
-    _atomic(paths["md"], lambda p: Path(p).write_text("\n".join(md) + "\n", encoding="utf-8"))
+    write_text_atomic(paths["md"], "\n".join(md) + "\n")
 
-    def write_csv(p):
-        with open(p, "w", newline="", encoding="utf-8") as fp:
-            writer = csv.DictWriter(fp, fieldnames=cols)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    _atomic(paths["csv"], write_csv)
+    with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fp:
+        writer = csv.DictWriter(fp, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows(rows)
     return paths
 
-
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import LabError, ServerError
+from .files import pid_alive, write_text_atomic
 
 ADMIN_USER = "admin@example.com"
 DEMO_BUCKET = "datalabel-local"
@@ -59,16 +60,6 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
             return resp.status == 200
     except Exception:
         return False
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 @dataclass
@@ -289,7 +280,7 @@ def up(root: str | Path, ls_port: int = 8080, gcs_port: int = 9023, seed: bool =
 
     info = StackInfo(ls_url, gcs_url, DEMO_BUCKET, creds["username"], creds["password"], creds["token"],
                      None, ls_pid, gcs_pid)
-    _write_json(info_file, {**asdict(info), "password": None, "token": None})
+    write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None}, indent=2))
     if seed:
         from . import ls
         from .config import Settings
@@ -297,7 +288,7 @@ def up(root: str | Path, ls_port: int = 8080, gcs_port: int = 9023, seed: bool =
         os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
         client = ls.connect(Settings(url=ls_url, api_key=creds["token"], bucket=DEMO_BUCKET))
         info.project_id = seed_demo(client, DEMO_BUCKET, state / "samples", limit=limit, progress=progress)
-        _write_json(info_file, {**asdict(info), "password": None, "token": None})
+        write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None}, indent=2))
     return info
 
 
@@ -313,13 +304,6 @@ def down(root: str | Path) -> list[str]:
             stop_pid(previous[key])
             stopped.append(name)
     return stopped
-
-
-def _write_json(path: Path, value: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if info.project_id:
         print(f"Demo project: {info.label_studio_url}/projects/{info.project_id}/data")
     print(f"Login:        {info.username}  (password in secrets/ls_admin_password)")
-    print(f"API token:    secrets/ls_api_token")
+    print("API token:    secrets/ls_api_token")
     print(f"GCS emulator: {info.emulator_url}  bucket {info.bucket}")
     return 0
 

@@ -43,6 +43,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from . import gcs
 from .errors import LabError, NotFound, ServerError
+from .files import pid_alive
 from .formats import DESCRIPTIONS, WRITERS, Item, Writer, writer_for
 from .labelconfig import LabelConfig
 from .tasks import POLICIES, Task, choose_annotation, iter_tasks, merge_tasks
@@ -177,16 +178,6 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale(out_dir: Path) -> None:
     """Remove temporary folders that a killed run (SIGKILL, power loss) left beside out_dir.
 
@@ -197,7 +188,7 @@ def _remove_stale(out_dir: Path) -> None:
     for kind in ("tmp", "old"):
         for path in out_dir.parent.glob(f".{out_dir.name}.{kind}-*"):
             pid = path.name[len(f".{out_dir.name}.{kind}-"):].split("-", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(path, ignore_errors=True)
 
 

@@ -6,9 +6,9 @@ it); the active-learning simulation uses it as its simulated annotator.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
+
+from .files import atomic_path
 
 DIGIT_LABELS = [str(i) for i in range(10)]
 SCALE = 8  # 8x8 -> 64x64 so a person can see them in the labeling UI
@@ -42,13 +42,11 @@ def write_digits(folder: str | Path, limit: int | None = None) -> Path:
         img = Image.fromarray(pixels, mode="L").resize((8 * SCALE, 8 * SCALE), Image.NEAREST)
         img.save(images / image_name(i))
     # truth.csv written last (atomically): its presence marks a complete folder
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fp:
+    with atomic_path(truth) as tmp, open(tmp, "w", newline="") as fp:
         writer = csv.writer(fp)
         writer.writerow(["file", "label"])
         for i in range(count):
             writer.writerow([image_name(i), int(data.target[i])])
-    os.replace(tmp, truth)
     return folder
 
 

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
+from datalabel.files import write_text_atomic
 
 from . import QUIET_ENV
 
@@ -187,13 +188,6 @@ def read_manifest_file(folder: Path) -> dict:
         raise LabError(f"{path} is not valid JSON ({exc.msg}); rebuild it with `dataversion snapshot`") from None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fp:
-        fp.write(text)
-    os.replace(tmp, path)
-
-
 def commit(repo: str | Path, message: str | None = None, tag: str | None = None) -> dict:
     """Version the snapshot in `dataset/`: dvc add, dvc push, git commit, git tag.
 
@@ -209,7 +203,7 @@ def commit(repo: str | Path, message: str | None = None, tag: str | None = None)
     _check_tag_name(repo, tag)
     message = message or f"{tag}: {manifest['counts']['items']} labeled items"
 
-    _write_atomic(repo / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(repo / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     dvc(repo, "add", "-q", DATASET_DIR, what=f"dvc add {DATASET_DIR}")
     remote = _remote(repo)
     try:

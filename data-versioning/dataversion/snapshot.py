@@ -25,6 +25,7 @@ from typing import Callable
 from datalabel import gcs
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
 from datalabel.export import BucketObjects, TaskCache
+from datalabel.files import write_text_atomic
 from datalabel.labelconfig import LabelConfig, parse_config
 from datalabel.tasks import Task, choose_annotation
 
@@ -230,7 +231,5 @@ def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config:
     report = convert(tasks, out_dir, fmt, config, source, policy, progress)
     manifest = build_manifest(tasks, config, fmt, policy, project_id, source.describe(labels_prefix),
                               labels_prefix, report)
-    tmp = out_dir / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / MANIFEST)
+    write_text_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
