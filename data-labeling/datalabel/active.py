@@ -187,10 +187,11 @@ class Target:
     labels: list[str]
 
 
-def target_of(label_config: str) -> Target:
+def target_of(label_config) -> Target:
+    """The classification control of a label config (XML text or a parsed LabelConfig)."""
     from .labelconfig import parse_config
 
-    config = parse_config(label_config)
+    config = parse_config(label_config) if isinstance(label_config, str) else label_config
     for control in config.controls:
         if control.tag == "Choices":
             to_name = control.to_name.split(",")[0]
@@ -201,7 +202,7 @@ def target_of(label_config: str) -> Target:
 def project_target(client, project_id: int) -> Target:
     from . import ls
 
-    return target_of(ls.get_project(client, project_id).label_config)
+    return target_of(ls.project_config(client, project_id))
 
 
 def prediction_json(task_id: int, probs: dict[str, float], target: Target, model_version: str) -> dict:

@@ -687,13 +687,6 @@ def export_from_api(client, project_id: int, export_type: str, dest: str | Path,
     return dest
 
 
-def project_config(client, project_id: int) -> LabelConfig:
-    from . import ls
-    from .labelconfig import parse_config
-
-    return parse_config(ls.get_project(client, project_id).label_config)
-
-
 # --- watch -----------------------------------------------------------------------------------------------------
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .errors import LabError
+from .errors import ConfigError, LabError
 
 # template name -> (control tag, object tag, data key, extra attributes of the control)
 TEMPLATES = {
@@ -153,3 +154,11 @@ def parse_config(xml: str) -> LabelConfig:
     if not controls:
         raise LabError("invalid label config: no control tag (<Choices>, <RectangleLabels>, ...) found")
     return LabelConfig(xml=xml, controls=controls, objects=objects)
+
+
+def read_config_file(path: str | Path) -> LabelConfig:
+    """A label config from an XML file, checked like any other."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"label config file not found: {path}")
+    return parse_config(file.read_text(encoding="utf-8"))

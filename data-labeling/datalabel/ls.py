@@ -68,6 +68,13 @@ def get_project(client, project_id: int):
         raise NotFound(f"project {project_id} does not exist (see `datalabel projects list`)") from None
 
 
+def project_config(client, project_id: int):
+    """The project's label config, parsed (labelconfig.LabelConfig)."""
+    from .labelconfig import parse_config
+
+    return parse_config(get_project(client, project_id).label_config)
+
+
 def list_projects(client) -> list:
     with api_errors("list projects", client.settings.url):
         return list(client.projects.list())

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import gcs, ls
 from .config import load_credentials
 from .errors import ConfigError, LabError, NotFound
-from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels
+from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels, read_config_file
 
 # --- label configs --------------------------------------------------------------------------------------------
 
@@ -38,12 +38,7 @@ def resolve_config(template: str | None = None, labels: str | list[str] | None =
     if config_file and template:
         raise LabError("pass either --template (with --labels) or --config FILE, not both")
     if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise ConfigError(f"label config file not found: {config_file}")
-        xml = path.read_text(encoding="utf-8")
-        parse_config(xml)
-        return xml
+        return read_config_file(config_file).xml
     if not template:
         raise LabError(f"no label config: pass --template ({', '.join(TEMPLATES)}) with --labels, or --config FILE")
     if template not in TEMPLATES:

@@ -26,7 +26,7 @@ from datalabel import gcs
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
 from datalabel.export import BucketObjects, TaskCache
 from datalabel.files import write_text_atomic
-from datalabel.labelconfig import LabelConfig, parse_config
+from datalabel.labelconfig import LabelConfig, read_config_file
 from datalabel.tasks import Task, choose_annotation
 
 MANIFEST = "manifest.json"
@@ -162,16 +162,13 @@ def load_label_config(project_id: int | None = None, config_file: str | Path | N
                       client=None) -> tuple[LabelConfig, int | None]:
     """The label config from a file, else from the Label Studio project (API)."""
     if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise NotFound(f"label config file {path} does not exist")
-        return parse_config(path.read_text(encoding="utf-8")), project_id
+        return read_config_file(config_file), project_id
     if project_id is None:
         raise ConfigError("no label config: pass --project ID (read from Label Studio) or --label-config FILE")
     from datalabel import ls
 
     client = client or ls.connect()
-    return parse_config(ls.get_project(client, project_id).label_config), project_id
+    return ls.project_config(client, project_id), project_id
 
 
 # --- snapshot --------------------------------------------------------------------------------------------------

@@ -63,14 +63,13 @@ def _frame_size(value: str | None) -> tuple[int, int] | None:
 
 def _config(config_file: Path | None, client, project: int | None):
     from ..errors import ConfigError
-    from ..labelconfig import parse_config
 
     if config_file is not None:
-        if not config_file.is_file():
-            raise ConfigError(f"label config file {config_file} does not exist")
-        return parse_config(config_file.read_text(encoding="utf-8"))
+        from ..labelconfig import read_config_file
+
+        return read_config_file(config_file)
     if client is not None and project is not None:
-        from ..export import project_config
+        from ..ls import project_config
 
         return project_config(client, project)
     raise ConfigError("the label config decides class ids: pass --config config.xml or --project ID")
