@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 # Settings the CLIs read from the environment; a test passes exactly the ones it wants.
 CONFIG_VARS = ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "GCS_BUCKET_NAME", "GOOGLE_APPLICATION_CREDENTIALS",
@@ -72,3 +74,11 @@ def assert_user_error(result: CliResult, contains: str | None = None, code: int 
     if contains is not None:
         assert contains.lower() in line.lower(), f"expected {contains!r} in the error\n{result}"
     return line
+
+
+def copy_images(digits_dir: Path, folder: Path, count: int) -> Path:
+    """The first `count` sample PNGs copied into a new local folder (what a user uploads)."""
+    folder.mkdir()
+    for path in sorted((digits_dir / "images").rglob("*.png"))[:count]:
+        shutil.copy(path, folder / path.name)
+    return folder

@@ -1,12 +1,11 @@
 """`datalabel setup`: the whole project lifecycle in one idempotent command, end to end."""
 from __future__ import annotations
 
-import shutil
 import uuid
 
 import pytest
 
-from cli_helpers import assert_user_error, run_cli
+from cli_helpers import assert_user_error, copy_images, run_cli
 from datalabel import embedded, gcs, ls
 
 
@@ -16,11 +15,7 @@ def _projects(client, title):
 
 @pytest.fixture
 def images(digits_dir, tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for path in sorted((digits_dir / "images").rglob("*.png"))[:6]:
-        shutil.copy(path, folder / path.name)
-    return folder
+    return copy_images(digits_dir, tmp_path / "images", 6)
 
 
 def test_setup_twice_leaves_one_project_one_source_one_target(label_studio, ls_client, bucket, images):

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from types import SimpleNamespace
 
 import pytest
 
-from cli_helpers import assert_user_error, run_cli
+from cli_helpers import assert_user_error, copy_images, run_cli
 from datalabel import gcs, ls
 from datalabel.labelconfig import build_config
 from datalabel.projects import create_project
@@ -26,10 +25,7 @@ def project(ls_client):
 @pytest.fixture
 def images(digits_dir, tmp_path):
     """Eight PNGs and one CSV in a local folder."""
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for path in sorted((digits_dir / "images").rglob("*.png"))[:8]:
-        shutil.copy(path, folder / path.name)
+    folder = copy_images(digits_dir, tmp_path / "images", 8)
     (folder / "notes.csv").write_text("not an image\n")
     return folder
 
