@@ -324,12 +324,10 @@ def main(argv: list[str] | None = None) -> int:
             stopped = down(args.root)
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
             return 0
-        from rich.progress import Progress
+        from .output import progress
 
-        with Progress(transient=True) as bar:
-            job = bar.add_task("uploading sample images", total=None)
-            info = up(args.root, args.port, args.gcs_port, seed=not args.no_seed,
-                      progress=lambda n: bar.advance(job, n))
+        with progress("uploading sample images") as advance:
+            info = up(args.root, args.port, args.gcs_port, seed=not args.no_seed, progress=advance)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
