@@ -74,7 +74,7 @@ def worker(side: str, fmt: str, src: str, out: str) -> None:
 
         config = labelconfig.parse_config(CONFIG)
         t0 = time.perf_counter()
-        report = export.convert(export.read_export_file(src), Path(out), fmt, config, None)
+        report = export.convert_file(src, Path(out), fmt, config, None)
         seconds = time.perf_counter() - t0
         objects = report["objects"]
     else:

@@ -41,7 +41,7 @@ from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Protocol
 
-from . import gcs
+from . import gcs, parallel
 from .errors import LabError, NotFound, ServerError
 from .files import pid_alive
 from .formats import DESCRIPTIONS, WRITERS, Item, Writer, writer_for
@@ -104,16 +104,17 @@ class Namer:
     def __init__(self):
         self.bits = bytearray(self.BITS // 8)
 
-    def _slots(self, name: str) -> tuple[int, int, int]:
-        # three 32-bit little-endian words of the digest, each reduced mod BITS (a power of two)
+    @staticmethod
+    def slots(name: str) -> tuple[int, int, int]:
+        """The filter bits of a name: three 32-bit little-endian words of its digest, each mod BITS."""
         h = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=12).digest(), "little")
-        mask = self.BITS - 1
+        mask = Namer.BITS - 1
         return h & mask, (h >> 32) & mask, (h >> 64) & mask
 
-    def _seen(self, name: str) -> bool:
+    def _seen(self, name: str, slots: tuple[int, int, int] | None = None) -> bool:
         bits = self.bits
         seen = True
-        for s in self._slots(name):
+        for s in slots or self.slots(name):
             byte, bit = s >> 3, 1 << (s & 7)
             if not bits[byte] & bit:
                 seen = False
@@ -121,17 +122,46 @@ class Namer:
         return seen
 
     def __call__(self, task: Task, url: str | None, ref: str | None) -> str:
-        base = (url or ref or "").split("?")[0].rsplit("/", 1)[-1]
-        if not base or base in (".", ".."):
-            base = f"task_{task.id}.jpg"
-        if not self._seen(base):
+        return self.resolve(base_name(task.id, url, ref), task.id)
+
+    def resolve(self, base: str, task_id, slots: tuple[int, int, int] | None = None) -> str:
+        """`base`, or with the task id added if an earlier task of this export already took it. `slots`:
+        Namer.slots(base), if computed already (by a worker process)."""
+        if not self._seen(base, slots):
             return base
         p = PurePosixPath(base)
-        name, n = f"{p.stem}_{task.id}{p.suffix}", 1
+        name, n = f"{p.stem}_{task_id}{p.suffix}", 1
         while self._seen(name):
             n += 1
-            name = f"{p.stem}_{task.id}_{n}{p.suffix}"
+            name = f"{p.stem}_{task_id}_{n}{p.suffix}"
         return name
+
+
+def base_name(task_id, url: str | None, ref: str | None) -> str:
+    """The file name a task's image would like to have: the last part of its URL."""
+    base = (url or ref or "").split("?")[0].rsplit("/", 1)[-1]
+    if not base or base in (".", ".."):
+        base = f"task_{task_id}.jpg"
+    return base
+
+
+def make_items(tasks: Iterable[Task], policy: str, key: str | None, include_unlabeled: bool, stats: dict,
+               name: Callable[[Task, str | None, str | None], str]) -> list[Item]:
+    """Tasks -> export items: the chosen annotation, the image's source URL and file name, its size if a region
+    recorded it. Tasks without a valid annotation are counted and left out unless `include_unlabeled`."""
+    items: list[Item] = []
+    for task in tasks:
+        stats["tasks"] += 1
+        ann = choose_annotation(task, policy)
+        if ann is None and not include_unlabeled:
+            stats["unlabeled_skipped"] += 1
+            continue
+        ref = task.media_url(key)
+        url = gcs.gs_url_from_ref(ref)
+        item = Item(task, ann, name(task, url, ref), url)
+        _region_size(item)
+        items.append(item)
+    return items
 
 
 def _region_size(item: Item) -> None:
@@ -233,6 +263,40 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
             *, include_unlabeled: bool = False, frame_size: tuple[int, int] | None = None,
             reuse_from: str | Path | None = None) -> dict:
     """Write tasks in a training format into out_dir, atomically. See the module docstring."""
+    def body(writer: Writer, tmp: Path, reuse: Path | None) -> dict:
+        return _run(tasks, writer, tmp, config, images, policy, progress, include_unlabeled, reuse)
+
+    return _convert(body, out_dir, fmt, config, policy, frame_size, reuse_from)
+
+
+def convert_file(path: str | Path, out_dir: str | Path, fmt: str, config: LabelConfig,
+                 images: ImageSource | None = None, policy: str = "latest",
+                 progress: Callable[[int], None] | None = None, *, include_unlabeled: bool = False,
+                 frame_size: tuple[int, int] | None = None, workers: int | None = None) -> dict:
+    """convert(read_export_file(path), ...), on every core where that pays: a label-only conversion (no images
+    to fetch, so the work is all CPU) of a large image export to a format that can be written in parts (COCO,
+    YOLO). `workers` caps the processes (default: the usable cores; 1 = one process). Same output either way."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"export file {path} does not exist")
+    workers = workers or parallel.usable_cores()
+    ranges = parallel.split(path, workers) if images is None and writer_for(fmt).parallel and workers > 1 else None
+    if ranges:
+        def body(writer: Writer, tmp: Path, reuse: Path | None) -> dict:
+            return parallel.run(path, ranges, writer, config, policy, progress, include_unlabeled, workers)
+
+        try:
+            return _convert(body, out_dir, fmt, config, policy, frame_size, None)
+        except parallel.Unsplittable:
+            pass  # a video export, or a range that does not parse on its own: the one-process reader takes any JSON
+    return convert(read_export_file(path), out_dir, fmt, config, images, policy, progress,
+                   include_unlabeled=include_unlabeled, frame_size=frame_size)
+
+
+def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | Path, fmt: str, config: LabelConfig,
+             policy: str, frame_size: tuple[int, int] | None, reuse_from: str | Path | None) -> dict:
+    """Everything but the reading: a temporary folder beside out_dir, the writer, `body(writer, tmp, reuse)` for
+    the tasks (returns stats), the report, the swap into place; on any error nothing is left behind."""
     writer_cls = writer_for(fmt)
     if policy not in POLICIES:
         raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
@@ -250,7 +314,7 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
     try:
         writer = writer_cls(tmp, config, frame_size)
         with _fewer_gc_passes():
-            stats = _run(tasks, writer, tmp, config, images, policy, progress, include_unlabeled, reuse)
+            stats = body(writer, tmp, reuse)
         report = writer.close()
         report.update(stats, policy=policy, seconds=round(time.monotonic() - started, 3))
         # only what describes the content: the same export twice gives the same file (datasets get versioned)
@@ -326,18 +390,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
     index = _ImageIndex(tmp if images is not None else None, reuse)
 
     def prepare(chunk: list[Task]) -> tuple[list[Item], list[tuple[str, Path]]]:
-        items: list[Item] = []
-        for task in chunk:
-            stats["tasks"] += 1
-            ann = choose_annotation(task, policy)
-            if ann is None and not include_unlabeled:
-                stats["unlabeled_skipped"] += 1
-                continue
-            ref = task.media_url(key)
-            url = gcs.gs_url_from_ref(ref)
-            item = Item(task, ann, namer(task, url, ref), url)
-            _region_size(item)
-            items.append(item)
+        items = make_items(chunk, policy, key, include_unlabeled, stats, namer)
         jobs: list[tuple[str, Path]] = []
         placed: list[tuple[str, str]] = []
         for item in items:

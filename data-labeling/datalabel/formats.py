@@ -15,6 +15,7 @@ label_studio_sdk.converter), polygons as polygons.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -69,6 +70,15 @@ class Item:
     width: int | None = None
     height: int | None = None
     placed: list[str] = field(default_factory=list)  # relative paths where the image was written
+    objects: list[Obj] | None = None  # the image's objects, once computed (image_objects)
+
+
+def image_objects(item: Item) -> list[Obj]:
+    """The boxes and polygons of an image task's chosen annotation (computed once per item)."""
+    if item.objects is None:
+        regions = item.annotation.result if item.annotation else ()
+        item.objects = [o for r in regions for o in region_objects(r)]
+    return item.objects
 
 
 def rect_box(value: dict) -> tuple[float, float, float, float] | None:
@@ -96,12 +106,19 @@ def rect_box(value: dict) -> tuple[float, float, float, float] | None:
 def region_objects(region: Region) -> list[Obj]:
     """Objects of an image region (rectangles and polygons); other region types give none."""
     if region.type == "rectanglelabels":  # the common case: no generic label lookup
-        found = region.value.get("rectanglelabels")
+        value = region.value
+        found = value.get("rectanglelabels")
         if isinstance(found, list):
             if not found:
                 return []
             label = found[0]
-            box = rect_box(region.value)
+            if value.get("rotation"):
+                box = rect_box(value)
+            else:  # rect_box without rotation, inlined: this runs once per box of large exports
+                try:
+                    box = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
+                except (KeyError, TypeError, ValueError):
+                    box = None
             return [Obj(label[-1] if isinstance(label, list) else label, "box", box)] if box else []
     labels = region.labels
     if not labels:
@@ -144,13 +161,23 @@ def frame_name(name: str, frame: int) -> str:
 
 
 class Writer:
-    """Base: class ids, counts, where images go. Subclasses implement write() and finish()."""
+    """Base: class ids, counts, where images go. Subclasses implement write() and finish().
+
+    A writer with `parallel = True` can also run as a *part* writer in a worker process (parallel.py): it formats
+    one range of an image export after the main process has fixed what must agree across ranges (class ids of
+    labels missing from the config, the start of each counter in `sequences`), and `take()` hands its output and
+    counts to the main writer's `add()`. The result is the same as writing every item in one process.
+    """
 
     name = ""
     images_in: str | None = IMAGE_DIR  # folder (relative) for the images; None: per-label (ImageFolder)
     needs_size = False  # whether write() uses image width/height (read from the image when no region has it)
+    parallel = False
+    sequences: tuple[str, ...] = ()  # counters that number records across the whole export (COCO ids)
 
-    def __init__(self, root: Path, config: LabelConfig, frame_size: tuple[int, int] | None = None):
+    def __init__(self, root: Path, config: LabelConfig, frame_size: tuple[int, int] | None = None, *,
+                 part: bool = False):
+        self.part = part
         self.root = Path(root)
         self.config = config
         self.frame_size = frame_size
@@ -167,13 +194,66 @@ class Writer:
     def class_id(self, label: str) -> int:
         cid = self.class_ids.get(label)
         if cid is None:
-            cid = self.class_ids[label] = len(self.classes)
-            self.classes.append(label)
-            self.counts[label] = 0
-            self.unknown.append(label)
+            cid = self.new_class(label)
         self.counts[label] += 1
         self.objects += 1
         return cid
+
+    def new_class(self, label: str) -> int:
+        """A label that is not in the config gets the next free id (and is reported)."""
+        cid = self.class_ids[label] = len(self.classes)
+        self.classes.append(label)
+        self.counts[label] = 0
+        self.unknown.append(label)
+        return cid
+
+    # --- parallel writing (parallel.py) ---
+
+    def plan(self, items: list[Item]) -> tuple[list[str], list[int]]:
+        """Part writer: the labels of `items` with no class id yet (in order of first use), and how far the items
+        advance each of `sequences`."""
+        new: dict[str, None] = {}
+        known = self.class_ids
+        for item in items:
+            for obj in image_objects(item):
+                if obj.label not in known:
+                    new[obj.label] = None
+        return list(new), [0] * len(self.sequences)
+
+    def resume(self, classes: list[str], starts: list[int]) -> None:
+        """Part writer: take the main writer's classes and where each counter of `sequences` starts."""
+        for label in classes[len(self.classes):]:
+            self.class_ids[label] = len(self.classes)
+            self.classes.append(label)
+            self.counts.setdefault(label, 0)
+        for name, start in zip(self.sequences, starts):
+            setattr(self, name, start)
+
+    def streams(self) -> dict[str, IO[bytes]]:
+        """Files whose content a part writer returns for the main writer to append (in export order)."""
+        return {}
+
+    def take(self) -> dict:
+        """Part writer: output and counts since the last call."""
+        out = {"items": self.items, "objects": self.objects, "frames": self.frames, "no_size": self.no_size,
+               "counts": {c: n for c, n in self.counts.items() if n},
+               "streams": {k: fp.getvalue() for k, fp in self.streams().items()}}
+        for fp in self.streams().values():
+            fp.seek(0)
+            fp.truncate()
+        self.items = self.objects = self.frames = self.no_size = 0
+        self.counts = dict.fromkeys(self.counts, 0)
+        return out
+
+    def add(self, part: dict) -> None:
+        """Main writer: append a part writer's `take()`."""
+        for key in ("items", "objects", "frames", "no_size"):
+            setattr(self, key, getattr(self, key) + part[key])
+        for label, n in part["counts"].items():
+            self.counts[label] += n
+        streams = self.streams()
+        for key, data in part["streams"].items():
+            streams[key].write(data)
 
     def image_dests(self, item: Item) -> list[str]:
         if self.video:
@@ -203,17 +283,15 @@ class Writer:
         report.update(extra)
         return report
 
-    def pictures(self, item: Item) -> Iterator[tuple[str, list[Obj], int | None, int | None, int | None]]:
+    def pictures(self, item: Item) -> list[tuple[str, list[Obj], int | None, int | None, int | None]]:
         """What one item becomes in image formats: its image, or one image per video frame that has a box:
         (file name, objects, width, height, frame number or None)."""
-        if is_video(item):
+        if self.video and is_video(item):  # a config without a Video tag has no frames to cut
             width, height = self.video_size(item)
-            for frame, objs in frame_objects(item.annotation).items():
-                self.frames += 1
-                yield frame_name(item.name, frame), objs, width, height, frame
-            return
-        objs = [o for r in (item.annotation.result if item.annotation else []) for o in region_objects(r)]
-        yield item.name, objs, item.width, item.height, None
+            frames = frame_objects(item.annotation)
+            self.frames += len(frames)
+            return [(frame_name(item.name, frame), objs, width, height, frame) for frame, objs in frames.items()]
+        return [(item.name, image_objects(item), item.width, item.height, None)]
 
     def video_size(self, item: Item) -> tuple[int | None, int | None]:
         if self.frame_size:
@@ -321,14 +399,27 @@ class CocoWriter(Writer):
 
     name = "coco"
     needs_size = True
+    parallel = True
+    sequences = ("image_id", "ann_id")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # records are spooled as JSON lines (UTF-8 bytes) and joined at the end: no list of all annotations in memory
-        self.images_fp = open(self.root / ".images.part", "wb")
-        self.ann_fp = open(self.root / ".annotations.part", "wb")
+        if self.part:
+            self.images_fp, self.ann_fp = io.BytesIO(), io.BytesIO()
+        else:
+            self.images_fp = open(self.root / ".images.part", "wb")
+            self.ann_fp = open(self.root / ".annotations.part", "wb")
         self.image_id = 0
         self.ann_id = 0
+
+    def streams(self) -> dict[str, IO[bytes]]:
+        return {"images": self.images_fp, "annotations": self.ann_fp}
+
+    def plan(self, items: list[Item]) -> tuple[list[str], list[int]]:
+        labels, _ = super().plan(items)
+        # one image record per item; one annotation per object of an image whose size is known
+        return labels, [len(items), sum(len(image_objects(i)) for i in items if i.width and i.height)]
 
     def _image(self, file_name: str, width, height, item: Item, frame: int | None = None) -> int:
         self.image_id += 1
@@ -403,22 +494,24 @@ def _clamp(v: float) -> float:
     return 0.0 if v < 0 else 1.0 if v > 1 else v
 
 
-def yolo_lines(objs: list[Obj], class_id) -> Iterator[str]:
-    """`cls cx cy w h` for boxes, `cls x1 y1 x2 y2 ...` for polygons; normalized 0..1, clamped to the image."""
+def yolo_text(objs: list[Obj], class_id) -> str:
+    """One image's label file: a line per object, `cls cx cy w h` for boxes, `cls x1 y1 x2 y2 ...` for polygons;
+    normalized 0..1, clamped to the image."""
+    lines = []
     for obj in objs:
         cls = class_id(obj.label)
         if obj.points:
-            yield f"{cls} " + " ".join(f"{_clamp(c / 100):.6f}" for p in obj.points for c in p)
+            lines.append(f"{cls} " + " ".join(f"{_clamp(c / 100):.6f}" for p in obj.points for c in p) + "\n")
         else:
             x, y, w, h = obj.box
-            x, y, w, h = x / 100, y / 100, w / 100, h / 100
-            x1, y1 = x + w, y + h
-            # _clamp inlined: this runs once per box of large exports
-            x0 = 0.0 if x < 0 else 1.0 if x > 1 else x
-            y0 = 0.0 if y < 0 else 1.0 if y > 1 else y
-            x1 = 0.0 if x1 < 0 else 1.0 if x1 > 1 else x1
-            y1 = 0.0 if y1 < 0 else 1.0 if y1 > 1 else y1
-            yield "%d %.6f %.6f %.6f %.6f" % (cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
+            x0, y0, x1, y1 = x / 100, y / 100, (x + w) / 100, (y + h) / 100
+            if not (0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1):  # _clamp, inlined: this runs once per box
+                x0 = 0.0 if x0 < 0 else 1.0 if x0 > 1 else x0
+                y0 = 0.0 if y0 < 0 else 1.0 if y0 > 1 else y0
+                x1 = 0.0 if x1 < 0 else 1.0 if x1 > 1 else x1
+                y1 = 0.0 if y1 < 0 else 1.0 if y1 > 1 else y1
+            lines.append("%d %.6f %.6f %.6f %.6f\n" % (cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0))
+    return "".join(lines)
 
 
 def _label_file_worker(labels_dir: str, conn) -> None:
@@ -511,6 +604,7 @@ class YoloWriter(Writer):
     """images/, labels/ (one .txt per image, empty for an image without objects), classes.txt, data.yaml."""
 
     name = "yolo"
+    parallel = True  # a part writer creates its label files itself
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -519,19 +613,23 @@ class YoloWriter(Writer):
         self.labels_dir = str(self.root / "labels")
         # files are created relative to this folder's descriptor: no path walk per label file
         self._labels_fd: int | None = os.open(self.labels_dir, os.O_RDONLY | os.O_DIRECTORY)
-        self._files = _LabelFiles(self.labels_dir) if _can_fork() else None
+        # the helper process starts with the first label file (a main writer fed by part writers needs none)
+        self._files: _LabelFiles | None = None
+        self._use_helper = not self.part and _can_fork()
 
     def _label_file(self, image_name: str, objs: list[Obj]) -> None:
         stem = image_name.rsplit(".", 1)[0] if "." in image_name else image_name
-        lines = [line + "\n" for line in yolo_lines(objs, self.class_id)]
-        if self._files is not None:
-            self._files.add(f"{stem}.txt", "".join(lines).encode())
+        data = yolo_text(objs, self.class_id).encode()
+        if self._use_helper:
+            if self._files is None:
+                self._files = _LabelFiles(self.labels_dir)
+            self._files.add(f"{stem}.txt", data)
             return
         # one os-level write per file: label files are tiny and there is one per image
         fd = os.open(f"{stem}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666, dir_fd=self._labels_fd)
         try:
-            if lines:
-                os.write(fd, "".join(lines).encode())
+            if data:
+                os.write(fd, data)
         finally:
             os.close(fd)
 

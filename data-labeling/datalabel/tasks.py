@@ -194,10 +194,13 @@ def choose_annotation(task: Task, policy: str = "latest") -> Annotation | None:
     - majority: the annotation whose label set most annotators agree on (ties: latest).
     Skipped / cancelled annotations are never chosen.
     """
+    if policy not in POLICIES:
+        raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+    anns = task.annotations
+    if len(anns) == 1:  # the common case: nothing to choose between, whatever the policy
+        return None if anns[0].was_cancelled else anns[0]
     valid = task.valid_annotations
-    if len(valid) < 2:  # nothing to choose between, whatever the policy
-        if policy not in POLICIES:
-            raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+    if len(valid) < 2:
         return valid[0] if valid else None
     by_time = sorted(valid, key=lambda a: (a.updated_at, a.id or 0))
     if policy == "latest":
@@ -213,7 +216,7 @@ def choose_annotation(task: Task, policy: str = "latest") -> Annotation | None:
         best = max(votes.values())
         winners = {key for key, n in votes.items() if n == best}
         return [a for a in by_time if tuple(sorted(a.labels)) in winners][-1]
-    raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+    raise AssertionError(policy)  # every policy is handled above
 
 
 def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16) -> Iterator[Any]:
@@ -321,6 +324,17 @@ def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16) -> Iterator[Any]:
         if in_array and sep is None and orjson is not None and isinstance(item, dict):
             sep = learn(end)
         yield item
+
+
+def decode_items(data: bytes, exact: bool = True) -> list:
+    """The items of a run of comma-separated JSON values (part of an array, without its brackets).
+
+    exact=False skips the scan for integers beyond 64 bits (see _NUMBER_MAP), for a caller that checks the few
+    numbers it uses itself: orjson reads such an integer as a float."""
+    body = b"[" + data.strip(b" \t\r\n,") + b"]"
+    if orjson is not None and (not exact or (b"|" + body).translate(_NUMBER_MAP).find(_LONG_INT) < 0):
+        return orjson.loads(body)
+    return json.loads(body)
 
 
 def iter_tasks(source: IO[str] | str | Iterable[dict]) -> Iterator[Task]:

@@ -168,9 +168,13 @@ def convert_cmd(
     storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
     bucket_name = settings.require_bucket(bucket) if prefix is not None else None
     with _stop_cleanly(), progress(f"exporting {fmt}") as advance:
-        tasks = _source_tasks(project, prefix, from_file, bucket_name, client, storage, None)
-        report = export.convert(tasks, output, fmt, label_config, export.BucketImages(storage) if images else None,
-                                policy, advance, include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
+        fetch = export.BucketImages(storage) if images else None
+        options = dict(include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
+        if from_file and prefix is None:  # a file can be cut into parts and converted on every core
+            report = export.convert_file(from_file, output, fmt, label_config, fetch, policy, advance, **options)
+        else:
+            tasks = _source_tasks(project, prefix, from_file, bucket_name, client, storage, None)
+            report = export.convert(tasks, output, fmt, label_config, fetch, policy, advance, **options)
     _print_report(report, json_out)
 
 

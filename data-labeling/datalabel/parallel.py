@@ -1,0 +1,224 @@
+"""Converting a large export file on every core.
+
+`export.convert_file` uses this for label-only conversions (no images to fetch, so the work is all CPU) to the
+formats whose writer can run in parts (COCO, YOLO). The file is cut into byte ranges at task boundaries. Worker
+processes each take a range: decode it, build the task model, pick annotations, compute objects. What has to
+agree across the whole export is decided here, in file order, in one round trip per range: unique image names
+(export.Namer), class ids for labels missing from the config, and where COCO's image and annotation ids start.
+The worker then formats its range and sends the bytes back (a YOLO worker creates its label files itself), and
+they are appended in file order. The output is the same, byte for byte, as the one-process path's.
+
+Task boundaries are found with a pattern made of the first task's first two keys (`},{"id": 12, "annotations":`
+in Label Studio's exports), which the objects nested in a task do not start with. A cut in the wrong place makes
+its range fail to parse on its own; `Unsplittable` then sends the caller back to the one-process reader, which
+takes any JSON. Memory stays bounded: a worker holds one range (at most RANGE_BYTES of JSON) at a time.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import mmap
+import os
+import re
+import signal
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+from .errors import LabError
+from .formats import Writer
+from .labelconfig import LabelConfig
+from .tasks import Task, decode_items
+
+RANGE_BYTES = 256 << 10  # JSON per range: small enough to keep workers lean, large enough that round trips are cheap
+MIN_FILE_BYTES = 1 << 20  # below this, starting workers costs more than it saves
+_SCALAR = rb'(?:-?[0-9][0-9.eE+-]*|"(?:[^"\\]|\\.)*"|null|true|false)'
+
+
+class Unsplittable(Exception):
+    """This export cannot be converted in parts; convert it in one process."""
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def split(path: Path, workers: int) -> list[tuple[int, int]] | None:
+    """Byte ranges of a JSON array of tasks, each a run of whole tasks; None if the file is small, not a JSON
+    array of objects, or its tasks have no common leading keys to cut at."""
+    size = path.stat().st_size
+    if size < MIN_FILE_BYTES:
+        return None
+    with open(path, "rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        head = mm[:1 << 20]
+        start = len(head) - len(head.lstrip())
+        if head[start:start + 1] != b"[":
+            return None
+        start += 1
+        try:  # the first task; one longer than the head is unusual enough to skip the parallel path
+            first, _ = json.JSONDecoder().raw_decode(head[start:].decode("utf-8", "ignore").lstrip())
+        except ValueError:
+            return None
+        if not isinstance(first, dict) or len(first) < 2:
+            return None
+        k1, k2 = (re.escape(json.dumps(k).encode()) for k in list(first)[:2])
+        boundary = re.compile(rb"\}\s*,\s*\{\s*" + k1 + rb"\s*:\s*" + _SCALAR + rb"\s*,\s*" + k2 + rb"\s*:")
+        tail = mm[max(0, size - 4096):]
+        end = size - (len(tail) - len(tail.rstrip())) - 1
+        if mm[end:end + 1] != b"]":
+            return None
+        step = max(16 << 10, min(RANGE_BYTES, (end - start) // (workers * 8)))
+        cuts = [start]
+        while cuts[-1] + step < end:
+            found = boundary.search(mm, cuts[-1] + step, end)
+            if found is None:
+                break
+            cuts.append(found.start() + 1)  # just after the closing brace of the task before
+        cuts.append(end)
+    return list(zip(cuts, cuts[1:])) if len(cuts) > 2 else None
+
+
+def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: LabelConfig, policy: str,
+        progress: Callable[[int], None] | None, include_unlabeled: bool, workers: int) -> dict:
+    """Write the tasks of `ranges` through `writer` (the main writer) with up to `workers` processes; returns
+    the same stats as the one-process path."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    from .export import Namer
+
+    if writer.video:  # a video task becomes many frames; its ids and names are not worth planning in parts
+        raise Unsplittable
+    ctx = multiprocessing.get_context("fork")
+    stats = {"tasks": 0, "unlabeled_skipped": 0, "images_fetched": 0, "images_reused": 0, "images_not_in_bucket": 0}
+    jobs = deque(enumerate(ranges))
+    procs = {}  # connection -> worker process
+    planned: dict[int, tuple] = {}  # range index -> (connection, plan), until its turn comes
+    written: dict[int, dict] = {}  # range index -> part output, until its turn comes
+    tasks_in: dict[int, int] = {}
+    namer = Namer()
+    starts = [getattr(writer, name) for name in writer.sequences]
+    resolved = appended = 0
+
+    def give(conn) -> None:
+        if jobs:
+            index, (start, end) = jobs.popleft()
+            conn.send(("range", index, start, end))
+
+    try:
+        for _ in range(min(workers, len(ranges))):
+            conn, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, daemon=True, args=(
+                child, str(path), type(writer), str(writer.root), config, writer.frame_size, policy,
+                include_unlabeled))
+            proc.start()
+            child.close()
+            procs[conn] = proc
+        for conn in procs:
+            give(conn)
+        while appended < len(ranges):
+            sentinels = {proc.sentinel: conn for conn, proc in procs.items()}
+            for ready in wait([*procs, *sentinels]):
+                if ready in sentinels:  # a worker ended before it was told to
+                    conn = sentinels[ready]
+                    if conn.poll():
+                        continue  # its last message is read first
+                    raise LabError(f"a conversion worker stopped (exit code {procs[conn].exitcode}); "
+                                   "rerun the export")
+                kind, index, payload = ready.recv()
+                if kind == "unsplittable":
+                    raise Unsplittable
+                if kind == "error":
+                    raise LabError(payload)
+                if kind == "failed":
+                    raise RuntimeError(f"conversion worker failed:\n{payload}")
+                if kind == "planned":
+                    planned[index] = (ready, payload)
+                else:  # written
+                    written[index] = payload
+                    give(ready)
+            while resolved in planned:  # names, class ids and id starts, in file order
+                conn, (proposals, labels, extents, counts) = planned.pop(resolved)
+                renames = {}
+                for k, (base, task_id, slots) in enumerate(proposals):
+                    name = namer.resolve(base, task_id, slots)
+                    if name != base:
+                        renames[k] = name
+                for label in labels:
+                    if label not in writer.class_ids:
+                        writer.new_class(label)
+                conn.send(("decided", renames, writer.classes, starts))
+                starts = [s + n for s, n in zip(starts, extents)]
+                for key, n in counts.items():
+                    stats[key] += n
+                tasks_in[resolved] = counts["tasks"]
+                resolved += 1
+            while appended in written:
+                writer.add(written.pop(appended))
+                if progress:
+                    progress(tasks_in.pop(appended))
+                appended += 1
+        for conn in procs:
+            conn.send(None)
+        for proc in procs.values():
+            proc.join()
+    finally:
+        for conn, proc in procs.items():
+            if proc.exitcode is None:
+                proc.kill()
+            proc.join()
+            conn.close()
+    for name, value in zip(writer.sequences, starts):
+        setattr(writer, name, value)
+    return stats
+
+
+def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelConfig,
+            frame_size: tuple[int, int] | None, policy: str, include_unlabeled: bool) -> None:
+    """One worker, a range at a time: ("range", index, start, end) in, ("planned", index, plan) out,
+    ("decided", renames, classes, starts) in, ("written", index, output) out; None ends.
+
+    It waits for the decisions in recv(), so the main process never sends to a worker that is not reading."""
+    from .export import Namer, base_name, make_items
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops the workers
+    gc.disable()  # a range's objects are freed by reference counting (no cycles): collector passes only cost
+    writer = writer_cls(Path(root), config, frame_size, part=True)
+    propose = lambda task, url, ref: base_name(task.id, url, ref)  # noqa: E731  the main process makes it unique
+    fd = os.open(path, os.O_RDONLY)
+    index = None
+    try:
+        while (message := conn.recv()) is not None:
+            _, index, start, end = message
+            try:
+                raw = os.pread(fd, end - start, start)
+                tasks = [Task.from_json(obj) for obj in decode_items(raw, exact=False)]
+                # COCO and YOLO write no number of the input but task ids: a float one was a huge integer
+                if any(type(task.id) is float for task in tasks):
+                    tasks = [Task.from_json(obj) for obj in decode_items(raw)]
+            except (ValueError, LabError):  # cut inside a task, or invalid JSON (the one-process reader says where)
+                conn.send(("unsplittable", index, None))
+                continue
+            counts = {"tasks": 0, "unlabeled_skipped": 0}
+            items = make_items(tasks, policy, config.data_key, include_unlabeled, counts, propose)
+            labels, extents = writer.plan(items)
+            proposals = [(item.name, item.task.id, Namer.slots(item.name)) for item in items]
+            conn.send(("planned", index, (proposals, labels, extents, counts)))
+            _, renames, classes, starts = conn.recv()
+            for k, name in renames.items():
+                items[k].name = name
+            writer.resume(classes, starts)
+            for item in items:
+                writer.write(item)
+            conn.send(("written", index, writer.take()))
+    except LabError as exc:
+        conn.send(("error", index, str(exc)))
+    except Exception:  # a bug: the main process shows it
+        conn.send(("failed", index, traceback.format_exc()))
+    finally:
+        os.close(fd)
+        writer.abort()
