@@ -67,7 +67,51 @@ def make_export(path: Path, n: int, seed: int = 7) -> None:
 # --- the two sides, each run in a fresh subprocess -------------------------------------------------------------
 
 
+class TreeMemory:
+    """Samples the memory of this process and its children (our conversion's worker processes) every 5 ms:
+    the peak of the summed RSS (shared pages counted once per process: an upper bound) and of the summed PSS
+    (shared pages split between the processes sharing them: what the conversion really occupies)."""
+
+    def __init__(self):
+        import threading
+
+        self.rss = self.pss = 0.0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _sample() -> tuple[float, float]:
+        pids = [os.getpid()]
+        try:
+            pids += [int(p) for p in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()]
+        except OSError:
+            pass
+        rss = pss = 0.0
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) / 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) / 1024
+            except OSError:  # the process ended between the listing and the read
+                pass
+        return rss, pss
+
+    def _run(self) -> None:
+        while not self.done.wait(0.005):
+            rss, pss = self._sample()
+            self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
+
+    def stop(self) -> dict:
+        self.done.set()
+        self.thread.join()
+        return {"tree_rss_mb": round(self.rss, 1), "tree_pss_mb": round(self.pss, 1)}
+
+
 def worker(side: str, fmt: str, src: str, out: str) -> None:
+    memory = TreeMemory() if Path("/proc/self/smaps_rollup").exists() else None
     if side == "ours":
         sys.path.insert(0, str(ROOT / "data-labeling"))
         from datalabel import export, labelconfig
@@ -76,7 +120,7 @@ def worker(side: str, fmt: str, src: str, out: str) -> None:
         t0 = time.perf_counter()
         report = export.convert_file(src, Path(out), fmt, config, None)
         seconds = time.perf_counter() - t0
-        objects = report["objects"]
+        objects, workers = report["objects"], report["workers"]
     else:
         import logging
 
@@ -87,11 +131,15 @@ def worker(side: str, fmt: str, src: str, out: str) -> None:
         t0 = time.perf_counter()
         converter.convert(src, out, fmt.upper(), is_dir=False)
         seconds = time.perf_counter() - t0
-        objects = None
+        objects, workers = None, 1
     # KiB on Linux; a helper process's peak (ours writes YOLO label files from one) is added, an upper bound
     usage = resource.getrusage
     rss = (usage(resource.RUSAGE_SELF).ru_maxrss + usage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    print(json.dumps({"seconds": round(seconds, 3), "peak_rss_mb": round(rss, 1), "objects": objects}))
+    result = {"seconds": round(seconds, 3), "peak_rss_mb": round(rss, 1), "objects": objects, "workers": workers}
+    if memory is not None:
+        result.update(memory.stop())
+        result["peak_rss_mb"] = max(result["peak_rss_mb"], result["tree_rss_mb"])
+    print(json.dumps(result))
 
 
 def run_side(side: str, fmt: str, src: Path, out: Path, timeout: float) -> dict:
@@ -118,6 +166,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2k and 20k tasks instead of 20k and 200k")
     parser.add_argument("--sizes", help="comma-separated task counts (overrides --quick)")
     parser.add_argument("--sdk-timeout", type=float, default=240.0, help="cap for one SDK conversion, seconds")
+    parser.add_argument("--out-dir", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
+                        help="where both sides write their output (default: /dev/shm, RAM-backed where it exists, so "
+                             "the disk's varying cost of creating 200k files does not drown the comparison; give a "
+                             "folder on disk to include it)")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -125,8 +177,10 @@ def main() -> None:
         return
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([2000, 20000] if args.quick else [20000, 200000])
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="bench-convert-out-", dir=args.out_dir) as out_base:
+        tmp, out_base = Path(tmp), Path(out_base)
+        print(f"# output written under {out_base}", flush=True)
         for n in sizes:
             src = tmp / f"export-{n}.json"
             t0 = time.perf_counter()
@@ -135,7 +189,7 @@ def main() -> None:
                   flush=True)
             for fmt in ("coco", "yolo"):
                 for side in ("ours", "sdk"):
-                    r = run_side(side, fmt, src, tmp / f"out-{side}-{fmt}", args.sdk_timeout if side == "sdk" else 3600)
+                    r = run_side(side, fmt, src, out_base / f"out-{side}-{fmt}", args.sdk_timeout if side == "sdk" else 3600)
                     r["tasks"] = n
                     rows.append(r)
                     print("# " + json.dumps(r), flush=True)
@@ -170,6 +224,9 @@ def main() -> None:
         "sdk_seconds": {f"{f}_{n}": get(n, "sdk", f).get("seconds", get(n, "sdk", f).get("capped_at_s"))
                         for n in sizes for f in ("coco", "yolo")},
         "cpu_count": os.cpu_count(),
+        "ours_workers": max((r.get("workers") or 1) for r in rows if r["side"] == "ours"),
+        "ours_tree_pss_mb": {f"{f}_{n}": get(n, "ours", f).get("tree_pss_mb") for n in sizes for f in ("coco", "yolo")},
+        "out_dir": args.out_dir or tempfile.gettempdir(),
     }))
 
 

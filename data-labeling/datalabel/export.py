@@ -51,7 +51,7 @@ from .tasks import POLICIES, Task, choose_annotation, iter_tasks, merge_tasks
 FORMATS = tuple(WRITERS)
 MARKER = ".datalabel-export.json"  # the report, written last; marks a folder as ours to replace
 BATCH = 256
-RUN_ONLY = ("seconds", "images_fetched", "images_reused")  # report fields that differ between identical exports
+RUN_ONLY = ("seconds", "images_fetched", "images_reused", "workers")  # report fields that differ between identical exports
 
 
 class ImageSource(Protocol):
@@ -286,11 +286,12 @@ def convert_file(path: str | Path, out_dir: str | Path, fmt: str, config: LabelC
             return parallel.run(path, ranges, writer, config, policy, progress, include_unlabeled, workers)
 
         try:
-            return _convert(body, out_dir, fmt, config, policy, frame_size, None)
+            return {**_convert(body, out_dir, fmt, config, policy, frame_size, None), "workers": workers}
         except parallel.Unsplittable:
             pass  # a video export, or a range that does not parse on its own: the one-process reader takes any JSON
-    return convert(read_export_file(path), out_dir, fmt, config, images, policy, progress,
-                   include_unlabeled=include_unlabeled, frame_size=frame_size)
+    report = convert(read_export_file(path), out_dir, fmt, config, images, policy, progress,
+                     include_unlabeled=include_unlabeled, frame_size=frame_size)
+    return {**report, "workers": 1}
 
 
 def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | Path, fmt: str, config: LabelConfig,

@@ -36,10 +36,16 @@ try:  # orjson is several times faster at writing many small records; the stdlib
     import orjson
 
     def dumps(value) -> str:
-        return orjson.dumps(value).decode()
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # an integer beyond 64 bits (a task id): the stdlib writes it
+            return json.dumps(value, ensure_ascii=False)
 
     def dump_line(value) -> bytes:
-        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+        try:
+            return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 except ImportError:  # pragma: no cover
     def dumps(value) -> str:
         return json.dumps(value, ensure_ascii=False)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import json
-import mmap
 import os
 import re
 import signal
@@ -33,6 +32,7 @@ from .tasks import Task, decode_items
 
 RANGE_BYTES = 256 << 10  # JSON per range: small enough to keep workers lean, large enough that round trips are cheap
 MIN_FILE_BYTES = 1 << 20  # below this, starting workers costs more than it saves
+MIN_RANGE_BYTES = 16 << 10
 _SCALAR = rb'(?:-?[0-9][0-9.eE+-]*|"(?:[^"\\]|\\.)*"|null|true|false)'
 
 
@@ -49,12 +49,12 @@ def usable_cores() -> int:
 
 def split(path: Path, workers: int) -> list[tuple[int, int]] | None:
     """Byte ranges of a JSON array of tasks, each a run of whole tasks; None if the file is small, not a JSON
-    array of objects, or its tasks have no common leading keys to cut at."""
+    array of objects, or its tasks have no common leading keys to cut at. Reads a few KiB around each cut."""
     size = path.stat().st_size
     if size < MIN_FILE_BYTES:
         return None
-    with open(path, "rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        head = mm[:1 << 20]
+    with open(path, "rb") as fp:
+        head = fp.read(1 << 20)
         start = len(head) - len(head.lstrip())
         if head[start:start + 1] != b"[":
             return None
@@ -67,19 +67,33 @@ def split(path: Path, workers: int) -> list[tuple[int, int]] | None:
             return None
         k1, k2 = (re.escape(json.dumps(k).encode()) for k in list(first)[:2])
         boundary = re.compile(rb"\}\s*,\s*\{\s*" + k1 + rb"\s*:\s*" + _SCALAR + rb"\s*,\s*" + k2 + rb"\s*:")
-        tail = mm[max(0, size - 4096):]
+        fp.seek(max(0, size - 4096))
+        tail = fp.read()
         end = size - (len(tail) - len(tail.rstrip())) - 1
-        if mm[end:end + 1] != b"]":
+        if tail.rstrip()[-1:] != b"]":
             return None
-        step = max(16 << 10, min(RANGE_BYTES, (end - start) // (workers * 8)))
+        step = max(MIN_RANGE_BYTES, min(RANGE_BYTES, (end - start) // (workers * 8)))
         cuts = [start]
         while cuts[-1] + step < end:
-            found = boundary.search(mm, cuts[-1] + step, end)
-            if found is None:
+            cut = _next_boundary(fp, boundary, cuts[-1] + step, end)
+            if cut is None:
                 break
-            cuts.append(found.start() + 1)  # just after the closing brace of the task before
+            cuts.append(cut)
         cuts.append(end)
     return list(zip(cuts, cuts[1:])) if len(cuts) > 2 else None
+
+
+def _next_boundary(fp, boundary: re.Pattern, pos: int, end: int) -> int | None:
+    """The first cut at or after pos: just after the closing brace of the task before."""
+    window = 64 << 10
+    while pos < end:
+        fp.seek(pos)
+        data = fp.read(min(window, end - pos) + 512)  # + the longest a boundary match can be, near enough
+        found = boundary.search(data)
+        if found is not None:
+            return pos + found.start() + 1
+        pos += window
+    return None
 
 
 def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: LabelConfig, policy: str,
@@ -126,10 +140,13 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
                 if ready in sentinels:  # a worker ended before it was told to
                     conn = sentinels[ready]
                     if conn.poll():
-                        continue  # its last message is read first
-                    raise LabError(f"a conversion worker stopped (exit code {procs[conn].exitcode}); "
-                                   "rerun the export")
-                kind, index, payload = ready.recv()
+                        continue  # its last message (or the end of its pipe) is read first
+                    _stopped(procs[conn])
+                try:
+                    kind, index, payload = ready.recv()
+                except EOFError:
+                    procs[ready].join(5)
+                    _stopped(procs[ready])
                 if kind == "unsplittable":
                     raise Unsplittable
                 if kind == "error":
@@ -175,6 +192,10 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
     for name, value in zip(writer.sequences, starts):
         setattr(writer, name, value)
     return stats
+
+
+def _stopped(proc) -> None:
+    raise LabError(f"a conversion worker stopped (exit code {proc.exitcode}); rerun the export")
 
 
 def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelConfig,
