@@ -146,30 +146,32 @@ def base_name(task_id, url: str | None, ref: str | None) -> str:
 
 
 def make_items(tasks: Iterable[Task], policy: str, key: str | None, include_unlabeled: bool, stats: dict,
-               name: Callable[[Task, str | None, str | None], str]) -> list[Item]:
-    """Tasks -> export items: the chosen annotation, the image's source URL and file name, its size if a region
-    recorded it. Tasks without a valid annotation are counted and left out unless `include_unlabeled`."""
+               name: Callable[[Task, str | None, str | None], str] | None = None) -> list[Item]:
+    """Tasks -> export items: the chosen annotation, the image's source URL and file name (`name`; None: the
+    base name, for the caller to make unique), its size if a region recorded it. Tasks without a valid annotation
+    are counted and left out unless `include_unlabeled`."""
     items: list[Item] = []
-    for task in tasks:
-        stats["tasks"] += 1
+    seen = skipped = 0
+    gs_url = gcs.gs_url_from_ref
+    for task in tasks:  # runs once per task of large exports: kept free of helper calls
+        seen += 1
         ann = choose_annotation(task, policy)
         if ann is None and not include_unlabeled:
-            stats["unlabeled_skipped"] += 1
+            skipped += 1
             continue
         ref = task.media_url(key)
-        url = gcs.gs_url_from_ref(ref)
-        item = Item(task, ann, name(task, url, ref), url)
-        _region_size(item)
-        items.append(item)
+        url = gs_url(ref)
+        width = height = None
+        if ann is not None:
+            for region in ann.result:
+                if region.original_width and region.original_height:
+                    width, height = int(region.original_width), int(region.original_height)
+                    break
+        label = base_name(task.id, url, ref) if name is None else name(task, url, ref)
+        items.append(Item(task, ann, label, url, width, height))
+    stats["tasks"] += seen
+    stats["unlabeled_skipped"] += skipped
     return items
-
-
-def _region_size(item: Item) -> None:
-    if item.annotation is not None:
-        for region in item.annotation.result:
-            if region.original_width and region.original_height:
-                item.width, item.height = int(region.original_width), int(region.original_height)
-                return
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:

@@ -204,12 +204,11 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
     ("decided", renames, classes, starts) in, ("written", index, output) out; None ends.
 
     It waits for the decisions in recv(), so the main process never sends to a worker that is not reading."""
-    from .export import Namer, base_name, make_items
+    from .export import Namer, make_items
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops the workers
     gc.disable()  # a range's objects are freed by reference counting (no cycles): collector passes only cost
     writer = writer_cls(Path(root), config, frame_size, part=True)
-    propose = lambda task, url, ref: base_name(task.id, url, ref)  # noqa: E731  the main process makes it unique
     fd = os.open(path, os.O_RDONLY)
     index = None
     try:
@@ -225,7 +224,7 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
                 conn.send(("unsplittable", index, None))
                 continue
             counts = {"tasks": 0, "unlabeled_skipped": 0}
-            items = make_items(tasks, policy, config.data_key, include_unlabeled, counts, propose)
+            items = make_items(tasks, policy, config.data_key, include_unlabeled, counts)  # names: base names
             labels, extents = writer.plan(items)
             proposals = [(item.name, item.task.id, Namer.slots(item.name)) for item in items]
             conn.send(("planned", index, (proposals, labels, extents, counts)))
