@@ -19,7 +19,9 @@ import gc
 import json
 import os
 import re
+import queue
 import signal
+import threading
 import traceback
 from collections import deque
 from pathlib import Path
@@ -33,6 +35,7 @@ from .tasks import Task, decode_items
 RANGE_BYTES = 256 << 10  # JSON per range: small enough to keep workers lean, large enough that round trips are cheap
 MIN_FILE_BYTES = 1 << 20  # below this, starting workers costs more than it saves
 MIN_RANGE_BYTES = 16 << 10
+IN_FLIGHT = 2  # ranges given to a worker at a time
 _SCALAR = rb'(?:-?[0-9][0-9.eE+-]*|"(?:[^"\\]|\\.)*"|null|true|false)'
 
 
@@ -111,6 +114,7 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
     stats = {"tasks": 0, "unlabeled_skipped": 0, "images_fetched": 0, "images_reused": 0, "images_not_in_bucket": 0}
     jobs = deque(enumerate(ranges))
     procs = {}  # connection -> worker process
+    outbox: dict = {}  # connection -> its _Sender
     planned: dict[int, tuple] = {}  # range index -> (connection, plan), until its turn comes
     written: dict[int, dict] = {}  # range index -> part output, until its turn comes
     tasks_in: dict[int, int] = {}
@@ -121,7 +125,7 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
     def give(conn) -> None:
         if jobs:
             index, (start, end) = jobs.popleft()
-            conn.send(("range", index, start, end))
+            outbox[conn].send(("range", index, start, end))
 
     try:
         for _ in range(min(workers, len(ranges))):
@@ -131,9 +135,10 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
                 include_unlabeled))
             proc.start()
             child.close()
-            procs[conn] = proc
-        for conn in procs:
-            give(conn)
+            procs[conn], outbox[conn] = proc, _Sender(conn)
+        for _ in range(IN_FLIGHT):
+            for conn in procs:
+                give(conn)
         while appended < len(ranges):
             sentinels = {proc.sentinel: conn for conn, proc in procs.items()}
             for ready in wait([*procs, *sentinels]):
@@ -168,7 +173,7 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
                 for label in labels:
                     if label not in writer.class_ids:
                         writer.new_class(label)
-                conn.send(("decided", renames, writer.classes, starts))
+                outbox[conn].send(("decided", renames, writer.classes, starts))
                 starts = [s + n for s, n in zip(starts, extents)]
                 for key, n in counts.items():
                     stats[key] += n
@@ -180,7 +185,7 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
                     progress(tasks_in.pop(appended))
                 appended += 1
         for conn in procs:
-            conn.send(None)
+            outbox[conn].send(None)
         for proc in procs.values():
             proc.join()
     finally:
@@ -188,10 +193,38 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
             if proc.exitcode is None:
                 proc.kill()
             proc.join()
+            outbox[conn].stop()
             conn.close()
     for name, value in zip(writer.sequences, starts):
         setattr(writer, name, value)
     return stats
+
+
+class _Sender:
+    """Sends to one worker, in order, from a thread: this process never blocks on a worker that is itself busy
+    sending, so either side can run ahead of the other by the ranges in flight without a deadlock."""
+
+    _STOP = object()
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def send(self, message) -> None:
+        self.queue.put(message)
+
+    def stop(self) -> None:
+        self.queue.put(self._STOP)
+        self.thread.join(5)
+
+    def _run(self) -> None:
+        while (message := self.queue.get()) is not self._STOP:
+            try:
+                self.conn.send(message)
+            except OSError:  # the worker is gone: the main loop reports it
+                return
 
 
 def _stopped(proc) -> None:
@@ -200,19 +233,29 @@ def _stopped(proc) -> None:
 
 def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelConfig,
             frame_size: tuple[int, int] | None, policy: str, include_unlabeled: bool) -> None:
-    """One worker, a range at a time: ("range", index, start, end) in, ("planned", index, plan) out,
-    ("decided", renames, classes, starts) in, ("written", index, output) out; None ends.
-
-    It waits for the decisions in recv(), so the main process never sends to a worker that is not reading."""
+    """One worker: ("range", index, start, end) in, ("planned", index, plan) out; ("decided", renames, classes,
+    starts) on the oldest planned range in, ("written", index, output) out; None ends. With a second range in
+    flight, it plans that one while the decisions on the first are made."""
     from .export import Namer, make_items
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops the workers
     gc.disable()  # a range's objects are freed by reference counting (no cycles): collector passes only cost
     writer = writer_cls(Path(root), config, frame_size, part=True)
     fd = os.open(path, os.O_RDONLY)
+    waiting: deque = deque()  # (range index, items) planned, waiting for the decisions on them
     index = None
     try:
         while (message := conn.recv()) is not None:
+            if message[0] == "decided":  # on the oldest range planned
+                _, renames, classes, starts = message
+                index, items = waiting.popleft()
+                for k, name in renames.items():
+                    items[k].name = name
+                writer.resume(classes, starts)
+                for item in items:
+                    writer.write(item)
+                conn.send(("written", index, writer.take()))
+                continue
             _, index, start, end = message
             try:
                 raw = os.pread(fd, end - start, start)
@@ -227,14 +270,8 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
             items = make_items(tasks, policy, config.data_key, include_unlabeled, counts)  # names: base names
             labels, extents = writer.plan(items)
             proposals = [(item.name, item.task.id, Namer.slots(item.name)) for item in items]
+            waiting.append((index, items))
             conn.send(("planned", index, (proposals, labels, extents, counts)))
-            _, renames, classes, starts = conn.recv()
-            for k, name in renames.items():
-                items[k].name = name
-            writer.resume(classes, starts)
-            for item in items:
-                writer.write(item)
-            conn.send(("written", index, writer.take()))
     except LabError as exc:
         conn.send(("error", index, str(exc)))
     except Exception:  # a bug: the main process shows it
