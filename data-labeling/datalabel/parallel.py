@@ -149,7 +149,7 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
                     _stopped(procs[conn])
                 try:
                     kind, index, payload = ready.recv()
-                except EOFError:
+                except (EOFError, OSError):  # OSError: it died with messages of ours unread
                     procs[ready].join(5)
                     _stopped(procs[ready])
                 if kind == "unsplittable":
