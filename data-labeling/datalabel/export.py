@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import sqlite3
+import struct
 import tempfile
 import time
 import uuid
@@ -91,6 +92,9 @@ class BucketImages:
 # --- naming ----------------------------------------------------------------------------------------------------
 
 
+_THREE_WORDS = struct.Struct("<III").unpack
+
+
 class Namer:
     """Unique image file names inside one export: the source's base name, the task id added on a clash.
 
@@ -107,9 +111,9 @@ class Namer:
     @staticmethod
     def slots(name: str) -> tuple[int, int, int]:
         """The filter bits of a name: three 32-bit little-endian words of its digest, each mod BITS."""
-        h = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=12).digest(), "little")
+        a, b, c = _THREE_WORDS(hashlib.blake2b(name.encode(), digest_size=12).digest())
         mask = Namer.BITS - 1
-        return h & mask, (h >> 32) & mask, (h >> 64) & mask
+        return a & mask, b & mask, c & mask
 
     def _seen(self, name: str, slots: tuple[int, int, int] | None = None) -> bool:
         bits = self.bits
