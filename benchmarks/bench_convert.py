@@ -110,8 +110,9 @@ class TreeMemory:
         return {"tree_rss_mb": round(self.rss, 1), "tree_pss_mb": round(self.pss, 1)}
 
 
-def worker(side: str, fmt: str, src: str, out: str) -> None:
-    memory = TreeMemory() if Path("/proc/self/smaps_rollup").exists() else None
+def worker(side: str, fmt: str, src: str, out: str, sample: str) -> None:
+    # the sampler reads /proc and takes CPU from the conversion: it runs in separate, untimed runs
+    memory = TreeMemory() if sample == "1" else None
     if side == "ours":
         sys.path.insert(0, str(ROOT / "data-labeling"))
         from datalabel import export, labelconfig
@@ -132,7 +133,7 @@ def worker(side: str, fmt: str, src: str, out: str) -> None:
         converter.convert(src, out, fmt.upper(), is_dir=False)
         seconds = time.perf_counter() - t0
         objects, workers = None, 1
-    # KiB on Linux; a helper process's peak (ours writes YOLO label files from one) is added, an upper bound
+    # KiB on Linux; the largest child's peak is added (ours converts in worker processes), see TreeMemory
     usage = resource.getrusage
     rss = (usage(resource.RUSAGE_SELF).ru_maxrss + usage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     result = {"seconds": round(seconds, 3), "peak_rss_mb": round(rss, 1), "objects": objects, "workers": workers}
@@ -142,12 +143,12 @@ def worker(side: str, fmt: str, src: str, out: str) -> None:
     print(json.dumps(result))
 
 
-def run_side(side: str, fmt: str, src: Path, out: Path, timeout: float) -> dict:
+def run_once(side: str, fmt: str, src: Path, out: Path, timeout: float, sample: bool) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     os.sync()  # the previous run's dirty pages are flushed before this one starts, not charged to it
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, __file__, "--worker", side, fmt, str(src), str(out)],
+        proc = subprocess.run([sys.executable, __file__, "--worker", side, fmt, str(src), str(out), str(int(sample))],
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         shutil.rmtree(out, ignore_errors=True)
@@ -161,6 +162,23 @@ def run_side(side: str, fmt: str, src: Path, out: Path, timeout: float) -> dict:
     return result
 
 
+def run_side(side: str, fmt: str, src: Path, out: Path, timeout: float, repeat: int) -> dict:
+    """The median of `repeat` timed runs; for ours, one more run samples the memory of all its processes."""
+    runs = []
+    for _ in range(repeat):
+        runs.append(run_once(side, fmt, src, out, timeout, sample=False))
+        if "seconds" not in runs[-1]:
+            return runs[-1]
+    runs.sort(key=lambda r: r["seconds"])
+    result = dict(runs[len(runs) // 2], runs_s=[r["seconds"] for r in runs])
+    if side == "ours" and Path("/proc/self/smaps_rollup").exists():
+        memory = run_once(side, fmt, src, out, timeout, sample=True)
+        for key in ("tree_rss_mb", "tree_pss_mb"):
+            result[key] = memory.get(key)
+        result["peak_rss_mb"] = max(result["peak_rss_mb"], memory.get("peak_rss_mb", 0), memory.get("tree_rss_mb", 0))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2k and 20k tasks instead of 20k and 200k")
@@ -170,7 +188,8 @@ def main() -> None:
                         help="where both sides write their output (default: /dev/shm, RAM-backed where it exists, so "
                              "the disk's varying cost of creating 200k files does not drown the comparison; give a "
                              "folder on disk to include it)")
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per case, each side (the median counts)")
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -189,7 +208,8 @@ def main() -> None:
                   flush=True)
             for fmt in ("coco", "yolo"):
                 for side in ("ours", "sdk"):
-                    r = run_side(side, fmt, src, out_base / f"out-{side}-{fmt}", args.sdk_timeout if side == "sdk" else 3600)
+                    r = run_side(side, fmt, src, out_base / f"out-{side}-{fmt}",
+                                 args.sdk_timeout if side == "sdk" else 3600, args.repeat)
                     r["tasks"] = n
                     rows.append(r)
                     print("# " + json.dumps(r), flush=True)

@@ -112,13 +112,11 @@ def test_output_is_the_one_process_output(tmp_path, fmt, compact):
 
 
 def test_ranges_are_runs_of_whole_tasks(tmp_path):
-    from datalabel.tasks import decode_items
-
     tasks = make_tasks()
     src = write(tmp_path / "export.json", tasks, compact=True)
     ranges = parallel.split(src, 2)
     data = src.read_bytes()
-    ids = [t["id"] for start, end in ranges for t in decode_items(data[start:end])]
+    ids = [t["id"] for start, end in ranges for t in json.loads(b"[" + data[start:end].strip(b" \n,") + b"]")]
     assert ids == [t["id"] for t in tasks]
     assert all(a < b for (_, a), (b, _) in zip(ranges, ranges[1:])) or all(
         e == s for (_, e), (s, _) in zip(ranges, ranges[1:]))
@@ -177,3 +175,22 @@ def test_video_and_image_downloads_use_one_process(tmp_path):
          "data": {"video": f"gs://bucket/v{i}.mp4"}} for i in range(1, 200)], compact=False)
     report = export.convert_file(src, tmp_path / "video", "yolo", video, None, workers=2, frame_size=(100, 100))
     assert report["workers"] == 1 and report["video_frames"] == 3 * 199
+
+
+def test_cli_converts_a_large_file_on_every_core(tmp_path):
+    from cli_helpers import run_cli
+
+    src = write(tmp_path / "export.json", make_tasks(), compact=False)
+    config = tmp_path / "config.xml"
+    config.write_text(CONFIG.xml)
+    args = ["export", "convert", "--from-file", src, "--config", config, "--format", "yolo", "--no-images"]
+    # the real thresholds (no monkeypatching in a subprocess): a 2 MB file is cut into ranges
+    assert src.stat().st_size > parallel.MIN_FILE_BYTES
+    many = run_cli(*args, "--output", tmp_path / "many", "--workers", "2", "--json")
+    one = run_cli(*args, "--output", tmp_path / "one", "--workers", "1")
+    assert many.ok and one.ok, many.stderr + one.stderr
+    assert many.json()["workers"] == 2 and "processes" not in one.stdout
+    assert files(tmp_path / "one") == files(tmp_path / "many")
+    zero = run_cli(*args, "--output", tmp_path / "zero", "--workers", "0")  # a usage error, as typer shows them
+    assert zero.returncode == 2 and "--workers" in zero.stderr and "Traceback" not in zero.stderr
+    assert not (tmp_path / "zero").exists()

@@ -83,7 +83,7 @@ def image_objects(item: Item) -> list[Obj]:
     """The boxes and polygons of an image task's chosen annotation (computed once per item)."""
     if item.objects is None:
         regions = item.annotation.result if item.annotation else ()
-        item.objects = [o for r in regions for o in region_objects(r)]
+        item.objects = [obj for region in regions if (obj := region_object(region)) is not None]
     return item.objects
 
 
@@ -109,14 +109,14 @@ def rect_box(value: dict) -> tuple[float, float, float, float] | None:
     return x, y, w, h
 
 
-def region_objects(region: Region) -> list[Obj]:
-    """Objects of an image region (rectangles and polygons); other region types give none."""
+def region_object(region: Region) -> Obj | None:
+    """The object of an image region (a rectangle or a polygon, its first label); other region types give None."""
     if region.type == "rectanglelabels":  # the common case: no generic label lookup
         value = region.value
         found = value.get("rectanglelabels")
         if isinstance(found, list):
             if not found:
-                return []
+                return None
             label = found[0]
             if value.get("rotation"):
                 box = rect_box(value)
@@ -124,22 +124,22 @@ def region_objects(region: Region) -> list[Obj]:
                 try:
                     box = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
                 except (KeyError, TypeError, ValueError):
-                    box = None
-            return [Obj(label[-1] if isinstance(label, list) else label, "box", box)] if box else []
+                    return None
+            return Obj(label[-1] if isinstance(label, list) else label, "box", box) if box else None
     labels = region.labels
     if not labels:
-        return []
+        return None
     if region.type in ("rectanglelabels", "rectangle"):
         box = rect_box(region.value)
-        return [Obj(label, "box", box) for label in labels[:1]] if box else []
+        return Obj(labels[0], "box", box) if box else None
     if region.type in ("polygonlabels", "polygon"):
         pts = [(float(p[0]), float(p[1])) for p in region.value.get("points") or [] if len(p) >= 2]
         if len(pts) < 3:
-            return []
+            return None
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
-        return [Obj(labels[0], "polygon", box, pts)]
-    return []
+        return Obj(labels[0], "polygon", box, pts)
+    return None
 
 
 def frame_objects(annotation: Annotation | None) -> dict[int, list[Obj]]:
@@ -656,6 +656,9 @@ class YoloWriter(Writer):
 
     def write(self, item: Item) -> None:
         self.items += 1
+        if not self.video:  # an image: its one label file (the common case, without pictures()' list)
+            self._label_file(item.name, image_objects(item))
+            return
         for name, objs, _, _, _ in self.pictures(item):
             self._label_file(name, objs)
 

@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
 import os
-import re
 import queue
+import re
 import signal
 import threading
 import traceback
 from collections import deque
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Callable
 
 from .errors import LabError
 from .formats import Writer
 from .labelconfig import LabelConfig
-from .tasks import Task, decode_items
+from .tasks import decode_tasks
 
 RANGE_BYTES = 256 << 10  # JSON per range: small enough to keep workers lean, large enough that round trips are cheap
 MIN_FILE_BYTES = 1 << 20  # below this, starting workers costs more than it saves
@@ -103,9 +105,6 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
         progress: Callable[[int], None] | None, include_unlabeled: bool, workers: int) -> dict:
     """Write the tasks of `ranges` through `writer` (the main writer) with up to `workers` processes; returns
     the same stats as the one-process path."""
-    import multiprocessing
-    from multiprocessing.connection import wait
-
     from .export import Namer
 
     if writer.video:  # a video task becomes many frames; its ids and names are not worth planning in parts
@@ -258,11 +257,7 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
                 continue
             _, index, start, end = message
             try:
-                raw = os.pread(fd, end - start, start)
-                tasks = [Task.from_json(obj) for obj in decode_items(raw, exact=False)]
-                # COCO and YOLO write no number of the input but task ids: a float one was a huge integer
-                if any(type(task.id) is float for task in tasks):
-                    tasks = [Task.from_json(obj) for obj in decode_items(raw)]
+                tasks = decode_tasks(b"[" + os.pread(fd, end - start, start).strip(b" \t\r\n,") + b"]")
             except (ValueError, LabError):  # cut inside a task, or invalid JSON (the one-process reader says where)
                 conn.send(("unsplittable", index, None))
                 continue

@@ -5,12 +5,18 @@ an API export (a JSON array of tasks), a JSON file that target storage wrote to 
 annotation with its task nested, depending on the server's settings), or JSON lines.
 
 Streaming matters: exports of large projects do not fit in memory, so `iter_tasks` decodes one task at a time.
+
+The classes are msgspec Structs: `decode_tasks` builds them straight from JSON bytes in C (2-3x quicker than
+decoding to dicts and then building objects in Python), for input of the usual shape; anything else (a null
+where a list belongs, the older annotation-with-nested-task layout, ...) goes through the `from_json`
+classmethods, which take any dict Label Studio writes. Both give the same objects for the same input.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
+
+import msgspec
 
 from .errors import LabError
 
@@ -41,8 +47,9 @@ _NUMBER_MAP = bytes(48 if 48 <= i <= 57 else 124 if chr(i) in " \t\r\n[,:-" else
 _LONG_INT = b"|" + b"0" * 19
 
 
-@dataclass(slots=True)
-class Region:
+# gc=False: instances are not tracked by the cyclic collector (they hold no references back to each other), which
+# makes building millions of them cheaper
+class Region(msgspec.Struct, gc=False):
     """One item of an annotation's or prediction's `result` list."""
 
     type: str
@@ -50,9 +57,9 @@ class Region:
     from_name: str = ""
     to_name: str = ""
     id: str | None = None
-    original_width: int | None = None
-    original_height: int | None = None
-    score: float | None = None
+    original_width: int | float | None = None
+    original_height: int | float | None = None
+    score: int | float | None = None
     scores: dict | None = None  # per-class probabilities a model attached (active learning's margin/entropy)
 
     @property
@@ -87,15 +94,20 @@ def _user(completed_by: Any) -> str:
     return "" if completed_by is None else str(completed_by)
 
 
-@dataclass(slots=True)
-class Annotation:
+class Annotation(msgspec.Struct, gc=False):
     id: int | None
     result: list[Region]
-    completed_by: str = ""
+    completed_by: str | int | dict | None = ""  # always a str once built (see __post_init__)
     was_cancelled: bool = False
     ground_truth: bool = False
     created_at: str = ""
     updated_at: str = ""
+
+    def __post_init__(self) -> None:
+        if type(self.completed_by) is not str:
+            self.completed_by = _user(self.completed_by)
+        if not self.updated_at:
+            self.updated_at = self.created_at
 
     @property
     def labels(self) -> list[str]:
@@ -110,12 +122,15 @@ class Annotation:
                    bool(get("was_cancelled")), bool(get("ground_truth")), created, get("updated_at") or created)
 
 
-@dataclass(slots=True)
-class Prediction:
+class Prediction(msgspec.Struct, gc=False):
     result: list[Region]
-    model_version: str = ""
-    score: float | None = None
+    model_version: str | int | float | None = ""  # always a str once built
+    score: int | float | None = None
     id: int | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.model_version) is not str:
+            self.model_version = str(self.model_version or "")
 
     @classmethod
     def from_json(cls, obj: dict) -> "Prediction":
@@ -133,13 +148,12 @@ class Prediction:
         return out
 
 
-@dataclass(slots=True)
-class Task:
+class Task(msgspec.Struct, gc=False):
     id: int | None
     data: dict
-    annotations: list[Annotation] = field(default_factory=list)
-    predictions: list[Prediction] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
+    annotations: list[Annotation] = []  # msgspec gives each instance its own empty list / dict
+    predictions: list[Prediction] = []
+    meta: dict = {}
     project: int | None = None
 
     @property
@@ -219,15 +233,17 @@ def choose_annotation(task: Task, policy: str = "latest") -> Annotation | None:
     raise AssertionError(policy)  # every policy is handled above
 
 
-def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16) -> Iterator[Any]:
+def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16, decode_run: Callable[[str], list] | None = None
+                    ) -> Iterator[Any]:
     """Yield the items of a top-level JSON array one at a time without loading the whole file.
 
     Also accepts a single object or JSON lines, which is what target storage and some tools write.
 
     Fast path for arrays of objects: the separator between two items (e.g. `},\n{"id":`) is learned from the
-    first ones; the buffered items up to the last such separator are decoded in one orjson call. A separator
-    inside an item makes that call fail (an item cut short never parses), so the next candidate or the stdlib
-    decoder takes over: the result is always the same, only the speed differs.
+    first ones; the buffered items up to the last such separator are decoded in one orjson call (or by
+    `decode_run`, given the text of those items in brackets). A separator inside an item makes that call fail
+    (an item cut short never parses), so the next candidate or the stdlib decoder takes over: the result is
+    always the same, only the speed differs (and items of the slow path come as decoded JSON, not decode_run's).
     """
     decoder = json.JSONDecoder()
     buf = ""
@@ -280,7 +296,7 @@ def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16) -> Iterator[Any]:
             if k < 0:
                 return None
             try:
-                items = orjson.loads("[" + buf[pos:k + 1] + "]")
+                items = (decode_run or orjson.loads)("[" + buf[pos:k + 1] + "]")
             except ValueError:  # the candidate was inside an item (or the JSON is invalid: the slow path says so)
                 k = buf.rfind(sep, pos, k)
                 continue
@@ -326,15 +342,16 @@ def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16) -> Iterator[Any]:
         yield item
 
 
-def decode_items(data: bytes, exact: bool = True) -> list:
-    """The items of a run of comma-separated JSON values (part of an array, without its brackets).
+_TASK_LIST = msgspec.json.Decoder(list[Task])
 
-    exact=False skips the scan for integers beyond 64 bits (see _NUMBER_MAP), for a caller that checks the few
-    numbers it uses itself: orjson reads such an integer as a float."""
-    body = b"[" + data.strip(b" \t\r\n,") + b"]"
-    if orjson is not None and (not exact or (b"|" + body).translate(_NUMBER_MAP).find(_LONG_INT) < 0):
-        return orjson.loads(body)
-    return json.loads(body)
+
+def decode_tasks(body: bytes | str) -> list[Task]:
+    """The tasks of a JSON array: built in C when every task has the usual shape, else through the lenient
+    `Task.from_json` (the same objects either way). ValueError if the JSON is invalid."""
+    try:
+        return _TASK_LIST.decode(body)
+    except msgspec.ValidationError:  # valid JSON of another shape (rare): the stdlib keeps every number exact
+        return [Task.from_json(obj) for obj in json.loads(body)]
 
 
 def iter_tasks(source: IO[str] | str | Iterable[dict]) -> Iterator[Task]:
@@ -343,9 +360,11 @@ def iter_tasks(source: IO[str] | str | Iterable[dict]) -> Iterator[Task]:
         with open(source, encoding="utf-8") as fp:
             yield from iter_tasks(fp)
         return
-    items = iter_json_array(source) if hasattr(source, "read") else source
-    for obj in items:
-        yield Task.from_json(obj)
+    if not hasattr(source, "read"):
+        yield from map(Task.from_json, source)
+        return
+    for obj in iter_json_array(source, decode_run=decode_tasks):
+        yield obj if type(obj) is Task else Task.from_json(obj)
 
 
 def merge_tasks(tasks: Iterable[Task]) -> list[Task]:

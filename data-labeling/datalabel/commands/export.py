@@ -31,6 +31,8 @@ CONFIG = typer.Option(None, "--config", help="Label config XML file (class order
 POLICY = typer.Option("latest", "--policy",
                       help="Annotation per task when several exist: latest, ground-truth (else latest), majority.")
 IMAGES = typer.Option(True, "--images/--no-images", help="Download the images from the bucket into the output.")
+WORKERS = typer.Option(None, "--workers", min=1, help="Processes for --from-file --no-images to COCO/YOLO "
+                       "(default: every usable core; 1: one process). The output is the same either way.")
 UNLABELED = typer.Option(False, "--include-unlabeled", help="Also write tasks without an annotation (no objects).")
 FRAME_SIZE = typer.Option(None, "--frame-size", help="Video frame size WxH (e.g. 1920x1080) for pixel boxes "
                           "of video tracks in COCO, VOC and MOT.")
@@ -86,8 +88,9 @@ def _print_report(report: dict, json_out: bool) -> None:
         return
     typer.echo(f"{report['format']}: {report['items']} item(s) -> {report['out_dir']}")
     print_table([{"class": k, "objects": v} for k, v in report["classes"].items()], ["class", "objects"])
+    processes = f" on {report['workers']} processes" if report.get("workers", 1) > 1 else ""
     typer.echo(f"tasks read {report['tasks']}, without annotation {report['unlabeled_skipped']}, images fetched "
-               f"{report['images_fetched']}, reused {report['images_reused']}, in {report['seconds']}s")
+               f"{report['images_fetched']}, reused {report['images_reused']}, in {report['seconds']}s{processes}")
     if report.get("images_not_in_bucket"):
         typer.echo(f"warning: {report['images_not_in_bucket']} task(s) point to media outside gs://; "
                    "their images are not in the export", err=True)
@@ -144,13 +147,14 @@ def formats_cmd(project: int = PROJECT, url: str = URL, api_key: str = API_KEY, 
 def convert_cmd(
     fmt: str = FORMAT, output: Path = OUTPUT, project: int = PROJECT, prefix: str = PREFIX,
     from_file: Path = FROM_FILE, config: Path = CONFIG, policy: str = POLICY, images: bool = IMAGES,
-    include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE, bucket: str = BUCKET,
+    include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE, workers: int = WORKERS, bucket: str = BUCKET,
     url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):
     """Write annotations in a training format, images included, into --output (atomically).
 
     Sources: --project alone reads tasks through the API; --prefix reads the JSON that target storage wrote to the
-    bucket (no Label Studio needed with --config); --from-file reads a Label Studio JSON export.
+    bucket (no Label Studio needed with --config); --from-file reads a Label Studio JSON export (a large one, with
+    --no-images, to COCO or YOLO: converted on every core).
 
     Examples:
       datalabel export convert --project 3 --format yolo --output data/yolo
@@ -171,7 +175,8 @@ def convert_cmd(
         fetch = export.BucketImages(storage) if images else None
         options = dict(include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
         if from_file and prefix is None:  # a file can be cut into parts and converted on every core
-            report = export.convert_file(from_file, output, fmt, label_config, fetch, policy, advance, **options)
+            report = export.convert_file(from_file, output, fmt, label_config, fetch, policy, advance,
+                                         workers=workers, **options)
         else:
             tasks = _source_tasks(project, prefix, from_file, bucket_name, client, storage, None)
             report = export.convert(tasks, output, fmt, label_config, fetch, policy, advance, **options)
