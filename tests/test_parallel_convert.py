@@ -111,15 +111,17 @@ def test_output_is_the_one_process_output(tmp_path, fmt, compact):
         assert (tmp_path / "many" / "classes.txt").read_text().split() == LABELS + ["truck", "bus"]
 
 
-def test_ranges_are_runs_of_whole_tasks(tmp_path):
+@pytest.mark.parametrize("compact", [False, True], ids=["indented", "compact"])
+def test_ranges_are_runs_of_whole_tasks(tmp_path, compact):
     tasks = make_tasks()
-    src = write(tmp_path / "export.json", tasks, compact=True)
+    src = write(tmp_path / "export.json", tasks, compact)
     ranges = parallel.split(src, 2)
     data = src.read_bytes()
-    ids = [t["id"] for start, end in ranges for t in json.loads(b"[" + data[start:end].strip(b" \n,") + b"]")]
+    ids = [t["id"] for start, end in ranges for t in json.loads(b"[" + data[start:end] + b"]")]
     assert ids == [t["id"] for t in tasks]
-    assert all(a < b for (_, a), (b, _) in zip(ranges, ranges[1:])) or all(
-        e == s for (_, e), (s, _) in zip(ranges, ranges[1:]))
+    # between two ranges: the comma that separated two tasks, nothing else
+    assert all(data[end:start].strip() == b"," for (_, end), (start, _) in zip(ranges, ranges[1:]))
+    assert data[:ranges[0][0]].strip() == b"[" and data[ranges[-1][1]:].strip() == b"]"
 
 
 def test_a_file_that_cannot_be_cut_is_converted_in_one_process(tmp_path):

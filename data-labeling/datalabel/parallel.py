@@ -53,50 +53,62 @@ def usable_cores() -> int:
 
 
 def split(path: Path, workers: int) -> list[tuple[int, int]] | None:
-    """Byte ranges of a JSON array of tasks, each a run of whole tasks; None if the file is small, not a JSON
-    array of objects, or its tasks have no common leading keys to cut at. Reads a few KiB around each cut."""
+    """Byte ranges of a JSON array of tasks, each a run of whole tasks with the commas between them (but not
+    around them); None if the file is small, not a JSON array of objects, or its tasks have no common leading
+    keys to cut at. Reads a few KiB around each cut."""
     size = path.stat().st_size
     if size < MIN_FILE_BYTES:
         return None
     with open(path, "rb") as fp:
-        head = fp.read(1 << 20)
-        start = len(head) - len(head.lstrip())
-        if head[start:start + 1] != b"[":
-            return None
-        start += 1
-        try:  # the first task; one longer than the head is unusual enough to skip the parallel path
-            first, _ = json.JSONDecoder().raw_decode(head[start:].decode("utf-8", "ignore").lstrip())
-        except ValueError:
-            return None
+        first, start = _first_item(fp)
         if not isinstance(first, dict) or len(first) < 2:
             return None
         k1, k2 = (re.escape(json.dumps(k).encode()) for k in list(first)[:2])
-        boundary = re.compile(rb"\}\s*,\s*\{\s*" + k1 + rb"\s*:\s*" + _SCALAR + rb"\s*,\s*" + k2 + rb"\s*:")
+        # the comma between two tasks, seen from the end of the first task (lookahead: the start of the next)
+        boundary = re.compile(rb"\}\s*,(?=\s*\{\s*" + k1 + rb"\s*:\s*" + _SCALAR + rb"\s*,\s*" + k2 + rb"\s*:)")
         fp.seek(max(0, size - 4096))
-        tail = fp.read()
-        end = size - (len(tail) - len(tail.rstrip())) - 1
-        if tail.rstrip()[-1:] != b"]":
+        tail = fp.read().rstrip()
+        if tail[-1:] != b"]":
             return None
+        end = size - (fp.tell() - (max(0, size - 4096) + len(tail))) - 1  # the closing bracket
         step = max(MIN_RANGE_BYTES, min(RANGE_BYTES, (end - start) // (workers * 8)))
-        cuts = [start]
-        while cuts[-1] + step < end:
-            cut = _next_boundary(fp, boundary, cuts[-1] + step, end)
-            if cut is None:
+        ranges = []
+        while start + step < end:
+            found = _next_boundary(fp, boundary, start + step, end)
+            if found is None:
                 break
-            cuts.append(cut)
-        cuts.append(end)
-    return list(zip(cuts, cuts[1:])) if len(cuts) > 2 else None
+            ranges.append((start, found[0]))
+            start = found[1]
+        ranges.append((start, end))
+    return ranges if len(ranges) > 1 else None
 
 
-def _next_boundary(fp, boundary: re.Pattern, pos: int, end: int) -> int | None:
-    """The first cut at or after pos: just after the closing brace of the task before."""
+def _first_item(fp) -> tuple[object, int]:
+    """The first item of the JSON array in fp and where the array's content starts; (None, 0) if there is none
+    within the first MiB (a task that long is unusual enough to skip the parallel path)."""
+    for size in (64 << 10, 1 << 20):
+        fp.seek(0)
+        head = fp.read(size)
+        start = len(head) - len(head.lstrip())
+        if head[start:start + 1] != b"[":
+            return None, 0
+        try:
+            first, _ = json.JSONDecoder().raw_decode(head[start + 1:].decode("utf-8", "ignore").lstrip())
+            return first, start + 1
+        except ValueError:
+            continue
+    return None, 0
+
+
+def _next_boundary(fp, boundary: re.Pattern, pos: int, end: int) -> tuple[int, int] | None:
+    """The first comma between two tasks at or after pos: (just after the task before it, just after it)."""
     window = 64 << 10
     while pos < end:
         fp.seek(pos)
         data = fp.read(min(window, end - pos) + 512)  # + the longest a boundary match can be, near enough
         found = boundary.search(data)
         if found is not None:
-            return pos + found.start() + 1
+            return pos + found.start() + 1, pos + found.end()
         pos += window
     return None
 
@@ -257,7 +269,11 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
                 continue
             _, index, start, end = message
             try:
-                tasks = decode_tasks(b"[" + os.pread(fd, end - start, start).strip(b" \t\r\n,") + b"]")
+                body = bytearray(end - start + 2)  # the range read straight between brackets: no copies
+                body[0], body[-1] = ord("["), ord("]")
+                if os.preadv(fd, [memoryview(body)[1:-1]], start) != end - start:
+                    raise ValueError("the file changed while it was read")
+                tasks = decode_tasks(body)
             except (ValueError, LabError):  # cut inside a task, or invalid JSON (the one-process reader says where)
                 conn.send(("unsplittable", index, None))
                 continue

@@ -104,8 +104,9 @@ class Annotation(msgspec.Struct, gc=False):
     updated_at: str = ""
 
     def __post_init__(self) -> None:
-        if type(self.completed_by) is not str:
-            self.completed_by = _user(self.completed_by)
+        by = self.completed_by
+        if type(by) is not str:
+            self.completed_by = str(by) if type(by) is int else _user(by)
         if not self.updated_at:
             self.updated_at = self.created_at
 
@@ -345,7 +346,7 @@ def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16, decode_run: Callable
 _TASK_LIST = msgspec.json.Decoder(list[Task])
 
 
-def decode_tasks(body: bytes | str) -> list[Task]:
+def decode_tasks(body: bytes | bytearray | str) -> list[Task]:
     """The tasks of a JSON array: built in C when every task has the usual shape, else through the lenient
     `Task.from_json` (the same objects either way). ValueError if the JSON is invalid."""
     try:
