@@ -44,7 +44,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from . import gcs, parallel
 from .errors import LabError, NotFound, ServerError
-from .files import pid_alive
+from .files import can_fork, pid_alive
 from .formats import DESCRIPTIONS, WRITERS, Item, Writer, writer_for
 from .labelconfig import LabelConfig
 from .tasks import POLICIES, Task, choose_annotation, iter_tasks, merge_tasks
@@ -285,14 +285,15 @@ def convert_file(path: str | Path, out_dir: str | Path, fmt: str, config: LabelC
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"export file {path} does not exist")
-    workers = workers or parallel.usable_cores()
+    workers = (workers or parallel.usable_cores()) if can_fork() else 1  # Windows: one process
     ranges = parallel.split(path, workers) if images is None and writer_for(fmt).parallel and workers > 1 else None
     if ranges:
         def body(writer: Writer, tmp: Path, reuse: Path | None) -> dict:
             return parallel.run(path, ranges, writer, config, policy, progress, include_unlabeled, workers)
 
         try:
-            return {**_convert(body, out_dir, fmt, config, policy, frame_size, None), "workers": workers}
+            report = _convert(body, out_dir, fmt, config, policy, frame_size, None)
+            return {**report, "workers": min(workers, len(ranges))}
         except parallel.Unsplittable:
             pass  # a video export, or a range that does not parse on its own: the one-process reader takes any JSON
     report = convert(read_export_file(path), out_dir, fmt, config, images, policy, progress,

@@ -1,4 +1,5 @@
-"""File and process helpers shared by both CLIs: atomic single-file writes, whether a process still runs.
+"""File and process helpers shared by both CLIs: atomic single-file writes, whether a process still runs,
+whether processes can be forked.
 
 Standard library only (embedded.py, which uses it, must import without the virtualenv's packages).
 """
@@ -44,3 +45,10 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def can_fork() -> bool:
+    """Helper processes are forked (they start in milliseconds, sharing what is loaded); Windows cannot."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()

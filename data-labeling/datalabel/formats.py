@@ -25,6 +25,7 @@ from typing import IO, Iterator
 from xml.sax.saxutils import escape
 
 from .errors import LabError
+from .files import can_fork
 from .labelconfig import LabelConfig
 from .tasks import Annotation, Region, Task
 from .video import region_frames
@@ -600,12 +601,6 @@ class _LabelFiles:
         self.conn.close()
 
 
-def _can_fork() -> bool:
-    import multiprocessing
-
-    return "fork" in multiprocessing.get_all_start_methods()
-
-
 class YoloWriter(Writer):
     """images/, labels/ (one .txt per image, empty for an image without objects), classes.txt, data.yaml."""
 
@@ -621,7 +616,7 @@ class YoloWriter(Writer):
         self._labels_fd: int | None = os.open(self.labels_dir, os.O_RDONLY | os.O_DIRECTORY)
         # the helper process starts with the first label file (a main writer fed by part writers needs none)
         self._files: _LabelFiles | None = None
-        self._use_helper = not self.part and _can_fork()
+        self._use_helper = not self.part and can_fork()
 
     def _label_file(self, image_name: str, objs: list[Obj]) -> None:
         stem = image_name.rsplit(".", 1)[0] if "." in image_name else image_name

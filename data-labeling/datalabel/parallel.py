@@ -46,9 +46,10 @@ class Unsplittable(Exception):
 
 
 def usable_cores() -> int:
+    """Worker processes to use by default: the cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
+    except AttributeError:  # macOS
         return os.cpu_count() or 1
 
 
@@ -238,6 +239,17 @@ class _Sender:
                 return
 
 
+def _read_range(fd: int, start: int, end: int) -> bytearray | bytes:
+    """Bytes start..end of the file between brackets: a JSON array of the range's tasks."""
+    if not hasattr(os, "preadv"):  # macOS before Python 3.12
+        return b"[" + os.pread(fd, end - start, start) + b"]"
+    body = bytearray(end - start + 2)  # read straight between the brackets: no copies
+    body[0], body[-1] = ord("["), ord("]")
+    if os.preadv(fd, [memoryview(body)[1:-1]], start) != end - start:
+        raise ValueError("the file changed while it was read")
+    return body
+
+
 def _stopped(proc) -> None:
     raise LabError(f"a conversion worker stopped (exit code {proc.exitcode}); rerun the export")
 
@@ -269,11 +281,7 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
                 continue
             _, index, start, end = message
             try:
-                body = bytearray(end - start + 2)  # the range read straight between brackets: no copies
-                body[0], body[-1] = ord("["), ord("]")
-                if os.preadv(fd, [memoryview(body)[1:-1]], start) != end - start:
-                    raise ValueError("the file changed while it was read")
-                tasks = decode_tasks(body)
+                tasks = decode_tasks(_read_range(fd, start, end))
             except (ValueError, LabError):  # cut inside a task, or invalid JSON (the one-process reader says where)
                 conn.send(("unsplittable", index, None))
                 continue
