@@ -11,7 +11,8 @@ they are appended in file order. The output is the same, byte for byte, as the o
 Task boundaries are found with a pattern made of the first task's first two keys (`},{"id": 12, "annotations":`
 in Label Studio's exports), which the objects nested in a task do not start with. A cut in the wrong place makes
 its range fail to parse on its own; `Unsplittable` then sends the caller back to the one-process reader, which
-takes any JSON. Memory stays bounded: a worker holds one range (at most RANGE_BYTES of JSON) at a time.
+takes any JSON. Memory stays bounded: a worker holds at most IN_FLIGHT ranges (of RANGE_BYTES of JSON each),
+and this process at most that many ranges' output per worker, waiting for its turn to be appended.
 """
 from __future__ import annotations
 
