@@ -148,7 +148,9 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
                 include_unlabeled))
             proc.start()
             child.close()
-            procs[conn], outbox[conn] = proc, _Sender(conn)
+            procs[conn] = proc
+        for conn in procs:  # threads only once every worker is forked: a fork copies no other thread
+            outbox[conn] = _Sender(conn)
         for _ in range(IN_FLIGHT):
             for conn in procs:
                 give(conn)
@@ -186,7 +188,7 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
                 for label in labels:
                     if label not in writer.class_ids:
                         writer.new_class(label)
-                outbox[conn].send(("decided", renames, writer.classes, starts))
+                outbox[conn].send(("decided", renames, list(writer.classes), starts))
                 starts = [s + n for s, n in zip(starts, extents)]
                 for key, n in counts.items():
                     stats[key] += n
@@ -206,7 +208,8 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
             if proc.exitcode is None:
                 proc.kill()
             proc.join()
-            outbox[conn].stop()
+            if conn in outbox:
+                outbox[conn].stop()
             conn.close()
     for name, value in zip(writer.sequences, starts):
         setattr(writer, name, value)
