@@ -104,9 +104,8 @@ class Annotation(msgspec.Struct, gc=False):
     updated_at: str = ""
 
     def __post_init__(self) -> None:
-        by = self.completed_by
-        if type(by) is not str:
-            self.completed_by = str(by) if type(by) is int else _user(by)
+        if type(self.completed_by) is not str:
+            self.completed_by = _user(self.completed_by)
         if not self.updated_at:
             self.updated_at = self.created_at
 
