@@ -183,8 +183,9 @@ class Writer:
     sequences: tuple[str, ...] = ()  # counters that number records across the whole export (COCO ids)
 
     def __init__(self, root: Path, config: LabelConfig, frame_size: tuple[int, int] | None = None, *,
-                 part: bool = False):
+                 part: bool = False, part_lock=None):
         self.part = part
+        self.part_lock = part_lock  # shared by the part writers of one export (a multiprocessing lock)
         self.root = Path(root)
         self.config = config
         self.frame_size = frame_size
@@ -239,6 +240,9 @@ class Writer:
     def streams(self) -> dict[str, IO[bytes]]:
         """Files whose content a part writer returns for the main writer to append (in export order)."""
         return {}
+
+    def finish_part(self) -> None:
+        """Part writer: no more ranges; write out anything still held back."""
 
     def take(self) -> dict:
         """Part writer: output and counts since the last call."""
@@ -605,7 +609,8 @@ class YoloWriter(Writer):
     """images/, labels/ (one .txt per image, empty for an image without objects), classes.txt, data.yaml."""
 
     name = "yolo"
-    parallel = True  # a part writer creates its label files itself
+    parallel = True
+    HOLD = 20_000  # label files a part writer may hold back while another one is creating its own
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -617,22 +622,51 @@ class YoloWriter(Writer):
         # the helper process starts with the first label file (a main writer fed by part writers needs none)
         self._files: _LabelFiles | None = None
         self._use_helper = not self.part and can_fork()
+        self._held: list[tuple[str, bytes]] = []  # a part writer's label files not created yet
 
     def _label_file(self, image_name: str, objs: list[Obj]) -> None:
         stem = image_name.rsplit(".", 1)[0] if "." in image_name else image_name
         data = yolo_text(objs, self.class_id).encode()
-        if self._use_helper:
+        if self.part:
+            self._held.append((f"{stem}.txt", data))
+        elif self._use_helper:
             if self._files is None:
                 self._files = _LabelFiles(self.labels_dir)
             self._files.add(f"{stem}.txt", data)
-            return
+        else:
+            self._create(f"{stem}.txt", data)
+
+    def _create(self, name: str, data: bytes) -> None:
         # one os-level write per file: label files are tiny and there is one per image
-        fd = os.open(f"{stem}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666, dir_fd=self._labels_fd)
         try:
-            if data:
-                os.write(fd, data)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666, dir_fd=self._labels_fd)
+            try:
+                if data:
+                    os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise LabError(f"cannot write label file {name} in {self.labels_dir}: {exc.strerror or exc}") from None
+
+    def _create_held(self, block: bool) -> None:
+        """Part writers create their label files one at a time: processes creating files in one folder at once
+        spin on its lock in the kernel (+60% system time, measured). A part writer that finds another at it goes
+        on formatting and creates its files later."""
+        if not self._held or not self.part_lock.acquire(block):
+            return
+        try:
+            held, self._held = self._held, []
+            for name, data in held:
+                self._create(name, data)
         finally:
-            os.close(fd)
+            self.part_lock.release()
+
+    def take(self) -> dict:
+        self._create_held(block=len(self._held) >= self.HOLD)
+        return super().take()
+
+    def finish_part(self) -> None:
+        self._create_held(block=True)
 
     def _close_dir(self) -> None:
         fd = getattr(self, "_labels_fd", None)

@@ -124,6 +124,7 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
     if writer.video:  # a video task becomes many frames; its ids and names are not worth planning in parts
         raise Unsplittable
     ctx = multiprocessing.get_context("fork")
+    lock = ctx.Lock()  # for output the part writers take turns at (writer.part_lock)
     stats = {"tasks": 0, "unlabeled_skipped": 0, "images_fetched": 0, "images_reused": 0, "images_not_in_bucket": 0}
     jobs = deque(enumerate(ranges))
     procs = {}  # connection -> worker process
@@ -145,7 +146,7 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
             conn, child = ctx.Pipe()
             proc = ctx.Process(target=_worker, daemon=True, args=(
                 child, str(path), type(writer), str(writer.root), config, writer.frame_size, policy,
-                include_unlabeled))
+                include_unlabeled, lock))
             proc.start()
             child.close()
             procs[conn] = proc
@@ -201,7 +202,16 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
                 appended += 1
         for conn in procs:
             outbox[conn].send(None)
-        for proc in procs.values():
+        for conn, proc in procs.items():  # each writes out what it held back, then says so
+            try:
+                kind, _, payload = conn.recv()
+            except (EOFError, OSError):
+                proc.join(5)
+                _stopped(proc)
+            if kind == "error":
+                raise LabError(payload)
+            if kind == "failed":
+                raise RuntimeError(f"conversion worker failed:\n{payload}")
             proc.join()
     finally:
         for conn, proc in procs.items():
@@ -259,15 +269,15 @@ def _stopped(proc) -> None:
 
 
 def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelConfig,
-            frame_size: tuple[int, int] | None, policy: str, include_unlabeled: bool) -> None:
+            frame_size: tuple[int, int] | None, policy: str, include_unlabeled: bool, lock) -> None:
     """One worker: ("range", index, start, end) in, ("planned", index, plan) out; ("decided", renames, classes,
-    starts) on the oldest planned range in, ("written", index, output) out; None ends. With a second range in
-    flight, it plans that one while the decisions on the first are made."""
+    starts) on the oldest planned range in, ("written", index, output) out; None ends it, ("finished", ...) is
+    its last word. With a second range in flight, it plans that one while the decisions on the first are made."""
     from .export import Namer, make_items
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops the workers
     gc.disable()  # a range's objects are freed by reference counting (no cycles): collector passes only cost
-    writer = writer_cls(Path(root), config, frame_size, part=True)
+    writer = writer_cls(Path(root), config, frame_size, part=True, part_lock=lock)
     fd = os.open(path, os.O_RDONLY)
     waiting: deque = deque()  # (range index, items) planned, waiting for the decisions on them
     index = None
@@ -295,6 +305,8 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
             proposals = [(item.name, item.task.id, Namer.slots(item.name)) for item in items]
             waiting.append((index, items))
             conn.send(("planned", index, (proposals, labels, extents, counts)))
+        writer.finish_part()
+        conn.send(("finished", None, None))
     except LabError as exc:
         conn.send(("error", index, str(exc)))
     except Exception:  # a bug: the main process shows it
