@@ -525,6 +525,16 @@ def yolo_text(objs: list[Obj], class_id) -> str:
     return "".join(lines)
 
 
+def _write_label_file(dir_fd: int, name: str, data: bytes) -> None:
+    """One label file in the folder dir_fd, with one os-level write: they are tiny and there is one per image."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666, dir_fd=dir_fd)
+    try:
+        if data:
+            os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def _label_file_worker(labels_dir: str, conn) -> None:
     """Create label files sent as pickled [(file name, bytes)] batches; b"" ends. Replies with None or an error
     message, after reading everything (the sender never blocks on a worker that gave up)."""
@@ -539,12 +549,7 @@ def _label_file_worker(labels_dir: str, conn) -> None:
             continue
         try:
             for name, data in pickle.loads(batch):
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666, dir_fd=dir_fd)
-                try:
-                    if data:
-                        os.write(fd, data)
-                finally:
-                    os.close(fd)
+                _write_label_file(dir_fd, name, data)
         except OSError as exc:
             error = f"cannot write label file {exc.filename or ''} in {labels_dir}: {exc.strerror or exc}"
     os.close(dir_fd)
@@ -637,14 +642,8 @@ class YoloWriter(Writer):
             self._create(f"{stem}.txt", data)
 
     def _create(self, name: str, data: bytes) -> None:
-        # one os-level write per file: label files are tiny and there is one per image
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666, dir_fd=self._labels_fd)
-            try:
-                if data:
-                    os.write(fd, data)
-            finally:
-                os.close(fd)
+            _write_label_file(self._labels_fd, name, data)
         except OSError as exc:
             raise LabError(f"cannot write label file {name} in {self.labels_dir}: {exc.strerror or exc}") from None
 
