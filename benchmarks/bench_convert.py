@@ -16,9 +16,9 @@ The SDK side gets a time cap (--sdk-timeout); a capped run is reported as such, 
 The last line printed is one JSON object: speedup_vs_sdk (the smallest ours-vs-SDK time ratio over every size and
 format), peak_rss_mb (ours, the largest of all runs), and every measurement.
 
-What to expect on a 2-core machine (2 worker processes): COCO ~10.5-13x faster, YOLO ~10.5-12x; ours ~0.13 s /
-~1.1-1.2 s (COCO) and ~0.15 s / ~1.35 s (YOLO) for 20k / 200k tasks against the SDK's ~1.5 s / ~15.5 s;
-our memory flat at ~84 MB RSS summed over the 3 processes (~45 MB PSS) where the SDK's COCO peak grows from
+What to expect on a 2-core machine (2 worker processes): COCO ~12-13x faster, YOLO ~10.5-12x; ours ~0.12 s /
+~1.1 s (COCO) and ~0.14 s / ~1.3 s (YOLO) for 20k / 200k tasks against the SDK's ~1.5 s / ~15.2 s;
+our memory flat at ~85 MB RSS summed over the 3 processes (~45 MB PSS) where the SDK's COCO peak grows from
 ~300 MB to ~960 MB. Where our time goes (YOLO, 200k, py-spy): creating 200k label files ~28% (kernel, both
 sides pay it), the per-line float formatting ~16%, decoding JSON into the task model (msgspec) ~13%, and the
 rest in Python per task. More cores go further: the work splits by ranges of 256 KiB of the file.
