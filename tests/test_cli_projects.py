@@ -43,6 +43,23 @@ def test_server_down_is_one_line(args):
     assert_user_error(run_cli(*args, env=env), "cannot reach Label Studio", code=3)
 
 
+@pytest.mark.parametrize("module, args, message", [
+    ("datalabel", ["nosuch"], "No such command 'nosuch'"),
+    ("datalabel", ["status", "--bogus"], "No such option: --bogus"),
+    ("datalabel", ["export", "convert"], "Missing option '--format'"),
+    ("datalabel", ["projects", "show", "three"], "Invalid value"),
+    ("dataversion", ["snapshot", "--bogus"], "No such option: --bogus"),
+])
+def test_bad_options_are_one_line_with_where_to_look(module, args, message):
+    line = assert_user_error(run_cli(*args, module=module), message, code=2)
+    assert line.endswith("--help)")
+
+
+def test_a_group_without_a_command_shows_its_help():
+    result = run_cli("export")
+    assert result.returncode == 2 and "convert" in result.stdout and not result.stderr.strip()
+
+
 def test_wrong_token_is_one_line(label_studio, ls_client):
     before = len(_titles(ls_client))
     env = {**label_studio.env(), "LABEL_STUDIO_API_KEY": "0" * 40}

@@ -14,17 +14,34 @@ err_console = Console(stderr=True)
 
 
 def run_app(app, prog_name: str, argv: list[str] | None = None) -> None:
-    """Run a typer app; a LabError becomes one line on stderr and its exit code, never a traceback."""
+    """Run a typer app; a LabError or a bad option becomes one line on stderr and its exit code, never a
+    traceback. Help (--help, or a group called without a command) prints as typer formats it."""
+    import typer
+
     from .errors import LabError
 
     try:
-        app(args=argv, prog_name=prog_name)
+        code = app(args=argv, prog_name=prog_name, standalone_mode=False)
     except LabError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        _error_line(str(exc))
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except typer.TyperException as exc:  # typer's own: a missing or bad option, an unknown command
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group without a command: the message is its help
+            if message.strip():
+                console.print(message, markup=False, highlight=False)
+        else:
+            ctx = getattr(exc, "ctx", None)
+            _error_line(f"{message} (see: {ctx.command_path if ctx is not None else prog_name} --help)")
+        sys.exit(getattr(exc, "exit_code", 2))
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) and --help return their exit code
+
+
+def _error_line(message: str) -> None:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_json(value) -> None:
