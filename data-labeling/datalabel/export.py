@@ -52,7 +52,8 @@ from .tasks import POLICIES, Task, choose_annotation, iter_tasks, merge_tasks
 FORMATS = tuple(WRITERS)
 MARKER = ".datalabel-export.json"  # the report, written last; marks a folder as ours to replace
 BATCH = 256
-RUN_ONLY = ("seconds", "images_fetched", "images_reused", "workers")  # report fields that differ between identical exports
+# report fields that differ between identical exports
+RUN_ONLY = ("seconds", "images_fetched", "images_reused", "workers")
 
 
 class ImageSource(Protocol):
