@@ -3,25 +3,33 @@
 #
 #   ./docker-shell.sh               start: containers if a Docker engine answers, else the embedded default
 #   ./docker-shell.sh --local       start the embedded default (Label Studio + GCS emulator as local processes)
-#   ./docker-shell.sh versioning    (Docker) a shell in the versioning container (gcsfuse mount + DVC)
+#   ./docker-shell.sh --emulator    (Docker) a GCS emulator container instead of Google Cloud Storage; the
+#                                   default when secrets/gcp-service.json is absent. --gcs forces Google's.
+#   ./docker-shell.sh versioning    (Docker) a shell in the versioning container (bucket mount + DVC)
 #   ./docker-shell.sh down          stop what was started (data is kept)
 #
-# Environment: GCS_BUCKET_NAME (Docker path, your bucket), LABEL_STUDIO_PORT (default 8080),
-# LS_DATABASE=postgresql (Docker path, PostgreSQL instead of SQLite), NO_SHELL=1 (start only, no shell).
+# Environment: GCS_BUCKET_NAME (your bucket; datalabel-local on the emulator), LABEL_STUDIO_PORT (8080),
+# GCS_EMULATOR_PORT (9023), LS_DATABASE=postgresql (Docker: PostgreSQL instead of SQLite), NO_SHELL=1 (start only).
+# The Docker path writes its choices to ./.env, so `docker compose up -d` starts the same stack afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
-NETWORK=data-labeling-network
-export COMPOSE_PROJECT_NAME=datalabel
+# Where credentials and Compose settings live; tests point these at temporary folders.
+SECRETS_DIR=${SECRETS_DIR:-secrets}
+COMPOSE_ENV=${DATALABEL_COMPOSE_ENV:-.env}
+export SECRETS_DIR
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode=auto
 action=up
+gcs=auto
 for arg in "$@"; do
   case $arg in
     --local) mode=local ;;
     --docker) mode=docker ;;
+    --emulator) gcs=emulator ;;
+    --gcs) gcs=google ;;
     up | down | versioning) action=$arg ;;
     -h | --help) usage; exit 0 ;;
     *) echo "error: unknown argument '$arg' (see ./docker-shell.sh --help)" >&2; exit 2 ;;
@@ -29,25 +37,57 @@ for arg in "$@"; do
 done
 
 docker_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
-compose() {
-  if docker compose version >/dev/null 2>&1; then docker compose "$@"; else docker-compose "$@"; fi
-}
 if [[ $mode == auto ]]; then
   if docker_answers; then mode=docker; else mode=local; fi
 fi
 
+# Compose v2 (`docker compose`) where installed, else v1 (`docker-compose`); both read the settings file.
+compose() {
+  if docker compose version >/dev/null 2>&1; then
+    docker compose --env-file "$COMPOSE_ENV" "$@"
+  else
+    docker-compose --env-file "$COMPOSE_ENV" "$@"
+  fi
+}
+
 # Credentials are generated once, readable only by you, and never committed (secrets/ is git-ignored).
 new_secret() {
   local name=$1 value=$2
-  [[ -s secrets/$name ]] && return 0
-  (umask 077 && printf '%s\n' "$value" > "secrets/$name")
+  [[ -s $SECRETS_DIR/$name ]] && return 0
+  (umask 077 && printf '%s\n' "$value" > "$SECRETS_DIR/$name")
+}
+secret() {
+  local value
+  value=$(<"$SECRETS_DIR/$1")
+  [[ -n $value ]] || { echo "error: $SECRETS_DIR/$1 is empty; delete it and run ./docker-shell.sh again" >&2; exit 2; }
+  printf '%s' "$value"
 }
 make_secrets() {
-  mkdir -p secrets
+  mkdir -p "$SECRETS_DIR"
   new_secret ls_admin_user "admin@example.com"
   new_secret ls_admin_password "$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')"
   new_secret ls_api_token "$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   new_secret postgres_password "$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')"
+}
+# The containers get their credentials through Compose env files, read on this side as you: they arrive whatever
+# user a container runs as. Rewritten on each start from the files above, so those stay the one source.
+write_env_files() {
+  (
+    umask 077
+    printf 'LABEL_STUDIO_USERNAME=%s\nLABEL_STUDIO_PASSWORD=%s\nLABEL_STUDIO_USER_TOKEN=%s\nPOSTGRE_PASSWORD=%s\n' \
+      "$(secret ls_admin_user)" "$(secret ls_admin_password)" "$(secret ls_api_token)" "$(secret postgres_password)" \
+      > "$SECRETS_DIR/label-studio.env"
+    printf 'LABEL_STUDIO_API_KEY=%s\n' "$(secret ls_api_token)" > "$SECRETS_DIR/cli.env"
+    printf 'POSTGRES_PASSWORD=%s\n' "$(secret postgres_password)" > "$SECRETS_DIR/postgres.env"
+  )
+}
+
+# KEY=VALUE in the Compose settings file; other lines (yours) are kept.
+set_compose_var() {
+  local key=$1 value=$2 tmp
+  tmp=$(mktemp "$COMPOSE_ENV.XXXXXX")
+  { [[ -f $COMPOSE_ENV ]] && grep -v "^$key=" "$COMPOSE_ENV" || true; printf '%s=%s\n' "$key" "$value"; } > "$tmp"
+  mv "$tmp" "$COMPOSE_ENV"
 }
 
 open_shell() {  # $1: file of export lines
@@ -72,36 +112,83 @@ local_up() {
 wait_healthy() {  # $1: service
   local id status
   id=$(compose ps -q "$1")
-  for _ in $(seq 1 120); do
+  [[ -n $id ]] || { echo "error: $1 is not running; see: docker compose logs $1" >&2; exit 1; }
+  for _ in $(seq 1 150); do
     status=$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null || echo unknown)
     [[ $status == healthy ]] && return 0
+    if [[ $(docker inspect -f '{{.State.Status}}' "$id" 2>/dev/null) == exited ]]; then
+      docker logs --tail 5 "$id" >&2 || true
+      echo "error: $1 exited; see: docker compose logs $1" >&2
+      exit 1
+    fi
     sleep 2
   done
-  echo "error: $1 did not become healthy; see: docker compose logs $1" >&2
+  echo "error: $1 did not become healthy in 5 minutes; see: docker compose logs $1" >&2
   exit 1
+}
+
+# Settings for Compose: which files (emulator or Google), profiles, your uid, ports. Written to ./.env.
+configure_compose() {
+  if [[ $gcs == auto ]]; then
+    if [[ -f $SECRETS_DIR/gcp-service.json ]]; then gcs=google; else gcs=emulator; fi
+  fi
+  local files=docker-compose.yml profiles=""
+  if [[ $gcs == emulator ]]; then
+    files+=":docker-compose.emulator.yml"
+    echo "GCS: a local emulator container (no cloud account needed; --gcs and secrets/gcp-service.json for yours)" >&2
+  else
+    [[ -f $SECRETS_DIR/gcp-service.json ]] \
+      || { echo "error: --gcs needs a service-account key at $SECRETS_DIR/gcp-service.json" >&2; exit 2; }
+    [[ -n ${GCS_BUCKET_NAME:-} ]] || echo "note: GCS_BUCKET_NAME is not set; pass --bucket to the CLI or export it first" >&2
+  fi
+  set_compose_var COMPOSE_PROJECT_NAME "${COMPOSE_PROJECT_NAME:-datalabel}"
+  set_compose_var COMPOSE_FILE "$files"
+  set_compose_var SECRETS_DIR "$SECRETS_DIR"
+  set_compose_var HOST_UID "$(id -u)"
+  set_compose_var HOST_GID "$(id -g)"
+  set_compose_var LABEL_STUDIO_PORT "${LABEL_STUDIO_PORT:-8080}"
+  set_compose_var GCS_EMULATOR_PORT "${GCS_EMULATOR_PORT:-9023}"
+  set_compose_var DATALABEL_NETWORK "${DATALABEL_NETWORK:-data-labeling-network}"
+  if [[ -n ${GCS_BUCKET_NAME:-} ]]; then set_compose_var GCS_BUCKET_NAME "$GCS_BUCKET_NAME"; fi
+  if [[ ${LS_DATABASE:-sqlite} == postgresql ]]; then
+    profiles=postgres
+    set_compose_var DJANGO_DB postgresql
+    set_compose_var POSTGRE_HOST postgres
+  else
+    set_compose_var DJANGO_DB sqlite
+    set_compose_var POSTGRE_HOST ""
+  fi
+  set_compose_var COMPOSE_PROFILES "$profiles"
 }
 
 docker_up() {
   make_secrets
-  [[ -n ${GCS_BUCKET_NAME:-} ]] || echo "note: GCS_BUCKET_NAME is not set; pass --bucket to the CLI or export it first" >&2
-  [[ -f secrets/gcp-service.json ]] || echo "note: secrets/gcp-service.json is missing; add a service-account key for GCS" >&2
-  docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NETWORK" >/dev/null
-  local profiles=(--profile cli)
+  write_env_files
+  configure_compose
+  local network=${DATALABEL_NETWORK:-data-labeling-network}
+  docker network inspect "$network" >/dev/null 2>&1 || docker network create "$network" >/dev/null
+  # base images: pulled where a registry answers, else built locally as stand-ins (see the script)
+  scripts/local-images.sh $([[ ${LS_DATABASE:-} == postgresql ]] && echo --postgres)
+  compose build labeling-cli
+  compose up -d
   local services=(label-studio)
-  if [[ ${LS_DATABASE:-} == postgresql ]]; then profiles+=(--profile postgres); services=(postgres label-studio); fi
-  compose "${profiles[@]}" build
-  compose "${profiles[@]}" up -d "${services[@]}"
+  [[ $gcs == emulator ]] && services=(gcs-emulator label-studio)
   for s in "${services[@]}"; do wait_healthy "$s"; done
-  echo "Label Studio: http://127.0.0.1:${LABEL_STUDIO_PORT:-8080}  login $(cat secrets/ls_admin_user) (password in secrets/ls_admin_password)"
-  if [[ -z ${NO_SHELL:-} ]]; then
-    compose "${profiles[@]}" run --rm labeling-cli bash
+  if [[ $gcs == emulator ]]; then
+    compose run --rm -T labeling-cli datalabel demo
+  fi
+  echo "Label Studio: http://127.0.0.1:${LABEL_STUDIO_PORT:-8080}  login $(secret ls_admin_user) (password in $SECRETS_DIR/ls_admin_password)"
+  if [[ -z ${NO_SHELL:-} && -t 0 && -t 1 ]]; then
+    compose run --rm labeling-cli bash
+  else
+    echo "A shell in the CLI container: docker compose run --rm labeling-cli bash"
   fi
 }
 
 case $mode/$action in
   local/up) local_up ;;
   docker/up) docker_up ;;
-  docker/versioning) make_secrets; compose --profile cli run --rm versioning ;;
+  docker/versioning) make_secrets; write_env_files; compose run --rm versioning ;;
   local/versioning)
     scripts/ensure-venv.sh
     [[ -f .stack/env ]] || { echo "error: the stack is not started; run ./docker-shell.sh first" >&2; exit 1; }
@@ -110,5 +197,5 @@ case $mode/$action in
     if [[ -f .stack/stack.json ]]; then
       if [[ -x .venv/bin/python ]]; then .venv/bin/python -m datalabel.embedded down --root "$ROOT"; fi
     fi
-    if docker_answers; then compose --profile cli --profile postgres down; fi ;;
+    if docker_answers && [[ -f $COMPOSE_ENV ]]; then compose --profile cli --profile postgres down; fi ;;
 esac

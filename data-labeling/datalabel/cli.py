@@ -45,6 +45,44 @@ def status(url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
         typer.echo(f"Label Studio at {info['url']} is up; logged in as {info['user']}; {info['projects']} project(s)")
 
 
+@app.command()
+def demo(
+    bucket: str = typer.Option("datalabel-local", "--bucket", "-b", envvar="GCS_BUCKET_NAME",
+                               help="Emulator bucket to create and fill."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Upload only the first N sample images."),
+    url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
+):
+    """Seed the GCS emulator with the demo project: 1,797 digits under images_unlabeled/, a project "Digits demo"
+    with source and target storage, synced. Idempotent: a second run reuses everything.
+
+    Only for the emulator (STORAGE_EMULATOR_HOST set): the stack's Docker emulator mode runs it on start.
+
+    Example: datalabel demo
+    """
+    import tempfile
+    from pathlib import Path
+
+    from . import embedded, ls
+    from .config import Settings
+    from .errors import ConfigError
+    from .output import progress
+
+    settings = Settings.load(url=url, api_key=api_key, bucket=bucket)
+    if not settings.emulator_host:
+        raise ConfigError("demo seeds the local GCS emulator only: set STORAGE_EMULATOR_HOST "
+                          "(./docker-shell.sh --emulator does)")
+    client = ls.connect(settings)
+    with tempfile.TemporaryDirectory(prefix="datalabel-demo-") as samples, \
+            progress(f"upload sample images to gs://{bucket}/{embedded.SOURCE_PREFIX}") as advance:
+        project_id = embedded.seed_demo(client, bucket, Path(samples), limit=limit, progress=advance)
+    info = {"project": project_id, "title": embedded.DEMO_TITLE, "bucket": bucket, "url": settings.url}
+    if json_out:
+        print_json(info)
+    else:
+        typer.echo(f"project {project_id}: {embedded.DEMO_TITLE}, images in gs://{bucket}/{embedded.SOURCE_PREFIX}, "
+                   f"ready to label at {settings.url}/projects/{project_id}")
+
+
 def _register() -> None:
     """Sub-command groups, one module each under datalabel/commands/."""
     import importlib

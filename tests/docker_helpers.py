@@ -1,0 +1,123 @@
+"""A Docker engine for the tests, and the Compose stack brought up by ./docker-shell.sh in isolation.
+
+Where no engine answers but one can be started (root, `dockerd` installed), it is started for the session and
+stopped at the end. The stack gets its own Compose project, network, ports, secrets folder and settings file,
+so it never touches the repository's secrets/ or ./.env, nor a stack the user has running.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def engine_answers() -> bool:
+    return bool(shutil.which("docker")) and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+class DockerEngine:
+    """The engine the tests use: the running one, or one started here (`reason` says why there is none)."""
+
+    def __init__(self, log_dir: Path):
+        self.proc: subprocess.Popen | None = None
+        self.reason = ""
+        if engine_answers():
+            return
+        dockerd = shutil.which("dockerd")
+        if not shutil.which("docker") or dockerd is None:
+            self.reason = "no Docker engine answers and dockerd is not installed (run-tests.sh installs it as root)"
+            return
+        if os.geteuid() != 0:
+            self.reason = "no Docker engine answers and starting dockerd needs root"
+            return
+        log = open(log_dir / "dockerd.log", "wb")
+        self.proc = subprocess.Popen([dockerd], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if engine_answers():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(1)
+        self.stop()
+        self.reason = f"dockerd did not start; see {log_dir / 'dockerd.log'}"
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (v2) where installed, else Debian's `docker-compose` (v1); docker-shell.sh picks the same."""
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    return ["docker-compose"]
+
+
+@dataclass
+class Stack:
+    """One isolated stack: everything docker-shell.sh reads comes from `env`."""
+
+    folder: Path
+    ls_port: int
+    gcs_port: int
+    name: str = field(default_factory=lambda: f"dltest{uuid.uuid4().hex[:8]}")
+
+    @property
+    def secrets(self) -> Path:
+        return self.folder / "secrets"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.folder / "compose.env"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SECRETS_DIR": str(self.secrets), "DATALABEL_COMPOSE_ENV": str(self.settings_file),
+                "COMPOSE_PROJECT_NAME": self.name, "DATALABEL_NETWORK": f"{self.name}-net",
+                "LABEL_STUDIO_PORT": str(self.ls_port), "GCS_EMULATOR_PORT": str(self.gcs_port), "NO_SHELL": "1"}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ls_port}"
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.gcs_port}"
+
+    def secret(self, name: str) -> str:
+        return (self.secrets / name).read_text().strip()
+
+    def shell(self, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+        return subprocess.run(["./docker-shell.sh", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+        cmd = [*compose_command(), "--env-file", str(self.settings_file), *args]
+        out = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and out.returncode != 0:
+            raise AssertionError(f"$ {' '.join(cmd)}\n[exit {out.returncode}]\n{out.stdout}\n{out.stderr}")
+        return out
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """A command in a fresh labeling-CLI container, as `docker compose run --rm labeling-cli ...`."""
+        return self.compose("run", "--rm", "-T", "labeling-cli", *args, timeout=timeout)
+
+    def down(self) -> None:
+        self.compose("--profile", "cli", "--profile", "postgres", "down", "-v", "--remove-orphans", timeout=300)
+        subprocess.run(["docker", "network", "rm", f"{self.name}-net"], capture_output=True)

@@ -1,0 +1,168 @@
+"""The Compose stack for real: images built locally, `./docker-shell.sh --emulator` brings up Label Studio and the
+GCS emulator containers, and the labeling workflow runs inside the labeling-CLI container.
+
+Skipped only where no Docker engine answers and none can be started (the reason says which).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from datalabel import embedded
+from docker_helpers import ROOT, DockerEngine, Stack
+
+CHROMIUM = shutil.which("chromium")
+BUCKET = embedded.DEMO_BUCKET
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory):
+    engine = DockerEngine(tmp_path_factory.mktemp("docker"))
+    if not engine.ok:
+        pytest.skip(engine.reason)
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="module")
+def repo_secrets_before():
+    return sorted(p.name for p in (ROOT / "secrets").iterdir())
+
+
+@pytest.fixture(scope="module")
+def stack(docker_engine, repo_secrets_before, tmp_path_factory):
+    s = Stack(tmp_path_factory.mktemp("stack"), embedded.free_port(), embedded.free_port())
+    started = time.monotonic()
+    out = s.shell("--docker", "--emulator")
+    s.start_output = out.stdout + out.stderr
+    s.start_seconds = time.monotonic() - started
+    if out.returncode != 0:
+        logs = s.compose("logs", "--tail", "40").stdout
+        s.down()
+        raise AssertionError(f"./docker-shell.sh failed (exit {out.returncode}):\n{s.start_output}\n{logs}")
+    yield s
+    s.down()
+
+
+def _ok(result, what: str) -> str:
+    assert result.returncode == 0, f"{what} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _download(stack: Stack, name: str) -> bytes:
+    """An object's bytes straight from the emulator container (published on loopback)."""
+    url = f"{stack.emulator_url}/download/storage/v1/b/{BUCKET}/o/{urllib.parse.quote(name, safe='')}?alt=media"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return resp.read()
+
+
+def _api(stack: Stack, path: str, data: dict | None = None):
+    req = urllib.request.Request(stack.url + path, data=json.dumps(data).encode() if data is not None else None,
+                                 headers={"Authorization": f"Token {stack.secret('ls_api_token')}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return resp.status, resp.headers.get("content-type", ""), resp.read()
+
+
+def test_shell_script_starts_the_stack_with_its_own_secrets(stack, repo_secrets_before):
+    assert f"Label Studio: http://127.0.0.1:{stack.ls_port}" in stack.start_output
+    for name in ("ls_admin_user", "ls_admin_password", "ls_api_token", "label-studio.env", "cli.env"):
+        mode = (stack.secrets / name).stat().st_mode & 0o777
+        assert mode == 0o600, f"{name} is {oct(mode)}"
+    # the repository's own secrets/ is never written by the tests
+    assert sorted(p.name for p in (ROOT / "secrets").iterdir()) == repo_secrets_before
+    print(f"docker-shell.sh --emulator: {stack.start_seconds:.0f} s to ready (images built or cached)")
+
+
+def test_cli_container_reaches_label_studio_with_the_generated_token(stack):
+    info = json.loads(_ok(stack.cli("datalabel", "status", "--json"), "datalabel status"))
+    assert info["user"] == stack.secret("ls_admin_user")
+    assert info["url"] == "http://label-studio:8080"
+
+
+def test_demo_project_is_seeded_from_the_emulator_container(stack):
+    projects = json.loads(_ok(stack.cli("datalabel", "projects", "list", "--json"), "projects list"))
+    demo = [p for p in projects if p["title"] == embedded.DEMO_TITLE]
+    assert len(demo) == 1 and demo[0]["tasks"] == 1797, projects
+    # seeding again (a second ./docker-shell.sh) creates nothing new
+    again = json.loads(_ok(stack.cli("datalabel", "demo", "--json"), "datalabel demo"))
+    assert again["project"] == demo[0]["id"]
+
+
+def test_labeling_workflow_inside_the_cli_container(stack):
+    # setup: project + source storage + target storage + sync, from inside the container
+    result = json.loads(_ok(stack.cli(
+        "datalabel", "setup", "--title", "Docker workflow", "--template", "image-classification",
+        "--labels", ",".join(str(i) for i in range(10)), "--source-prefix", "images_unlabeled/",
+        "--target-prefix", "labels-docker/", "--regex", r"digit_000[0-4]\.png", "--json"), "setup"))
+    project_id = result["project_id"]
+    _, _, body = _api(stack, f"/api/tasks/?project={project_id}&page_size=100")
+    tasks = json.loads(body)["tasks"]
+    assert len(tasks) == 5
+
+    # an annotation made through the API (as the labeling UI does)
+    task = sorted(tasks, key=lambda t: t["id"])[0]
+    status, _, _ = _api(stack, f"/api/tasks/{task['id']}/annotations/", {"result": [{
+        "type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": ["7"]}}]})
+    assert status == 201
+
+    # export convert in the container: the labeled image, with the bucket's bytes, in its class folder
+    script = (f"datalabel export convert --project {project_id} -f imagefolder -o /tmp/out >&2 && "
+              "cd /tmp/out && find . -type f -name '*.png' -exec sha256sum {} +")
+    listing = _ok(stack.cli("bash", "-c", script), "export convert")
+    files = {line.split()[1]: line.split()[0] for line in listing.splitlines() if line.strip()}
+    source = task["data"]["image"]
+    assert source.startswith(f"gs://{BUCKET}/images_unlabeled/")
+    name = source.rsplit("/", 1)[1]
+    assert list(files) == [f"./7/{name}"], listing
+    original = _download(stack, source.split(f"gs://{BUCKET}/", 1)[1])
+    assert files[f"./7/{name}"] == hashlib.sha256(original).hexdigest()
+
+    # the task's image resolves through Label Studio's proxy from the emulator container
+    fileuri = base64.urlsafe_b64encode(source.encode()).decode()
+    status, ctype, body = _api(stack, f"/tasks/{task['id']}/resolve/?fileuri={fileuri}")
+    assert status == 200 and ctype.startswith("image/")
+    assert body == original
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (run-tests.sh installs it as root)")
+def test_admin_login_from_secrets_works_in_the_browser(stack):
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{stack.url}/user/login/")
+            page.fill("input[name=email]", stack.secret("ls_admin_user"))
+            page.fill("input[name=password]", stack.secret("ls_admin_password"))
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)
+            page.goto(f"{stack.url}/projects/")
+            page.get_by_text(embedded.DEMO_TITLE).first.wait_for(timeout=30_000)
+        finally:
+            browser.close()
+
+
+def test_plain_compose_up_after_the_first_start(stack):
+    # what `docker compose up -d` does once docker-shell.sh has written the settings: the same stack, unchanged
+    out = stack.compose("up", "-d", timeout=300)
+    assert out.returncode == 0, out.stderr
+    running = set(_ok(stack.compose("ps", "--services", "--filter", "status=running"), "compose ps").split())
+    assert {"label-studio", "gcs-emulator"} <= running
+
+
+def test_label_studio_refuses_to_start_without_its_credentials(stack):
+    # an emptied secret is a loud failure, never a server with no admin
+    out = stack.compose("run", "--rm", "--no-deps", "-T", "-e", "LABEL_STUDIO_PASSWORD=", "label-studio", timeout=120)
+    assert out.returncode == 78
+    assert "error: LABEL_STUDIO_PASSWORD is empty" in out.stderr
