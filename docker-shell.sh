@@ -149,6 +149,7 @@ configure_compose() {
   set_compose_var LABEL_STUDIO_PORT "${LABEL_STUDIO_PORT:-8080}"
   set_compose_var GCS_EMULATOR_PORT "${GCS_EMULATOR_PORT:-9023}"
   set_compose_var DATALABEL_NETWORK "${DATALABEL_NETWORK:-data-labeling-network}"
+  set_compose_var DATASET_REPO_DIR "${DATASET_REPO_DIR:-./dataset-repo}"
   if [[ -n ${GCS_BUCKET_NAME:-} ]]; then set_compose_var GCS_BUCKET_NAME "$GCS_BUCKET_NAME"; fi
   if [[ ${LS_DATABASE:-sqlite} == postgresql ]]; then
     profiles=postgres
@@ -185,10 +186,35 @@ docker_up() {
   fi
 }
 
+# The versioning image installs gcsfuse from Google's apt repository; where that cannot be reached, a stand-in
+# mounter with gcsfuse's command line (see data-versioning/Dockerfile). Decided once, kept in the settings file.
+choose_gcsfuse() {
+  local choice=${GCSFUSE_INSTALL:-}
+  if [[ -z $choice ]]; then
+    if curl -fsS --max-time 10 -o /dev/null https://packages.cloud.google.com/apt/dists/gcsfuse-bookworm/Release 2>/dev/null; then
+      choice=vendor
+    else
+      choice=standin
+      echo "STAND-IN: Google's gcsfuse repository cannot be reached; the versioning image gets the gcsfs + FUSE stand-in" >&2
+    fi
+  fi
+  set_compose_var GCSFUSE_INSTALL "$choice"
+}
+
+versioning_shell() {
+  make_secrets
+  write_env_files
+  [[ -f $COMPOSE_ENV ]] || { echo "error: start the stack first: ./docker-shell.sh" >&2; exit 1; }
+  choose_gcsfuse
+  mkdir -p "${DATASET_REPO_DIR:-dataset-repo}"
+  compose build versioning
+  if [[ -t 0 && -t 1 ]]; then compose run --rm versioning; else compose run --rm -T versioning "$@"; fi
+}
+
 case $mode/$action in
   local/up) local_up ;;
   docker/up) docker_up ;;
-  docker/versioning) make_secrets; write_env_files; compose run --rm versioning ;;
+  docker/versioning) versioning_shell ;;
   local/versioning)
     scripts/ensure-venv.sh
     [[ -f .stack/env ]] || { echo "error: the stack is not started; run ./docker-shell.sh first" >&2; exit 1; }

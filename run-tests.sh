@@ -8,10 +8,13 @@ cd "$(dirname "$0")"
 
 scripts/ensure-venv.sh
 
-# Debian packages some tests use: docker-compose validates docker-compose.yml without a Docker engine;
-# chromium renders the labeling UI. Installed when missing and we may (root with apt-get).
+# Debian packages some tests use: a Docker engine (docker.io; the tests start dockerd when none runs) with Compose
+# v1 (docker-compose) for the stack tests, debootstrap for the stand-in base image where no registry answers,
+# chromium to drive the labeling UI. Installed when missing and we may (root with apt-get).
 missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io iptables)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [[ ${#missing[@]} -gt 0 && $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing ${missing[*]} (Debian) for the compose and browser tests..." >&2

@@ -7,6 +7,7 @@
 #   GOOGLE_APPLICATION_CREDENTIALS  service-account key file (e.g. /secrets/gcp-service.json); optional with ADC
 #   GCS_MOUNT_DIR                   where to mount it (default /mnt/gcs_bucket); dataversion reads from here
 #   DATASET_REPO                    the dataset git repository (default /work, a volume)
+#   STORAGE_EMULATOR_HOST           a GCS emulator (http://host:port): mounted through it, without authentication
 #   GCSFUSE_ARGS                    extra gcsfuse flags, space-separated (e.g. --only-dir images_unlabeled)
 set -euo pipefail
 
@@ -23,7 +24,9 @@ export DVC_NO_ANALYTICS=1 GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false
 command -v gcsfuse >/dev/null || fail "gcsfuse is not installed in this image" 3
 args=(--implicit-dirs -o ro)
 creds="${GOOGLE_APPLICATION_CREDENTIALS:-}"
-if [[ -n "$creds" ]]; then
+if [[ -n "${STORAGE_EMULATOR_HOST:-}" ]]; then
+  args+=(--custom-endpoint "${STORAGE_EMULATOR_HOST%/}/storage/v1/" --anonymous-access)
+elif [[ -n "$creds" ]]; then
   [[ -r "$creds" ]] || fail "credentials file $creds is not readable; put the service-account key in secrets/" 2
   args+=(--key-file "$creds")
 fi

@@ -112,3 +112,43 @@ def digits_dir(tmp_path_factory) -> Path:
     from datalabel import samples
 
     return samples.write_digits(tmp_path_factory.mktemp("digits"), limit=60)
+
+
+# --- the Docker path ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory):
+    """A Docker engine: the running one, or dockerd started for the session (root). Skipped only where none can
+    run; on CI (where one can) its absence fails."""
+    from docker_helpers import DockerEngine
+
+    engine = DockerEngine(tmp_path_factory.mktemp("docker"))
+    if not engine.ok:
+        if os.environ.get("CI"):
+            pytest.fail(engine.reason)
+        pytest.skip(engine.reason)
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def repo_secrets_before():
+    return sorted(p.name for p in (ROOT / "secrets").iterdir())
+
+
+@pytest.fixture(scope="session")
+def docker_stack(docker_engine, repo_secrets_before, tmp_path_factory):
+    """The Compose stack with the emulator, started by `./docker-shell.sh --docker --emulator` in isolation (own
+    project, network, ports, secrets and settings file). DATALABEL_TEST_STACK=DIR keeps it in DIR after the run
+    and reuses it next time (for working on these tests)."""
+    from docker_helpers import Stack
+
+    keep = os.environ.get("DATALABEL_TEST_STACK")
+    stack = Stack.reuse(Path(keep)) if keep else None
+    if stack is None:
+        folder = Path(keep) if keep else tmp_path_factory.mktemp("stack")
+        stack = Stack.start(folder)
+    yield stack
+    if not keep:
+        stack.down()

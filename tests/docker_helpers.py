@@ -6,10 +6,12 @@ so it never touches the repository's secrets/ or ./.env, nor a stack the user ha
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +79,49 @@ class Stack:
     ls_port: int
     gcs_port: int
     name: str = field(default_factory=lambda: f"dltest{uuid.uuid4().hex[:8]}")
+    start_output: str = ""
+    start_seconds: float = 0.0
+    repo_env_existed: bool = False
+
+    @classmethod
+    def start(cls, folder: Path) -> "Stack":
+        """`./docker-shell.sh --docker --emulator` with this stack's settings; its state saved in `folder`."""
+        import socket
+
+        def free_port() -> int:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                return sock.getsockname()[1]
+
+        folder.mkdir(parents=True, exist_ok=True)
+        stack = cls(folder, free_port(), free_port())
+        stack.repo_env_existed = (ROOT / ".env").exists()
+        started = time.monotonic()
+        out = stack.shell("--docker", "--emulator")
+        stack.start_output = out.stdout + out.stderr
+        stack.start_seconds = time.monotonic() - started
+        (folder / "stack.json").write_text(json.dumps({"ls_port": stack.ls_port, "gcs_port": stack.gcs_port,
+                                                       "name": stack.name, "start_output": stack.start_output,
+                                                       "start_seconds": stack.start_seconds,
+                                                       "repo_env_existed": stack.repo_env_existed}))
+        if out.returncode != 0:
+            logs = stack.compose("logs", "--tail", "40").stdout
+            stack.down()
+            raise AssertionError(f"./docker-shell.sh failed (exit {out.returncode}):\n{stack.start_output}\n{logs}")
+        return stack
+
+    @classmethod
+    def reuse(cls, folder: Path) -> "Stack | None":
+        """The stack a previous run left in `folder`, if its Label Studio still answers."""
+        state = folder / "stack.json"
+        if not state.exists():
+            return None
+        stack = cls(folder, **json.loads(state.read_text()))
+        try:
+            urllib.request.urlopen(stack.url + "/health", timeout=5).close()
+        except OSError:
+            return None
+        return stack
 
     @property
     def secrets(self) -> Path:

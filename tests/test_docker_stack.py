@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import time
 import urllib.parse
@@ -16,39 +17,15 @@ import urllib.request
 import pytest
 
 from datalabel import embedded
-from docker_helpers import ROOT, DockerEngine, Stack
+from docker_helpers import ROOT, Stack
 
 CHROMIUM = shutil.which("chromium")
 BUCKET = embedded.DEMO_BUCKET
 
 
-@pytest.fixture(scope="session")
-def docker_engine(tmp_path_factory):
-    engine = DockerEngine(tmp_path_factory.mktemp("docker"))
-    if not engine.ok:
-        pytest.skip(engine.reason)
-    yield engine
-    engine.stop()
-
-
-@pytest.fixture(scope="module")
-def repo_secrets_before():
-    return sorted(p.name for p in (ROOT / "secrets").iterdir())
-
-
-@pytest.fixture(scope="module")
-def stack(docker_engine, repo_secrets_before, tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("stack"), embedded.free_port(), embedded.free_port())
-    started = time.monotonic()
-    out = s.shell("--docker", "--emulator")
-    s.start_output = out.stdout + out.stderr
-    s.start_seconds = time.monotonic() - started
-    if out.returncode != 0:
-        logs = s.compose("logs", "--tail", "40").stdout
-        s.down()
-        raise AssertionError(f"./docker-shell.sh failed (exit {out.returncode}):\n{s.start_output}\n{logs}")
-    yield s
-    s.down()
+@pytest.fixture
+def stack(docker_stack) -> Stack:
+    return docker_stack
 
 
 def _ok(result, what: str) -> str:
@@ -76,8 +53,9 @@ def test_shell_script_starts_the_stack_with_its_own_secrets(stack, repo_secrets_
     for name in ("ls_admin_user", "ls_admin_password", "ls_api_token", "label-studio.env", "cli.env"):
         mode = (stack.secrets / name).stat().st_mode & 0o777
         assert mode == 0o600, f"{name} is {oct(mode)}"
-    # the repository's own secrets/ is never written by the tests
+    # the repository's own secrets/ and ./.env are never written by the tests
     assert sorted(p.name for p in (ROOT / "secrets").iterdir()) == repo_secrets_before
+    assert (ROOT / ".env").exists() == stack.repo_env_existed
     print(f"docker-shell.sh --emulator: {stack.start_seconds:.0f} s to ready (images built or cached)")
 
 
@@ -101,7 +79,7 @@ def test_labeling_workflow_inside_the_cli_container(stack):
     result = json.loads(_ok(stack.cli(
         "datalabel", "setup", "--title", "Docker workflow", "--template", "image-classification",
         "--labels", ",".join(str(i) for i in range(10)), "--source-prefix", "images_unlabeled/",
-        "--target-prefix", "labels-docker/", "--regex", r"digit_000[0-4]\.png", "--json"), "setup"))
+        "--target-prefix", "labels-docker/", "--regex", r".*digit_000[0-4]\.png", "--json"), "setup"))
     project_id = result["project_id"]
     _, _, body = _api(stack, f"/api/tasks/?project={project_id}&page_size=100")
     tasks = json.loads(body)["tasks"]
