@@ -192,8 +192,13 @@ def test_push_failure_leaves_no_commit_or_tag_and_rerun_resumes(ls_client, bucke
     info = repo.commit(path, "first")
     assert info["tag"] == "dataset_v1" and repo.version_tags(path) == ["dataset_v1"]
     assert list(gcs.list_blobs(bucket, "dvc_store"))  # the data is in the bucket
-    with pytest.raises(LabError, match="same as dataset_v1"):
-        repo.commit(path, "again")
+    again = repo.commit(path, "again")
+    assert again["tag"] is None and again["unchanged_since"] == "dataset_v1"
+    # a fresh snapshot of the same labels is no new version either (the manifest in the data has no timestamp)
+    snapshot.snapshot(path / repo.DATASET_DIR, bucket.name, "yolo", config)
+    out = run_cli("commit", "--repo", str(path), "-m", "again")
+    assert out.returncode == 0 and "nothing changed since dataset_v1" in out.stdout, out.stderr
+    assert repo.version_tags(path) == ["dataset_v1"]
     files = load.list_files(str(path), "dataset_v1")
     assert "data.yaml" in files and sum(f.startswith("labels/") for f in files) == 3
 
@@ -306,3 +311,45 @@ def test_tags_and_help(dataset_repo):
     for command in ("init", "snapshot", "commit", "versions", "diff", "checkout"):
         out = run_cli(command, "--help")
         assert out.returncode == 0 and "Example: dataversion" in out.stdout
+
+
+@pytest.mark.parametrize("evil", ["../../secret.json", "images_unlabeled/../../../secret.json", "/etc/passwd",
+                                  "..\\..\\secret.json", "images_unlabeled/../../secret.json"])
+def test_object_keys_never_lead_outside_the_mount_or_the_dataset(bucket, tmp_path, digits_config, dataset_repo,
+                                                                 evil):
+    """A task whose image URL climbs out of the bucket (`..`, an absolute path, backslashes) stops the snapshot
+    with one line, from the mount and from the API alike: nothing outside the mount is read, nothing written."""
+    (tmp_path / "secret.json").write_text('{"private_key": "do not copy me"}')
+    mount = tmp_path / "mnt" / "bucket"
+    (mount / "labels").mkdir(parents=True)
+    (mount / "images_unlabeled").mkdir()
+    good = {"id": 1, "data": {"image": f"gs://{bucket.name}/images_unlabeled/ok.png"},
+            "annotations": [{"id": 11, "result": choice("3")}]}
+    bad = {"id": 2, "data": {"image": f"gs://{bucket.name}/{evil}"}, "annotations": [{"id": 12, "result": choice("4")}]}
+    (mount / "images_unlabeled" / "ok.png").write_bytes(b"\x89PNG fake")
+    for task in (good, bad):
+        (mount / "labels" / str(task["id"])).write_text(json.dumps(task))
+        bucket.blob(f"labels/{task['id']}").upload_from_string(json.dumps(task))
+    bucket.blob("images_unlabeled/ok.png").upload_from_string(b"\x89PNG fake")
+    config = labelconfig.parse_config(digits_config.read_text())
+    out_dir = dataset_repo / "dataset"
+    for mount_arg in (mount, None):  # the gcsfuse mount, then the GCS API
+        with pytest.raises(ConfigError, match="unsafe object key"):
+            snapshot.snapshot(out_dir, bucket.name, "imagefolder", config, mount=mount_arg)
+        assert not out_dir.exists()
+        assert not [p for p in dataset_repo.rglob("secret.json")]
+    # the CLI says it in one line, exit 2
+    out = run_cli("snapshot", "--repo", str(dataset_repo), "--bucket", bucket.name, "--label-config",
+                  str(digits_config), "--mount", str(mount))
+    assert out.returncode == 2 and out.stderr.startswith("error: unsafe object key"), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_prefix_that_climbs_out_of_the_mount_is_refused(bucket, tmp_path, digits_config, dataset_repo):
+    mount = tmp_path / "mnt"
+    (mount / "labels").mkdir(parents=True)
+    (mount / "labels" / "1").write_text("{}")
+    config = labelconfig.parse_config(digits_config.read_text())
+    with pytest.raises(ConfigError, match="unsafe object key"):
+        snapshot.snapshot(dataset_repo / "dataset", bucket.name, "imagefolder", config, mount=mount,
+                          labels_prefix="../")

@@ -43,11 +43,21 @@ def _wide_pool(gcs, size: int = 64):
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """gs://bucket/some/key -> (bucket, some/key)."""
+    """gs://bucket/some/key -> (bucket, some/key); a key that could leave a folder it is joined to is refused."""
     if not url.startswith("gs://"):
         raise ConfigError(f"not a gs:// URL: {url}")
     bucket, _, key = url[5:].partition("/")
+    check_key(key, url)
     return bucket, key
+
+
+def check_key(key: str, where: str | None = None) -> str:
+    """An object key or prefix from a task, a listing or a flag is untrusted: it is joined to local folders (a
+    bucket mount, an export), so `..` segments, a leading slash, backslashes and NUL are refused."""
+    if key.startswith("/") or "\\" in key or "\x00" in key or ".." in key.split("/"):
+        raise ConfigError(f"unsafe object key in {where or key!r}: '..', a leading '/', '\\' and NUL are not "
+                          "allowed; fix the task's URL or the prefix")
+    return key
 
 
 def bucket(gcs, name: str):

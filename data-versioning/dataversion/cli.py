@@ -139,6 +139,8 @@ def commit(
         info = repo_mod.commit(repo, message, tag)
     if json_out:
         print_json(info)
+    elif info["tag"] is None:
+        typer.echo(f"nothing changed since {info['unchanged_since']}: no new version")
     else:
         typer.echo(f"{info['tag']}: {info['items']} item(s), commit {info['commit'][:12]}, data in {info['remote']}")
 

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
@@ -203,8 +204,13 @@ def commit(repo: str | Path, message: str | None = None, tag: str | None = None)
     _check_tag_name(repo, tag)
     message = message or f"{tag}: {manifest['counts']['items']} labeled items"
 
-    write_text_atomic(repo / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     dvc(repo, "add", "-q", DATASET_DIR, what=f"dvc add {DATASET_DIR}")
+    last = (version_tags(repo) or [None])[-1]
+    if last and _data_hash(repo, None) == _data_hash(repo, last):
+        # the same images and labels as the last version: no new version (and nothing to push)
+        return {"tag": None, "unchanged_since": last, "items": manifest["counts"]["items"]}
+    stamped = {**manifest, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_text_atomic(repo / MANIFEST, json.dumps(stamped, indent=1, sort_keys=True) + "\n")
     remote = _remote(repo)
     try:
         dvc(repo, "push", f"{DATASET_DIR}.dvc", what=f"dvc push to {remote}", error=ServerError)
@@ -223,6 +229,19 @@ def commit(repo: str | Path, message: str | None = None, tag: str | None = None)
     git(repo, "tag", "-a", tag, "-m", message)
     return {"tag": tag, "commit": _head(repo), "items": manifest["counts"]["items"], "message": message,
             "remote": remote}
+
+
+def _data_hash(repo: Path, rev: str | None) -> str | None:
+    """The DVC hash of dataset/ in the workspace (rev None) or at a git revision; None where there is none."""
+    if rev is None:
+        path = repo / f"{DATASET_DIR}.dvc"
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    else:
+        proc = subprocess.run(["git", "show", f"{rev}:{DATASET_DIR}.dvc", "--"], cwd=repo, env=tool_env(),
+                              capture_output=True, text=True)
+        text = proc.stdout if proc.returncode == 0 else ""
+    match = re.search(r"^\s*-?\s*md5:\s*(\S+)", text, re.MULTILINE)
+    return match.group(1) if match else None
 
 
 def _remote(repo: Path) -> str:

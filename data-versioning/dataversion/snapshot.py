@@ -18,13 +18,12 @@ import os
 import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from datalabel import gcs
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
-from datalabel.export import BucketObjects, TaskCache
+from datalabel.export import RUN_ONLY, BucketObjects, TaskCache
 from datalabel.files import write_text_atomic
 from datalabel.labelconfig import LabelConfig, read_config_file
 from datalabel.tasks import Task, choose_annotation
@@ -68,7 +67,7 @@ class MountSource:
 
     def list(self, prefix: str) -> dict[str, str]:
         """File key -> version (modification time and size)."""
-        base = self.root / prefix
+        base = self._inside(self.root / gcs.check_key(prefix))
         if not base.is_dir():
             return {}
         out = {}
@@ -84,7 +83,7 @@ class MountSource:
     def read_many(self, keys: list[str], progress: Callable[[int], None] | None = None) -> list[bytes]:
         def one(key: str) -> bytes:
             try:
-                data = (self.root / key).read_bytes()
+                data = self._inside(self.root / gcs.check_key(key)).read_bytes()
             except FileNotFoundError:
                 raise NotFound(f"{self.root / key} disappeared while reading; read it again") from None
             except OSError as exc:
@@ -97,10 +96,17 @@ class MountSource:
             return list(pool.map(one, keys))
 
     def _path(self, url: str) -> Path:
-        bucket, key = gcs.split_url(url)
+        bucket, key = gcs.split_url(url)  # refuses keys with '..', '/...', '\\'
         if bucket != self.bucket:
             raise ConfigError(f"{url} is in bucket {bucket!r}, but only gs://{self.bucket} is mounted")
-        return self.root / key
+        return self._inside(self.root / key)
+
+    def _inside(self, path: Path) -> Path:
+        """`path` if it stays inside the mount once symlinks are followed; else a refusal."""
+        root = self.root.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise ConfigError(f"{path} leads outside the bucket mount {self.root}; refusing to read it")
+        return path
 
     def fetch(self, jobs: list[tuple[str, Path]], progress: Callable[[int], None] | None = None) -> None:
         def one(job: tuple[str, Path]) -> None:
@@ -188,8 +194,9 @@ def build_manifest(tasks: list[Task], config: LabelConfig, fmt: str, policy: str
         items.append({"source": gcs.gs_url_from_ref(ref) or ref, "task": task.id,
                       "annotation": ann.id, "annotator": ann.completed_by, "labels": labels})
     projects = sorted({t.project for t in tasks if t.project is not None})
+    # No timestamp here: this file is versioned with the data, so the same labels give the same bytes (and the
+    # same DVC hash); `commit` records when a version was made in the git-tracked copy.
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "format": fmt,
         "policy": policy,
         "label_studio_project": project_id if project_id is not None else (projects[0] if len(projects) == 1 else None),
@@ -201,7 +208,8 @@ def build_manifest(tasks: list[Task], config: LabelConfig, fmt: str, policy: str
         "counts": {"items": len(items), "per_class": dict(sorted(per_class.items())),
                    "per_annotator": dict(sorted(per_annotator.items()))},
         "annotation_ids": sorted(it["annotation"] for it in items if it["annotation"] is not None),
-        "export": {k: v for k, v in export_report.items() if k not in ("out_dir", "seconds")},
+        # what describes this run only (timings, images fetched vs reused) would make equal snapshots differ
+        "export": {k: v for k, v in export_report.items() if k not in ("out_dir", *RUN_ONLY)},
         "items": items,
     }
 
