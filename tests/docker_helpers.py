@@ -148,13 +148,16 @@ class Stack:
     def secret(self, name: str) -> str:
         return (self.secrets / name).read_text().strip()
 
-    def shell(self, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
-        return subprocess.run(["./docker-shell.sh", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+    def shell(self, *args: str, timeout: float = 3600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["./docker-shell.sh", *args], cwd=ROOT, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
 
-    def compose(self, *args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+    def compose(self, *args: str, timeout: float = 600, check: bool = False,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Compose with this stack's settings; `env` overrides them (the shell's variables win over the file's)."""
         cmd = [*compose_command(), "--env-file", str(self.settings_file), *args]
-        out = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(cmd, cwd=ROOT, env={**self.env, **(env or {})}, capture_output=True, text=True,
+                             timeout=timeout)
         if check and out.returncode != 0:
             raise AssertionError(f"$ {' '.join(cmd)}\n[exit {out.returncode}]\n{out.stdout}\n{out.stderr}")
         return out
@@ -162,6 +165,22 @@ class Stack:
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """A command in a fresh labeling-CLI container, as `docker compose run --rm labeling-cli ...`."""
         return self.compose("run", "--rm", "-T", "labeling-cli", *args, timeout=timeout)
+
+    def api(self, path: str, data: dict | None = None) -> tuple[int, str, bytes]:
+        """Label Studio's API from the host (published port), with the generated token."""
+        req = urllib.request.Request(self.url + path, data=json.dumps(data).encode() if data is not None else None,
+                                     headers={"Authorization": f"Token {self.secret('ls_api_token')}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, resp.headers.get("content-type", ""), resp.read()
+
+    def download(self, bucket: str, name: str) -> bytes:
+        """An object's bytes straight from the emulator container (published on loopback)."""
+        from urllib.parse import quote
+
+        url = f"{self.emulator_url}/download/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.read()
 
     def down(self) -> None:
         self.compose("--profile", "cli", "--profile", "postgres", "down", "-v", "--remove-orphans", timeout=300)

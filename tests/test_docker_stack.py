@@ -8,15 +8,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
-import time
-import urllib.parse
-import urllib.request
 
 import pytest
 
-from datalabel import embedded
+from datalabel import embedded, gcs
 from docker_helpers import ROOT, Stack
 
 CHROMIUM = shutil.which("chromium")
@@ -31,21 +27,6 @@ def stack(docker_stack) -> Stack:
 def _ok(result, what: str) -> str:
     assert result.returncode == 0, f"{what} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
     return result.stdout
-
-
-def _download(stack: Stack, name: str) -> bytes:
-    """An object's bytes straight from the emulator container (published on loopback)."""
-    url = f"{stack.emulator_url}/download/storage/v1/b/{BUCKET}/o/{urllib.parse.quote(name, safe='')}?alt=media"
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        return resp.read()
-
-
-def _api(stack: Stack, path: str, data: dict | None = None):
-    req = urllib.request.Request(stack.url + path, data=json.dumps(data).encode() if data is not None else None,
-                                 headers={"Authorization": f"Token {stack.secret('ls_api_token')}",
-                                          "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return resp.status, resp.headers.get("content-type", ""), resp.read()
 
 
 def test_shell_script_starts_the_stack_with_its_own_secrets(stack, repo_secrets_before):
@@ -81,13 +62,13 @@ def test_labeling_workflow_inside_the_cli_container(stack):
         "--labels", ",".join(str(i) for i in range(10)), "--source-prefix", "images_unlabeled/",
         "--target-prefix", "labels-docker/", "--regex", r".*digit_000[0-4]\.png", "--json"), "setup"))
     project_id = result["project_id"]
-    _, _, body = _api(stack, f"/api/tasks/?project={project_id}&page_size=100")
+    _, _, body = stack.api(f"/api/tasks/?project={project_id}&page_size=100")
     tasks = json.loads(body)["tasks"]
     assert len(tasks) == 5
 
     # an annotation made through the API (as the labeling UI does)
     task = sorted(tasks, key=lambda t: t["id"])[0]
-    status, _, _ = _api(stack, f"/api/tasks/{task['id']}/annotations/", {"result": [{
+    status, _, _ = stack.api(f"/api/tasks/{task['id']}/annotations/", {"result": [{
         "type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": ["7"]}}]})
     assert status == 201
 
@@ -96,16 +77,16 @@ def test_labeling_workflow_inside_the_cli_container(stack):
               "cd /tmp/out && find . -type f -name '*.png' -exec sha256sum {} +")
     listing = _ok(stack.cli("bash", "-c", script), "export convert")
     files = {line.split()[1]: line.split()[0] for line in listing.splitlines() if line.strip()}
-    source = task["data"]["image"]
+    source = gcs.gs_url_from_ref(task["data"]["image"])  # the API gives Label Studio's proxy form
     assert source.startswith(f"gs://{BUCKET}/images_unlabeled/")
     name = source.rsplit("/", 1)[1]
     assert list(files) == [f"./7/{name}"], listing
-    original = _download(stack, source.split(f"gs://{BUCKET}/", 1)[1])
+    original = stack.download(BUCKET, source.split(f"gs://{BUCKET}/", 1)[1])
     assert files[f"./7/{name}"] == hashlib.sha256(original).hexdigest()
 
     # the task's image resolves through Label Studio's proxy from the emulator container
     fileuri = base64.urlsafe_b64encode(source.encode()).decode()
-    status, ctype, body = _api(stack, f"/tasks/{task['id']}/resolve/?fileuri={fileuri}")
+    status, ctype, body = stack.api(f"/tasks/{task['id']}/resolve/?fileuri={fileuri}")
     assert status == 200 and ctype.startswith("image/")
     assert body == original
 

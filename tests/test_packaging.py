@@ -5,11 +5,9 @@ but the package does not declare fails here, not in a user's container.
 from __future__ import annotations
 
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,10 +11,9 @@ import pytest
 from datalabel import embedded, gcs, labelconfig, samples
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
 from dataversion import load, repo, snapshot
-from versioning_helpers import (ROOT, annotate, choice, imagefolder_labels, run_cli, sync, tasks_by_image,
+from versioning_helpers import (annotate, choice, imagefolder_labels, run_cli, run_notebook, sync, tasks_by_image,
                                 upload_images)
 
-NOTEBOOK = ROOT / "data-versioning" / "notebooks" / "read_dataset_version.ipynb"
 
 
 @pytest.fixture
@@ -129,7 +128,7 @@ def test_two_versions_diff_checkout_and_notebook(label_studio, ls_client, bucket
     assert image == (samples_dir / "images" / changed).read_bytes()
 
     # the notebook lists both versions and reads both from the remote
-    summary = _run_notebook(tmp_path, {"DATASET_REPO": str(clone), "DATASET_VERSIONS": "dataset_v1,dataset_v2"})
+    summary = run_notebook(tmp_path, {"DATASET_REPO": str(clone), "DATASET_VERSIONS": "dataset_v1,dataset_v2"})
     assert summary["versions"] == ["dataset_v1", "dataset_v2"]
     assert summary["read"]["dataset_v1"]["labels"] == v1
     assert summary["read"]["dataset_v2"]["labels"] == v2
@@ -137,29 +136,6 @@ def test_two_versions_diff_checkout_and_notebook(label_studio, ls_client, bucket
     sizes = sum((samples_dir / "images" / n).stat().st_size for n in first[1:]) + \
         (samples_dir / "images" / changed).stat().st_size + sum((more / "images" / n).stat().st_size for n in new_names)
     assert summary["read"]["dataset_v2"]["image_bytes"] == sizes
-
-
-def _run_notebook(tmp_path: Path, env: dict[str, str]) -> dict:
-    import os
-
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits the environment: that is how the notebook takes parameters
-    try:
-        NotebookClient(nb, timeout=240, kernel_name="python3",
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    last = nb.cells[-1]
-    text = "".join(o.get("text", "") for o in last.outputs if o.get("output_type") == "stream")
-    return json.loads(text.strip().splitlines()[-1])
 
 
 def test_push_failure_leaves_no_commit_or_tag_and_rerun_resumes(ls_client, bucket, tmp_path, gcs_emulator,

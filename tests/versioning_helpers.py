@@ -62,3 +62,30 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "dataversion", *args], env=full_env, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+NOTEBOOK = ROOT / "data-versioning" / "notebooks" / "read_dataset_version.ipynb"
+
+
+def run_notebook(tmp_path: Path, env: dict[str, str]) -> dict:
+    """Run the Colab notebook with `env` as its parameters; its summary (the last line it prints) as a dict."""
+    import json
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits the environment: that is how the notebook takes parameters
+    try:
+        NotebookClient(nb, timeout=240, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    last = nb.cells[-1]
+    text = "".join(o.get("text", "") for o in last.outputs if o.get("output_type") == "stream")
+    return json.loads(text.strip().splitlines()[-1])
