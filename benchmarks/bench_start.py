@@ -1,11 +1,17 @@
-"""Embedded default: fresh start -> ready to label, and warm start, of the whole stack.
+"""Start -> ready to label, of the whole stack: the embedded default, or the Docker path.
 
-Fresh: empty data dirs -> Label Studio migrated, emulator up, 1,797 sample images uploaded, demo project with
-source + target storage synced (what `./docker-shell.sh` does on a new machine, minus the venv install).
-Warm: the same after `down` (data kept). Reuse: `up` while everything still runs.
+Embedded (default): empty data dirs -> Label Studio migrated, emulator up, 1,797 sample images uploaded, demo
+project with source + target storage synced (what `./docker-shell.sh` does on a new machine, minus the venv
+install). Warm: the same after `down` (data kept). Reuse: `up` while everything still runs.
 
-    .venv/bin/python benchmarks/bench_start.py            # full sample set
-    .venv/bin/python benchmarks/bench_start.py --quick    # 200 images
+Docker (--docker): `./docker-shell.sh --docker --emulator` in an isolated Compose project (own ports, secrets,
+volumes), images cached -> Label Studio and emulator containers healthy, demo seeded; warm = again after
+`compose stop`; reuse = again while running. --first-build also removes the project's images first (the
+labeling-CLI image and, where they are stand-ins, the base images) and reports that build separately.
+
+    .venv/bin/python benchmarks/bench_start.py            # embedded, full sample set
+    .venv/bin/python benchmarks/bench_start.py --quick    # embedded, 200 images
+    .venv/bin/python benchmarks/bench_start.py --docker [--first-build]
 """
 from __future__ import annotations
 
@@ -32,7 +38,11 @@ def timed(fn):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="seed 200 images instead of all 1,797")
+    parser.add_argument("--docker", action="store_true", help="the Docker path (needs a running engine)")
+    parser.add_argument("--first-build", action="store_true", help="with --docker: build every image first")
     args = parser.parse_args()
+    if args.docker:
+        return docker(args.first_build)
     limit = 200 if args.quick else None
     os.environ.update(embedded.QUIET_ENV)
     with tempfile.TemporaryDirectory(prefix="bench-start-") as root:
@@ -53,6 +63,48 @@ def main() -> None:
     print(json.dumps({"fresh_start_s": round(fresh, 1), "warm_start_s": round(warm, 1),
                       "reuse_start_s": round(reuse, 1), "warm_vs_fresh_speedup": round(fresh / warm, 1),
                       "tasks": tasks}))
+
+
+def docker(first_build: bool) -> None:
+    import subprocess
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from docker_helpers import ROOT, Stack, engine_answers
+
+    if not engine_answers():
+        sys.exit("error: no Docker engine answers; start dockerd first")
+    build = None
+    if first_build:
+        images = ["datalabel/labeling-cli:local"]
+        for image in ("python:3.11-slim-bookworm", "heartexlabs/label-studio:1.23.2"):
+            label = subprocess.run(["docker", "image", "inspect", "-f", '{{ index .Config.Labels "datalabel.standin" }}',
+                                    image], capture_output=True, text=True).stdout.strip()
+            if label and label != "<no value>":
+                images.append(image)
+        subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
+        subprocess.run(["docker", "builder", "prune", "-f"], capture_output=True)
+        _, build = timed(lambda: subprocess.run(["scripts/local-images.sh"], cwd=ROOT, check=True))
+        _, cli = timed(lambda: subprocess.run(["docker", "build", "-q", "-f", "data-labeling/Dockerfile", "-t",
+                                               "datalabel/labeling-cli:local", "."], cwd=ROOT, check=True,
+                                              env={**os.environ, "DOCKER_BUILDKIT": "0"}))
+        build += cli
+    with tempfile.TemporaryDirectory(prefix="bench-start-docker-") as folder:
+        stack, fresh = timed(lambda: Stack.start(Path(folder)))
+        try:
+            _, reuse = timed(lambda: stack.shell("--docker", "--emulator").check_returncode())
+            stack.compose("stop", check=True)
+            _, warm = timed(lambda: stack.shell("--docker", "--emulator").check_returncode())
+        finally:
+            stack.down()
+    print(f"docker: fresh start, images cached (new volumes, seed, sync): {fresh:6.1f} s")
+    print(f"docker: warm start (after stop, volumes kept):                {warm:6.1f} s")
+    print(f"docker: reuse (already running):                             {reuse:6.1f} s")
+    figures = {"docker_fresh_start_s": round(fresh, 1), "docker_warm_start_s": round(warm, 1),
+               "docker_reuse_start_s": round(reuse, 1)}
+    if build is not None:
+        print(f"docker: first build of every image:                          {build:6.1f} s")
+        figures["docker_first_build_s"] = round(build, 1)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

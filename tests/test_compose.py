@@ -67,7 +67,9 @@ def test_compose_file_follows_the_stack_rules():
 
     versioning = services["versioning"]
     assert versioning["build"]["dockerfile"] == "data-versioning/Dockerfile"
-    assert "/dev/fuse" in versioning["devices"]
+    # FUSE with least privilege: the device and CAP_SYS_ADMIN, never privileged; as the user's uid
+    assert versioning["devices"] == ["/dev/fuse"] and versioning["cap_add"] == ["SYS_ADMIN"]
+    assert "privileged" not in versioning and versioning["user"] == "${HOST_UID:-1000}:${HOST_GID:-1000}"
 
     assert spec["networks"]["default"] == {"name": "${DATALABEL_NETWORK:-data-labeling-network}", "external": True}
     assert "postgres" in services["postgres"]["profiles"]
