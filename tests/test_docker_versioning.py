@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,15 @@ from versioning_helpers import run_notebook
 
 BUCKET = embedded.DEMO_BUCKET
 UID = 1000
-# git refuses to read a repository another user owns unless told it is safe (the repo is uid 1000's, tests run as
-# whoever runs them)
-GIT_SAFE = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
+
+
+@pytest.fixture(scope="module")
+def git_safe(tmp_path_factory) -> dict[str, str]:
+    """git refuses a repository another user owns unless a global setting says it is safe (the repo is uid
+    1000's; the tests run as whoever runs them): a global config file of the tests' own."""
+    config = tmp_path_factory.mktemp("git") / "gitconfig"
+    config.write_text("[safe]\n\tdirectory = *\n")
+    return {"GIT_CONFIG_GLOBAL": str(config)}
 
 
 class Versioning:
@@ -55,13 +62,20 @@ def versioning(docker_stack, tmp_path_factory) -> Versioning:
     return v
 
 
-def _demo_tasks(stack: Stack) -> tuple[int, dict[str, int]]:
-    """The demo project's id and its task ids by image file name."""
-    projects = json.loads(stack.api("/api/projects/?page_size=100")[2])["results"]
-    project = next(p for p in projects if p["title"] == embedded.DEMO_TITLE)
-    body = json.loads(stack.api(f"/api/tasks/?project={project['id']}&page_size=2000")[2])
+def _project(stack: Stack) -> tuple[int, str, dict[str, int]]:
+    """A new project over 100 of the bucket's digits with its own target prefix (made from inside the CLI
+    container); its id, labels prefix and task ids by image file name."""
+    run = uuid.uuid4().hex[:8]
+    prefix = f"labels-versioning-{run}/"
+    out = stack.cli("datalabel", "setup", "--title", f"Versioning {run}", "--template", "image-classification",
+                    "--labels", ",".join(str(i) for i in range(10)), "--source-prefix", "images_unlabeled/",
+                    "--target-prefix", prefix, "--regex", r".*digit_01\d\d\.png", "--json")
+    assert out.returncode == 0, out.stderr
+    project_id = json.loads(out.stdout)["project_id"]
+    body = json.loads(stack.api(f"/api/tasks/?project={project_id}&page_size=200")[2])
     by_name = {gcs.gs_url_from_ref(t["data"]["image"]).rsplit("/", 1)[1]: t["id"] for t in body["tasks"]}
-    return project["id"], by_name
+    assert len(by_name) == 100
+    return project_id, prefix, by_name
 
 
 def _label(stack: Stack, project_id: int, tasks: dict[str, int], names: list[str]) -> None:
@@ -87,31 +101,32 @@ def test_mount_is_read_only_fuse_and_the_user_is_not_root(versioning):
         print("gcsfuse: the stand-in mounter (Google's repository cannot be reached)")
 
 
-def test_snapshot_from_the_mount_commit_push_tag_diff_and_no_change(versioning, docker_stack, tmp_path):
+def test_snapshot_from_the_mount_commit_push_tag_diff_and_no_change(versioning, docker_stack, tmp_path, git_safe):
     stack = docker_stack
-    project_id, tasks = _demo_tasks(stack)
+    project_id, prefix, tasks = _project(stack)
+    snapshot = ("dataversion", "snapshot", "--project", str(project_id), "--labels-prefix", prefix)
     names = sorted(tasks)
     first, second = names[:12], names[12:18]
 
     _label(stack, project_id, tasks, first)
     versioning.ok("dataversion", "init")  # bucket and emulator endpoint from the container's environment
-    snap = versioning.ok("dataversion", "snapshot", "--project", str(project_id))
+    snap = versioning.ok(*snapshot)
     assert "/mnt/gcs_bucket" in snap  # read from the mount, not the API
     out = versioning.ok("dataversion", "commit", "-m", "first 12 digits")
     assert out.startswith("dataset_v1: 12 item(s)")
 
     _label(stack, project_id, tasks, second)
-    versioning.ok("dataversion", "snapshot", "--project", str(project_id))
+    versioning.ok(*snapshot)
     assert versioning.ok("dataversion", "commit", "-m", "6 more").startswith("dataset_v2: 18 item(s)")
     diff = json.loads(versioning.ok("dataversion", "diff", "dataset_v1", "dataset_v2", "--json"))
     assert sorted(u.rsplit("/", 1)[1] for u in diff["added"]) == second
     assert diff["removed"] == [] and diff["relabeled"] == []
 
     # nothing changed: no dataset_v3
-    versioning.ok("dataversion", "snapshot", "--project", str(project_id))
+    versioning.ok(*snapshot)
     assert versioning.ok("dataversion", "commit").strip() == "nothing changed since dataset_v2: no new version"
     tags = subprocess.run(["git", "tag"], cwd=versioning.repo, capture_output=True, text=True,
-                          env={**os.environ, **GIT_SAFE}).stdout.split()
+                          env={**os.environ, **git_safe}).stdout.split()
     assert tags == ["dataset_v1", "dataset_v2"]
     # the repository on the host belongs to the container's (non-root) user
     assert (versioning.repo / "dataset.dvc").stat().st_uid == UID
@@ -119,12 +134,18 @@ def test_snapshot_from_the_mount_commit_push_tag_diff_and_no_change(versioning, 
     assert stack.download(BUCKET, "dvc_store/files/md5/" + _dir_md5(versioning.repo)[:2] + "/" +
                           _dir_md5(versioning.repo)[2:])
 
-    # from the host, a fresh folder, plain DVC, as a Colab user would (the endpoint: the emulator's published port)
+    # from the host, a fresh folder, plain DVC, as a Colab user would: from a clone of the repository (as pushed
+    # to a git host; a clone is ours, where the container's folder belongs to uid 1000), the endpoint being the
+    # emulator's published port
+    clone = tmp_path / "clone"
+    cloned = subprocess.run(["git", "clone", "-q", str(versioning.repo), str(clone)], capture_output=True, text=True,
+                            env={**os.environ, **git_safe})
+    assert cloned.returncode == 0, cloned.stderr
     dest = tmp_path / "v1"
-    got = subprocess.run([str(Path(sys.executable).parent / "dvc"), "get", "--rev", "dataset_v1", str(versioning.repo),
+    got = subprocess.run([str(Path(sys.executable).parent / "dvc"), "get", "--rev", "dataset_v1", str(clone),
                           "dataset", "-o", str(dest), "--remote-config", f"endpointurl={stack.emulator_url}"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, **GIT_SAFE, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+                         env={**os.environ, **git_safe, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
                               "DVC_NO_ANALYTICS": "1"})
     assert got.returncode == 0, got.stderr
     pngs = sorted(p.name for p in dest.rglob("*.png"))
@@ -133,8 +154,8 @@ def test_snapshot_from_the_mount_commit_push_tag_diff_and_no_change(versioning, 
         assert path.read_bytes() == stack.download(BUCKET, f"images_unlabeled/{path.name}")
 
     # the notebook reads both versions
-    summary = run_notebook(tmp_path, {"DATASET_REPO": str(versioning.repo), "DATASET_VERSIONS": "dataset_v1,dataset_v2",
-                                      "STORAGE_EMULATOR_HOST": stack.emulator_url, **GIT_SAFE})
+    summary = run_notebook(tmp_path, {"DATASET_REPO": str(clone), "DATASET_VERSIONS": "dataset_v1,dataset_v2",
+                                      "STORAGE_EMULATOR_HOST": stack.emulator_url})
     assert summary["versions"] == ["dataset_v1", "dataset_v2"]
     assert len(summary["read"]["dataset_v1"]["labels"]) == 12
     assert len(summary["read"]["dataset_v2"]["labels"]) == 18

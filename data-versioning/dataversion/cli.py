@@ -108,13 +108,15 @@ def snapshot(
         manifest = snap.snapshot(dest, name, fmt, config, project_id, labels_prefix, policy, mount,
                                  setting("GOOGLE_APPLICATION_CREDENTIALS"), concurrency, advance,
                                  cache=snap.cache_path(root, name, labels_prefix) if root else None)
-    summary = {"out": str(dest), "items": manifest["counts"]["items"], "format": manifest["format"],
+    summary = {"out": str(dest), "source": manifest["source"]["labels"], "items": manifest["counts"]["items"],
+               "format": manifest["format"],
                "per_class": manifest["counts"]["per_class"], "per_annotator": manifest["counts"]["per_annotator"],
                "label_config_digest": manifest["label_config_digest"],
                "label_studio_project": manifest["label_studio_project"]}
     if json_out:
         print_json(summary)
     else:
+        typer.echo(f"read {summary['source']}")
         typer.echo(f"{summary['items']} labeled item(s) as {summary['format']} in {dest}; classes "
                    + ", ".join(f"{k}={v}" for k, v in summary["per_class"].items())
                    + "\nnext: dataversion commit -m \"...\"")
