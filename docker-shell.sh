@@ -9,7 +9,8 @@
 #   ./docker-shell.sh down          stop what was started (data is kept)
 #
 # Environment: GCS_BUCKET_NAME (your bucket; datalabel-local on the emulator), LABEL_STUDIO_PORT (8080),
-# GCS_EMULATOR_PORT (9023), LS_DATABASE=postgresql (Docker: PostgreSQL instead of SQLite), NO_SHELL=1 (start only).
+# GCS_EMULATOR_PORT (9023), LS_DATABASE=postgresql (Docker: PostgreSQL instead of SQLite), NO_SHELL=1 (start only),
+# DEMO_LIMIT=N (emulator: seed only N sample images).
 # The Docker path writes its choices to ./.env, so `docker compose up -d` starts the same stack afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,7 +20,7 @@ SECRETS_DIR=${SECRETS_DIR:-secrets}
 COMPOSE_ENV=${DATALABEL_COMPOSE_ENV:-.env}
 export SECRETS_DIR
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode=auto
 action=up
@@ -170,13 +171,14 @@ docker_up() {
   docker network inspect "$network" >/dev/null 2>&1 || docker network create "$network" >/dev/null
   # base images: pulled where a registry answers, else built locally as stand-ins (see the script)
   scripts/local-images.sh $([[ ${LS_DATABASE:-} == postgresql ]] && echo --postgres)
-  compose build labeling-cli
+  echo "Building the labeling-CLI image (the first time takes a few minutes)..." >&2
+  compose build --quiet labeling-cli
   compose up -d
   local services=(label-studio)
   [[ $gcs == emulator ]] && services=(gcs-emulator label-studio)
   for s in "${services[@]}"; do wait_healthy "$s"; done
   if [[ $gcs == emulator ]]; then
-    compose run --rm -T labeling-cli datalabel demo
+    compose run --rm -T labeling-cli datalabel demo ${DEMO_LIMIT:+--limit "$DEMO_LIMIT"}
   fi
   echo "Label Studio: http://127.0.0.1:${LABEL_STUDIO_PORT:-8080}  login $(secret ls_admin_user) (password in $SECRETS_DIR/ls_admin_password)"
   if [[ -z ${NO_SHELL:-} && -t 0 && -t 1 ]]; then
@@ -207,7 +209,8 @@ versioning_shell() {
   [[ -f $COMPOSE_ENV ]] || { echo "error: start the stack first: ./docker-shell.sh" >&2; exit 1; }
   choose_gcsfuse
   mkdir -p "${DATASET_REPO_DIR:-dataset-repo}"
-  compose build versioning
+  echo "Building the versioning image (the first time takes a few minutes)..." >&2
+  compose build --quiet versioning
   if [[ -t 0 && -t 1 ]]; then compose run --rm versioning; else compose run --rm -T versioning "$@"; fi
 }
 

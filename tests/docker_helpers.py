@@ -84,8 +84,9 @@ class Stack:
     repo_env_existed: bool = False
 
     @classmethod
-    def start(cls, folder: Path) -> "Stack":
-        """`./docker-shell.sh --docker --emulator` with this stack's settings; its state saved in `folder`."""
+    def start(cls, folder: Path, env: dict[str, str] | None = None) -> "Stack":
+        """`./docker-shell.sh --docker --emulator` with this stack's settings (and `env`); its state saved in
+        `folder`."""
         import socket
 
         def free_port() -> int:
@@ -97,7 +98,7 @@ class Stack:
         stack = cls(folder, free_port(), free_port())
         stack.repo_env_existed = (ROOT / ".env").exists()
         started = time.monotonic()
-        out = stack.shell("--docker", "--emulator")
+        out = stack.shell("--docker", "--emulator", env=env)
         stack.start_output = out.stdout + out.stderr
         stack.start_seconds = time.monotonic() - started
         (folder / "stack.json").write_text(json.dumps({"ls_port": stack.ls_port, "gcs_port": stack.gcs_port,

@@ -125,3 +125,22 @@ def test_label_studio_refuses_to_start_without_its_credentials(stack):
     out = stack.compose("run", "--rm", "--no-deps", "-T", "-e", "LABEL_STUDIO_PASSWORD=", "label-studio", timeout=120)
     assert out.returncode == 78
     assert "error: LABEL_STUDIO_PASSWORD is empty" in out.stderr
+
+
+def test_team_mode_on_postgresql(docker_engine, tmp_path):
+    """LS_DATABASE=postgresql: the postgres profile's container (built locally where no registry answers), Label
+    Studio waiting for it and keeping its data there, the CLI container working against it."""
+    stack = Stack.start(tmp_path / "pg", env={"LS_DATABASE": "postgresql", "DEMO_LIMIT": "20"})
+    try:
+        running = set(stack.compose("ps", "--services", "--filter", "status=running").stdout.split())
+        assert {"postgres", "label-studio", "gcs-emulator"} <= running
+        projects = json.loads(_ok(stack.cli("datalabel", "projects", "list", "--json"), "projects list"))
+        assert [(p["title"], p["tasks"]) for p in projects] == [(embedded.DEMO_TITLE, 20)]
+        # the tasks are in PostgreSQL, not in a SQLite file
+        count = stack.compose("exec", "-T", "postgres", "psql", "-U", "labelstudio", "-d", "labelstudio", "-tAc",
+                              "select count(*) from task")
+        assert count.returncode == 0 and count.stdout.strip() == "20", count.stdout + count.stderr
+        sqlite = stack.compose("exec", "-T", "label-studio", "bash", "-c", "ls /label-studio/data/*.sqlite3 2>/dev/null")
+        assert sqlite.stdout.strip() == ""
+    finally:
+        stack.down()

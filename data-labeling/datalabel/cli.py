@@ -80,7 +80,7 @@ def demo(
         print_json(info)
     else:
         typer.echo(f"project {project_id}: {embedded.DEMO_TITLE}, images in gs://{bucket}/{embedded.SOURCE_PREFIX}, "
-                   f"ready to label at {settings.url}/projects/{project_id}")
+                   f"ready to label at {settings.browser_url}/projects/{project_id}")
 
 
 def _register() -> None:

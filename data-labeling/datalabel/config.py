@@ -1,7 +1,8 @@
 """Settings shared by every command: from flags, else the environment, else a `.env` file.
 
 Names are the ones the containers set: LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, GCS_BUCKET_NAME,
-GOOGLE_APPLICATION_CREDENTIALS, and STORAGE_EMULATOR_HOST when the bucket lives in the local emulator.
+GOOGLE_APPLICATION_CREDENTIALS, STORAGE_EMULATOR_HOST when the bucket lives in the local emulator, and
+LABEL_STUDIO_PUBLIC_URL where the browser's address differs from the API's (the CLI container).
 """
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ class Settings:
     bucket: str | None = None
     credentials_file: str | None = None
     emulator_host: str | None = None
+    public_url: str | None = None  # where a browser reaches Label Studio, when not `url` (a container network)
+
+    @property
+    def browser_url(self) -> str:
+        """The URL a person opens (links, the CORS origin): LABEL_STUDIO_PUBLIC_URL, else the API URL."""
+        return self.public_url or self.url
 
     @classmethod
     def load(cls, url: str | None = None, api_key: str | None = None, bucket: str | None = None,
@@ -58,6 +65,7 @@ class Settings:
             bucket=bucket or setting("GCS_BUCKET_NAME"),
             credentials_file=credentials_file or setting("GOOGLE_APPLICATION_CREDENTIALS"),
             emulator_host=setting("STORAGE_EMULATOR_HOST"),
+            public_url=(setting("LABEL_STUDIO_PUBLIC_URL") or "").rstrip("/") or None,
         )
 
     def require_api_key(self) -> str:

@@ -90,7 +90,7 @@ def cors_set_cmd(
     from .. import gcs
     from ..output import print_json
 
-    origins = list(origin or []) or [settings(url=url).url]
+    origins = list(origin or []) or [settings(url=url).browser_url]
     rules = gcs.set_cors(_bucket(bucket, credentials), origins, max_age=max_age)
     if json_out:
         print_json(rules)

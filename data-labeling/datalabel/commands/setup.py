@@ -50,7 +50,7 @@ def setup_cmd(
     bar = progress(f"upload to gs://{name}/{source_prefix}", files) if files else nullcontext(None)
     with bar as advance:
         result = setup(lsc, title, xml, name, source_prefix, target_prefix, regex, blob_urls, credentials,
-                       upload, conf.url if cors else None, description, progress=advance, recursive=recursive)
+                       upload, conf.browser_url if cors else None, description, progress=advance, recursive=recursive)
     if json_out:
         print_json(result.to_dict())
         return
@@ -62,5 +62,5 @@ def setup_cmd(
         f"({result.files} file(s), {result.imported} imported now)")
     say(f"{made(result.target_created)} target storage {result.target_id}: gs://{name}/{target_prefix}")
     if result.cors:
-        say(f"CORS: {conf.url} may read gs://{name}")
-    say(f"{result.tasks} task(s) ready: {conf.url}/projects/{result.project_id}/data")
+        say(f"CORS: {conf.browser_url} may read gs://{name}")
+    say(f"{result.tasks} task(s) ready: {conf.browser_url}/projects/{result.project_id}/data")
