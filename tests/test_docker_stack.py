@@ -8,14 +8,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
 
 import pytest
 
 from datalabel import embedded, gcs
+from browser_helpers import logged_in_page, needs_chromium
 from docker_helpers import ROOT, Stack
 
-CHROMIUM = shutil.which("chromium")
 BUCKET = embedded.DEMO_BUCKET
 
 
@@ -91,25 +90,11 @@ def test_labeling_workflow_inside_the_cli_container(stack):
     assert body == original
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (run-tests.sh installs it as root)")
+@needs_chromium
 def test_admin_login_from_secrets_works_in_the_browser(stack):
-    from playwright.sync_api import sync_playwright
-
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=flags)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(f"{stack.url}/user/login/")
-            page.fill("input[name=email]", stack.secret("ls_admin_user"))
-            page.fill("input[name=password]", stack.secret("ls_admin_password"))
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)
-            page.goto(f"{stack.url}/projects/")
-            page.get_by_text(embedded.DEMO_TITLE).first.wait_for(timeout=30_000)
-        finally:
-            browser.close()
+    with logged_in_page(stack.url, stack.secret("ls_admin_user"), stack.secret("ls_admin_password")) as page:
+        page.goto(f"{stack.url}/projects/")
+        page.get_by_text(embedded.DEMO_TITLE).first.wait_for(timeout=30_000)
 
 
 def test_plain_compose_up_after_the_first_start(stack):
