@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
 
-from datalabel import export, formats, gcs, labelconfig
+from datalabel import export, formats, gcs, geometry, labelconfig
 from datalabel.errors import LabError
 from datalabel.tasks import Task
 
@@ -65,7 +66,12 @@ def test_coco_boxes_equal_the_sdk_converters(tmp_path):
                       for a in coco["annotations"])
 
     ours, sdk = boxes(tmp_path / "ours"), boxes(tmp_path / "sdk")
-    assert len(ours) == 3 and ours == sdk
+    # task 3's box is rotated 30 degrees on a 200x100 image: the SDK rotates percent values, we rotate pixels
+    assert len(ours) == 3 and ours[:2] == sdk[:2]
+    assert ours[2][:2] == sdk[2][:2] == (2, "person") and ours[2][2:] != pytest.approx(sdk[2][2:], abs=0.5)
+    corners = geometry.rect_corners(5, 5, 20, 30, 30, W, H)
+    x, y, w, h = geometry.bounds([(px * W / 100, py * H / 100) for px, py in corners])
+    assert ours[2][2:] == pytest.approx((x, y, w, h), abs=1e-5)
 
 
 def test_coco_ids_file_names_and_empty_images(tmp_path):
@@ -81,7 +87,7 @@ def test_coco_ids_file_names_and_empty_images(tmp_path):
     assert not [a for a in coco["annotations"] if a["image_id"] == img2["id"]]  # kept without objects
     dog = next(a for a in coco["annotations"] if a["category_id"] == 3)
     assert dog["bbox"] == pytest.approx([20, 20, 60, 40]) and dog["area"] == pytest.approx(2400)
-    poly = next(a for a in coco["annotations"] if a["segmentation"])
+    poly = next(a for a in coco["annotations"] if a["segmentation"] and a["category_id"] == 1)
     assert poly["segmentation"] == [pytest.approx([20, 10, 80, 10, 80, 50, 20, 50])]
     assert poly["bbox"] == pytest.approx([20, 10, 60, 40]) and poly["area"] == pytest.approx(2400)
     assert report["classes"] == {"car": 2, "person": 1, "dog": 1}
@@ -110,11 +116,97 @@ def test_yolo_label_files_classes_and_data_yaml(tmp_path):
     assert (out / data["train"]).is_dir() and "path" not in data
 
 
-def test_rotated_rectangle_matches_sdk_geometry():
+R3 = math.sqrt(3)
+# Corners worked out by hand, in pixels and then in percent. A rectangle x, y, w, h (percent) on a W x H image is
+# px = x W/100, py = y H/100, pw = w W/100, ph = h H/100; rotating clockwise on screen (y down) by r about the
+# top-left corner turns the width edge into (pw cos r, pw sin r) and the height edge into (-ph sin r, ph cos r).
+# 200x100, x=10 y=20 w=30 h=40: px=20 py=20 pw=60 ph=40.
+# 100x300, x=50 y=10 w=20 h=10: px=50 py=30 pw=20 ph=30.
+HAND_CORNERS = [
+    (200, 100, (10, 20, 30, 40), 0, [(10, 20), (40, 20), (40, 60), (10, 60)]),
+    # width edge (0, 60), height edge (-40, 0): (20,20) (20,80) (-20,80) (-20,20) px
+    (200, 100, (10, 20, 30, 40), 90, [(10, 20), (10, 80), (-10, 80), (-10, 20)]),
+    # width edge (-60, 0), height edge (0, -40)
+    (200, 100, (10, 20, 30, 40), 180, [(10, 20), (-20, 20), (-20, -20), (10, -20)]),
+    # width edge (0, -60), height edge (40, 0): (20,20) (20,-40) (60,-40) (60,20) px
+    (200, 100, (10, 20, 30, 40), 270, [(10, 20), (10, -40), (30, -40), (30, 20)]),
+    (200, 100, (10, 20, 30, 40), -90, [(10, 20), (10, -40), (30, -40), (30, 20)]),
+    # width edge (30 sqrt3, 30), height edge (-20, 20 sqrt3)
+    (200, 100, (10, 20, 30, 40), 30, [(10, 20), (10 + 15 * R3, 50), (15 * R3, 50 + 20 * R3),
+                                       (0, 20 + 20 * R3)]),
+    # width edge (30 sqrt3, -30), height edge (20, 20 sqrt3)
+    (200, 100, (10, 20, 30, 40), -30, [(10, 20), (10 + 15 * R3, -10), (20 + 15 * R3, -10 + 20 * R3),
+                                        (20, 20 + 20 * R3)]),
+    # width edge (0, 20), height edge (-30, 0): (50,30) (50,50) (20,50) (20,30) px
+    (100, 300, (50, 10, 20, 10), 90, [(50, 10), (50, 50 / 3), (20, 50 / 3), (20, 10)]),
+    # width edge (10 sqrt3, 10), height edge (-15, 15 sqrt3): (50,30) (50+10r3,40) (35+10r3,40+15r3) (35,30+15r3)
+    (100, 300, (50, 10, 20, 10), 30, [(50, 10), (50 + 10 * R3, 40 / 3), (35 + 10 * R3, (40 + 15 * R3) / 3),
+                                       (35, (30 + 15 * R3) / 3)]),
+]
+
+
+@pytest.mark.parametrize("width,height,rect_,rotation,corners", HAND_CORNERS)
+def test_rotated_rectangle_corners_are_rotated_in_pixels(width, height, rect_, rotation, corners):
+    got = geometry.rect_corners(*rect_, rotation, width, height)
+    assert [pytest.approx(p) for p in got] == corners
+    box = geometry.rect_box({"x": rect_[0], "y": rect_[1], "width": rect_[2], "height": rect_[3],
+                             "rotation": rotation}, width, height)
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    assert box == pytest.approx((min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)))
+
+
+def test_on_a_square_image_the_sdk_agrees_and_on_others_it_shears():
     from label_studio_sdk.converter import Converter
 
     value = {"x": 5, "y": 5, "width": 20, "height": 30, "rotation": 30}
-    assert formats.rect_box(value) == pytest.approx(Converter.rotated_rectangle(value))
+    assert geometry.rect_box(value, 500, 500) == pytest.approx(Converter.rotated_rectangle(value))
+    assert geometry.rect_box(value, 200, 100) != pytest.approx(Converter.rotated_rectangle(value))
+    assert geometry.rect_box(value) is None  # rotated, image size unknown: no guess
+    assert geometry.rect_box({**value, "rotation": 360}) == (5, 5, 20, 30)
+
+
+def rotated_task():
+    # 200x100, x=10 y=20 w=30 h=40 rotated 90: corners (10,20) (10,80) (-10,80) (-10,20) % -> clamped in YOLO
+    # and a second one at 30 degrees on the same image (corners in HAND_CORNERS)
+    return Task.from_json(task_json(1, [rect("dog", 10, 20, 30, 40, rotation=90, rid="a"),
+                                        rect("car", 10, 20, 30, 40, rotation=30, rid="b")]))
+
+
+def test_rotated_boxes_in_coco_yolo_obb_and_voc(tmp_path):
+    export.convert([rotated_task()], tmp_path / "coco", "coco", CONFIG, None)
+    coco = json.loads((tmp_path / "coco" / "result.json").read_text())
+    dog, car = coco["annotations"]
+    assert dog["bbox"] == pytest.approx([-20, 20, 40, 60])  # pixels: corners (20,20) (20,80) (-20,80) (-20,20)
+    assert dog["segmentation"] == [pytest.approx([20, 20, 20, 80, -20, 80, -20, 20])]
+    assert dog["area"] == pytest.approx(60 * 40)  # a rotated rectangle keeps its area in pixels
+    assert car["bbox"] == pytest.approx([0, 20, 20 + 30 * R3, 30 + 20 * R3])
+    assert car["area"] == pytest.approx(60 * 40)
+
+    export.convert([rotated_task()], tmp_path / "yolo", "yolo", CONFIG, None)
+    lines = (tmp_path / "yolo" / "labels" / "img1.txt").read_text().splitlines()
+    # dog: box -10..10 x 20..80 % clamped to 0..10 % -> centre 0.05, 0.5, size 0.1 x 0.6
+    assert lines[0] == "2 0.050000 0.500000 0.100000 0.600000"
+
+    export.convert([rotated_task()], tmp_path / "obb", "yolo-obb", CONFIG, None)
+    dog_line, car_line = (tmp_path / "obb" / "labels" / "img1.txt").read_text().splitlines()
+    assert dog_line == "2 0.100000 0.200000 0.100000 0.800000 0.000000 0.800000 0.000000 0.200000"
+    values = [float(v) for v in car_line.split()[1:]]
+    expected = [c / 100 for p in HAND_CORNERS[5][4] for c in p]
+    assert values == pytest.approx(expected, abs=1e-6)
+
+    export.convert([rotated_task()], tmp_path / "voc", "voc", CONFIG, None)
+    root = ET.parse(tmp_path / "voc" / "Annotations" / "img1.xml").getroot()
+    boxes = [[int(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")] for o in root.iter("object")]
+    assert boxes[0] == [-20, 20, 20, 80]
+    assert boxes[1] == [0, 20, round(20 + 30 * R3), round(50 + 20 * R3)]
+
+
+def test_rotated_box_without_image_size_is_reported_not_guessed(tmp_path):
+    region = rect("dog", 10, 20, 30, 40, rotation=30)
+    del region["original_width"], region["original_height"]
+    report = export.convert([Task.from_json(task_json(1, [region]))], tmp_path / "yolo", "yolo", CONFIG, None)
+    assert report["objects_without_image_size"] == 1 and report["objects"] == 0
+    assert (tmp_path / "yolo" / "labels" / "img1.txt").read_text() == ""
 
 
 def test_voc_xml(tmp_path):
@@ -227,3 +319,33 @@ def test_temporary_folders_of_killed_runs_are_removed(tmp_path):
     live.mkdir()
     export.convert(tasks(), tmp_path / "out", "yolo", CONFIG, None)
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "out"]
+
+
+def test_label_files_never_collide_and_match_their_images(tmp_path):
+    names = ["imgs/cat.jpg", "imgs/cat.png", "a/dog.png", "b/dog.png", "c/Dog.PNG", "d/cat_2.png"]
+    batch = [Task.from_json({**task_json(i + 1, [rect(LABELS[i % 3], 10 * i, 10, 5, 5)]),
+                             "data": {"image": f"gs://bkt/{n}"}}) for i, n in enumerate(names)]
+    export.convert(batch, tmp_path / "yolo", "yolo", CONFIG, None)
+    stems = sorted(p.stem for p in (tmp_path / "yolo" / "labels").iterdir())
+    assert len(stems) == len(names) and len({s.casefold() for s in stems}) == len(names)
+    export.convert(batch, tmp_path / "coco", "coco", CONFIG, None)
+    images = {i["task_id"]: i["file_name"] for i in json.loads((tmp_path / "coco" / "result.json").read_text())["images"]}
+    assert images == {1: "cat.jpg", 2: "cat_2.png", 3: "dog.png", 4: "dog_4.png", 5: "Dog_5.PNG", 6: "cat_2_6.png"}
+    for tid, image in images.items():  # each label file is its image's, with that image's box
+        x = 10 * (tid - 1)
+        line = (tmp_path / "yolo" / "labels" / f"{image.rsplit('.', 1)[0]}.txt").read_text().split()
+        assert float(line[1]) == pytest.approx((x + 2.5) / 100)
+
+    export.convert(batch, tmp_path / "voc", "voc", CONFIG, None)
+    for tid, image in images.items():
+        root = ET.parse(tmp_path / "voc" / "Annotations" / f"{image.rsplit('.', 1)[0]}.xml").getroot()
+        assert root.findtext("filename") == image
+        assert int(root.findtext("object/bndbox/xmin")) == round(10 * (tid - 1) * W / 100)
+
+
+def test_untrusted_file_names_stay_one_safe_file_name():
+    assert export.base_name(1, "gs://b/x/..", None) == "task_1.jpg"
+    assert export.base_name(1, "gs://b/x/a\\..\\b.png", None) == "a_.._b.png"
+    assert export.base_name(1, "gs://b/x/a\nb:c.png", None) == "a_b_c.png"
+    long = export.base_name(1, "gs://b/" + "é" * 300 + ".png", None)
+    assert len(long.encode()) <= export.MAX_NAME and long.endswith(".png")

@@ -103,3 +103,31 @@ def test_video_to_per_frame_coco_and_mot_need_the_frame_size(tmp_path):
     assert [int(r[0]) for r in person] == sorted(EXPECTED)
     assert [float(v) for v in person[1][2:6]] == pytest.approx([40, 15, 40, 20])  # frame 2 in pixels
     assert person[1][7] == "1"  # class index of "person" in the config
+
+
+def test_videos_with_one_stem_get_their_own_mot_files_and_frames(tmp_path):
+    config, _ = _video_task()
+    raw = [{"id": i, "data": {"video": f"gs://b/{path}"}, "annotations": [{"id": i, "result": [
+        {"id": "t", "type": "videorectangle", "from_name": "box", "to_name": "video",
+         "value": {"sequence": SEQUENCE[:2], "framesCount": 5, "labels": ["car"]}}]}]}
+           for i, path in ((1, "a/street.mp4"), (2, "b/street.mp4"), (3, "a/street.avi"))]
+    batch = [Task.from_json(t) for t in raw]
+    export.convert(batch, tmp_path / "mot", "mot", config, None, frame_size=(100, 100))
+    assert sorted(p.name for p in (tmp_path / "mot" / "mot").iterdir()) == [
+        "street.txt", "street_2.txt", "street_3.txt"]
+    rows = list(csv.reader(open(tmp_path / "mot" / "tracks.csv")))[1:]
+    assert [(r[0], r[4]) for r in rows] == [("street", "1"), ("street_2", "2"), ("street_3", "3")]
+    export.convert(batch, tmp_path / "yolo", "yolo", config, None)
+    assert len(list((tmp_path / "yolo" / "labels").iterdir())) == 3 * 5  # 5 frames each, none shared
+
+
+def test_rotated_video_boxes_rotate_in_pixels_of_the_frame(tmp_path):
+    config = labelconfig.parse_config(labelconfig.build_config("video-tracking", ["car"]))
+    key = {"frame": 1, "enabled": False, "x": 10, "y": 20, "width": 30, "height": 40, "rotation": 90}
+    task = Task.from_json({"id": 1, "data": {"video": "gs://b/v.mp4"}, "annotations": [{"id": 1, "result": [
+        {"id": "t", "type": "videorectangle", "from_name": "box", "to_name": "video",
+         "value": {"sequence": [key], "framesCount": 1, "labels": ["car"]}}]}]})
+    export.convert([task], tmp_path / "mot", "mot", config, None, frame_size=(200, 100))
+    row = next(csv.reader(open(tmp_path / "mot" / "mot" / "v.txt")))
+    # 200x100 frame, (10,20,30,40)% rotated 90: pixel corners (20,20) (20,80) (-20,80) (-20,20)
+    assert [float(v) for v in row[2:6]] == pytest.approx([-20, 20, 40, 60])

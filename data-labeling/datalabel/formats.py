@@ -9,8 +9,9 @@ Class ids come from the label config's order (`LabelConfig.labels`): YOLO index 
 is not in the config (the config changed after labeling) gets the next free id and is reported.
 
 Coordinates: Label Studio stores x/y/width/height in percent of the image, top-left corner, rotation in degrees
-around that corner. Rotated boxes are exported as their axis-aligned bounding box (the same computation as
-label_studio_sdk.converter), polygons as polygons.
+clockwise around that corner, applied in pixels (geometry.py). Rotated boxes are exported as the axis-aligned box
+around their corners (COCO adds the corners as segmentation; `yolo-obb` writes the corners), polygons as
+polygons. label_studio_sdk.converter rotates the percent values instead, which is wrong on non-square images.
 """
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Iterator
 from xml.sax.saxutils import escape
 
 from .errors import LabError
 from .files import can_fork
 from .labelconfig import LabelConfig
+from .geometry import bounds, polygon_area, rect_box, rect_corners  # noqa: F401 (rect_box: part of the API)
 from .tasks import Annotation, Region, Task
 from .video import region_frames
 
@@ -61,9 +63,10 @@ class Obj:
 
     label: str
     kind: str  # "box" | "polygon"
-    box: tuple[float, float, float, float]  # x, y, w, h (percent), axis-aligned
+    box: tuple[float, float, float, float] | None  # x, y, w, h (percent), axis-aligned; None: image size needed
     points: list[tuple[float, float]] | None = None  # polygon vertices (percent)
     track: str | None = None  # video track id
+    corners: list[tuple[float, float]] | None = None  # a rotated rectangle's corners (percent), as drawn
 
 
 @dataclass(slots=True)
@@ -84,34 +87,30 @@ def image_objects(item: Item) -> list[Obj]:
     """The boxes and polygons of an image task's chosen annotation (computed once per item)."""
     if item.objects is None:
         regions = item.annotation.result if item.annotation else ()
-        item.objects = [obj for region in regions if (obj := region_object(region)) is not None]
+        w, h = item.width, item.height
+        item.objects = [obj for region in regions if (obj := region_object(region, w, h)) is not None]
     return item.objects
 
 
-def rect_box(value: dict) -> tuple[float, float, float, float] | None:
-    """Axis-aligned x, y, w, h (percent) of a possibly rotated Label Studio rectangle."""
+def _rect_object(label: str, value: dict, width, height) -> Obj | None:
+    """A rectangle's object; a rotated one is rotated in pixels (geometry.py), so it needs the image size: without
+    it the box is None and writers count the object as one without image size."""
     try:
         x, y, w, h = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
+        r = float(value.get("rotation") or 0.0)
     except (KeyError, TypeError, ValueError):
         return None
-    r = float(value.get("rotation") or 0.0)
-    if abs(r) > 0 and w:
-        # Label Studio rotates around the top-left corner; same geometry as the SDK converter
-        alpha = math.atan(h / w)
-        beta = math.pi * (r / 180)
-        radius = math.sqrt((w / 2) ** 2 + (h / 2) ** 2)
-        x0 = x - radius * (math.cos(math.pi - alpha - beta) - math.cos(math.pi - alpha)) + w / 2
-        y0 = y + radius * (math.sin(math.pi - alpha - beta) - math.sin(math.pi - alpha)) + h / 2
-        thetas = (alpha + beta, math.pi - alpha + beta, math.pi + alpha + beta, 2 * math.pi - alpha + beta)
-        xs = [x0 + radius * math.cos(t) for t in thetas]
-        ys = [y0 + radius * math.sin(t) for t in thetas]
-        x, y = min(xs), min(ys)
-        w, h = max(xs) - x, max(ys) - y
-    return x, y, w, h
+    if r % 360 == 0:
+        return Obj(label, "box", (x, y, w, h))
+    if not width or not height:
+        return Obj(label, "box", None)
+    corners = rect_corners(x, y, w, h, r, width, height)
+    return Obj(label, "box", bounds(corners), corners=corners)
 
 
-def region_object(region: Region) -> Obj | None:
-    """The object of an image region (a rectangle or a polygon, its first label); other region types give None."""
+def region_object(region: Region, width=None, height=None) -> Obj | None:
+    """The object of an image region (a rectangle or a polygon, its first label); other region types give None.
+    `width`, `height`: the image size, when the region does not record it."""
     if region.type == "rectanglelabels":  # the common case: no generic label lookup
         value = region.value
         found = value.get("rectanglelabels")
@@ -119,32 +118,31 @@ def region_object(region: Region) -> Obj | None:
             if not found:
                 return None
             label = found[0]
+            label = label[-1] if isinstance(label, list) else label
             if value.get("rotation"):
-                box = rect_box(value)
-            else:  # rect_box without rotation, inlined: this runs once per box of large exports
-                try:
-                    box = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
-                except (KeyError, TypeError, ValueError):
-                    return None
-            return Obj(label[-1] if isinstance(label, list) else label, "box", box) if box else None
+                return _rect_object(label, value, region.original_width or width, region.original_height or height)
+            # unrotated, inlined: this runs once per box of large exports
+            try:
+                box = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
+            except (KeyError, TypeError, ValueError):
+                return None
+            return Obj(label, "box", box)
     labels = region.labels
     if not labels:
         return None
     if region.type in ("rectanglelabels", "rectangle"):
-        box = rect_box(region.value)
-        return Obj(labels[0], "box", box) if box else None
+        return _rect_object(labels[0], region.value, region.original_width or width, region.original_height or height)
     if region.type in ("polygonlabels", "polygon"):
         pts = [(float(p[0]), float(p[1])) for p in region.value.get("points") or [] if len(p) >= 2]
         if len(pts) < 3:
             return None
-        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
-        return Obj(labels[0], "polygon", box, pts)
+        return Obj(labels[0], "polygon", bounds(pts), pts)
     return None
 
 
-def frame_objects(annotation: Annotation | None) -> dict[int, list[Obj]]:
-    """Video annotation -> {frame: objects} with interpolated boxes (see video.py)."""
+def frame_objects(annotation: Annotation | None, width=None, height=None) -> dict[int, list[Obj]]:
+    """Video annotation -> {frame: objects} with interpolated boxes (see video.py); `width`, `height`: the frame
+    size, which rotated boxes need."""
     frames: dict[int, list[Obj]] = {}
     if annotation is None:
         return frames
@@ -152,9 +150,12 @@ def frame_objects(annotation: Annotation | None) -> dict[int, list[Obj]]:
         if region.type != "videorectangle" or not region.labels:
             continue
         track = region.id or str(n)
+        label = region.labels[0]
         for fb in region_frames(region):
-            box = rect_box({"x": fb.x, "y": fb.y, "width": fb.width, "height": fb.height, "rotation": fb.rotation})
-            frames.setdefault(fb.frame, []).append(Obj(region.labels[0], "box", box, track=track))
+            obj = _rect_object(label, {"x": fb.x, "y": fb.y, "width": fb.width, "height": fb.height,
+                                       "rotation": fb.rotation}, width, height)
+            obj.track = track
+            frames.setdefault(fb.frame, []).append(obj)
     return dict(sorted(frames.items()))
 
 
@@ -162,9 +163,19 @@ def is_video(item: Item) -> bool:
     return item.annotation is not None and any(r.type == "videorectangle" for r in item.annotation.result)
 
 
+def file_stem(name: str) -> str:
+    """A file name without its extension: what label files are named after (export.Namer keeps it unique)."""
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 else name
+
+
 def frame_name(name: str, frame: int) -> str:
     """The file name of one frame, as `ffmpeg -i videos/V -start_number 1 images/STEM_%06d.jpg` writes them."""
-    return f"{PurePosixPath(name).stem}_{frame:06d}.jpg"
+    return f"{file_stem(name)}_{frame:06d}.jpg"
+
+
+# control tags of the regions the detection formats write
+SHAPES = frozenset({"RectangleLabels", "Rectangle", "PolygonLabels", "Polygon", "VideoRectangle"})
 
 
 class Writer:
@@ -181,10 +192,15 @@ class Writer:
     needs_size = False  # whether write() uses image width/height (read from the image when no region has it)
     parallel = False
     sequences: tuple[str, ...] = ()  # counters that number records across the whole export (COCO ids)
+    # control tags whose regions this format can write (None: any); a config with none of them is refused
+    expresses: frozenset[str] | None = None
+    what = ""  # what the format writes, for that message
+    class_ids_matter = True  # a label outside the config would shift or invent a class: refused unless allowed
 
     def __init__(self, root: Path, config: LabelConfig, frame_size: tuple[int, int] | None = None, *,
-                 part: bool = False, part_lock=None):
+                 part: bool = False, part_lock=None, allow_unknown_labels: bool = False):
         self.part = part
+        self.allow_unknown_labels = allow_unknown_labels
         self.part_lock = part_lock  # shared by the part writers of one export (a multiprocessing lock)
         self.root = Path(root)
         self.config = config
@@ -207,8 +223,25 @@ class Writer:
         self.objects += 1
         return cid
 
+    @classmethod
+    def check_config(cls, config: LabelConfig) -> None:
+        """LabError if the config has no region this format can write: the export would be empty."""
+        if cls.expresses is None:
+            return
+        tags = {c.tag for c in config.controls}
+        if tags & cls.expresses:
+            return
+        fits = [name for name, w in WRITERS.items() if w.expresses is None or tags & w.expresses]
+        raise LabError(f"{cls.name} writes {cls.what}, and the label config has none "
+                       f"(its controls: {', '.join(sorted(tags))}); choose one of: {', '.join(fits)}")
+
     def new_class(self, label: str) -> int:
-        """A label that is not in the config gets the next free id (and is reported)."""
+        """A label that is not in the config: refused (class ids would no longer be the config's), or with
+        allow_unknown_labels, the next free id (reported)."""
+        if self.class_ids_matter and not self.allow_unknown_labels:
+            raise LabError(f"label {label!r} is in the annotations but not in the label config, so it has no "
+                           f"class id; add it to the config, or pass --allow-unknown-labels to give it id "
+                           f"{len(self.classes)} after the config's")
         cid = self.class_ids[label] = len(self.classes)
         self.classes.append(label)
         self.counts[label] = 0
@@ -269,7 +302,7 @@ class Writer:
     def image_dests(self, item: Item) -> list[str]:
         if self.video:
             # the video itself, to cut into frames named as frame_name() expects
-            return [f"{VIDEO_DIR}/{item.name}"] if self.name in ("coco", "yolo", "voc", "mot") else []
+            return [f"{VIDEO_DIR}/{item.name}"] if self.name in ("coco", "yolo", "yolo-obb", "voc", "mot") else []
         return [f"{self.images_in}/{item.name}"] if self.images_in else []
 
     def write(self, item: Item) -> None:
@@ -299,7 +332,7 @@ class Writer:
         (file name, objects, width, height, frame number or None)."""
         if self.video and is_video(item):  # a config without a Video tag has no frames to cut
             width, height = self.video_size(item)
-            frames = frame_objects(item.annotation)
+            frames = frame_objects(item.annotation, width, height)
             self.frames += len(frames)
             return [(frame_name(item.name, frame), objs, width, height, frame) for frame, objs in frames.items()]
         return [(item.name, image_objects(item), item.width, item.height, None)]
@@ -345,6 +378,7 @@ def _count_labels(writer: Writer, annotation: Annotation | None) -> None:
 
 class JsonMinWriter(Writer):
     name = "json-min"
+    class_ids_matter = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -371,6 +405,7 @@ class JsonMinWriter(Writer):
 
 class CsvWriter(Writer):
     name = "csv"
+    class_ids_matter = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -409,6 +444,8 @@ class CocoWriter(Writer):
     """COCO detection JSON in result.json; `file_name` is relative to images/ (pycocotools' img_dir)."""
 
     name = "coco"
+    expresses = SHAPES
+    what = "boxes and polygons"
     needs_size = True
     parallel = True
     sequences = ("image_id", "ann_id")
@@ -430,7 +467,8 @@ class CocoWriter(Writer):
     def plan(self, items: list[Item]) -> tuple[list[str], list[int]]:
         labels, _ = super().plan(items)
         # one image record per item; one annotation per object of an image whose size is known
-        return labels, [len(items), sum(len(image_objects(i)) for i in items if i.width and i.height)]
+        return labels, [len(items), sum(1 for i in items if i.width and i.height
+                                        for obj in image_objects(i) if obj.box is not None)]
 
     def _image(self, file_name: str, width, height, item: Item, frame: int | None = None) -> int:
         self.image_id += 1
@@ -444,17 +482,18 @@ class CocoWriter(Writer):
         lines = []
         for obj in objs:
             cat = self.class_id(obj.label) + 1
-            if not width or not height:
+            if not width or not height or obj.box is None:
                 self.no_size += 1
                 continue
             x, y, w, h = obj.box
             bbox = [x * width / 100, y * height / 100, w * width / 100, h * height / 100]
             seg: list = []
             area = bbox[2] * bbox[3]
-            if obj.points:
-                pts = [(px * width / 100, py * height / 100) for px, py in obj.points]
+            shape = obj.points or obj.corners  # a rotated box: its corners, so the rotation is not lost
+            if shape:
+                pts = [(px * width / 100, py * height / 100) for px, py in shape]
                 seg = [[c for p in pts for c in p]]
-                area = 0.5 * abs(sum(pts[i][0] * pts[i - 1][1] - pts[i - 1][0] * pts[i][1] for i in range(len(pts))))
+                area = polygon_area(pts)
             self.ann_id += 1
             rec = {"id": self.ann_id, "image_id": image_id, "category_id": cat, "bbox": bbox, "area": area,
                    "segmentation": seg, "iscrowd": 0, "ignore": 0}
@@ -505,13 +544,23 @@ def _clamp(v: float) -> float:
     return 0.0 if v < 0 else 1.0 if v > 1 else v
 
 
-def yolo_text(objs: list[Obj], class_id) -> str:
+def yolo_text(objs: list[Obj], class_id, oriented: bool = False) -> str:
     """One image's label file: a line per object, `cls cx cy w h` for boxes, `cls x1 y1 x2 y2 ...` for polygons;
-    normalized 0..1, clamped to the image."""
+    with `oriented` (YOLO-OBB), `cls x1 y1 ... x4 y4`: a rotated box's corners, else its box's corners.
+    Normalized 0..1, clamped to the image. Objects without a box (image size unknown) are left out, uncounted."""
     lines = []
     for obj in objs:
+        if obj.box is None:
+            continue
         cls = class_id(obj.label)
-        if obj.points:
+        if oriented:
+            if obj.corners:
+                pts = obj.corners
+            else:
+                x, y, w, h = obj.box
+                pts = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+            lines.append(f"{cls} " + " ".join(f"{_clamp(c / 100):.6f}" for p in pts for c in p) + "\n")
+        elif obj.points:
             lines.append(f"{cls} " + " ".join(f"{_clamp(c / 100):.6f}" for p in obj.points for c in p) + "\n")
         else:
             x, y, w, h = obj.box
@@ -614,7 +663,10 @@ class YoloWriter(Writer):
     """images/, labels/ (one .txt per image, empty for an image without objects), classes.txt, data.yaml."""
 
     name = "yolo"
+    expresses = SHAPES
+    what = "boxes and polygons"
     parallel = True
+    oriented = False
     HOLD = 20_000  # label files a part writer may hold back while another one is creating its own
 
     def __init__(self, *args, **kwargs):
@@ -630,8 +682,10 @@ class YoloWriter(Writer):
         self._held: list[tuple[str, bytes]] = []  # a part writer's label files not created yet
 
     def _label_file(self, image_name: str, objs: list[Obj]) -> None:
-        stem = image_name.rsplit(".", 1)[0] if "." in image_name else image_name
-        data = yolo_text(objs, self.class_id).encode()
+        stem = file_stem(image_name)
+        before = self.objects
+        data = yolo_text(objs, self.class_id, self.oriented).encode()
+        self.no_size += len(objs) - (self.objects - before)  # rotated boxes of an image of unknown size
         if self.part:
             self._held.append((f"{stem}.txt", data))
         elif self._use_helper:
@@ -704,6 +758,13 @@ class YoloWriter(Writer):
         return {"labels_dir": "labels", "image_dir": IMAGE_DIR}
 
 
+class YoloObbWriter(YoloWriter):
+    """YOLO-OBB (Ultralytics oriented boxes): the same layout, a line per object `cls x1 y1 x2 y2 x3 y3 x4 y4`."""
+
+    name = "yolo-obb"
+    oriented = True
+
+
 # --- Pascal VOC ------------------------------------------------------------------------------------------------
 
 
@@ -711,6 +772,8 @@ class VocWriter(Writer):
     """Annotations/<stem>.xml per image (pixel boxes), JPEGImages/, labels.txt."""
 
     name = "voc"
+    expresses = SHAPES
+    what = "boxes (polygons as their boxes)"
     needs_size = True
     images_in = "JPEGImages"
 
@@ -725,7 +788,7 @@ class VocWriter(Writer):
                  f"    <depth>3</depth>\n  </size>\n  <segmented>0</segmented>\n"]
         for obj in objs:
             self.class_id(obj.label)
-            if not width or not height:
+            if not width or not height or obj.box is None:
                 self.no_size += 1
                 continue
             x, y, w, h = obj.box
@@ -736,7 +799,7 @@ class VocWriter(Writer):
                          f"      <xmin>{xmin}</xmin>\n      <ymin>{ymin}</ymin>\n"
                          f"      <xmax>{xmax}</xmax>\n      <ymax>{ymax}</ymax>\n    </bndbox>\n  </object>\n")
         parts.append("</annotation>\n")
-        (self.root / "Annotations" / (PurePosixPath(file_name).stem + ".xml")).write_text("".join(parts), encoding="utf-8")
+        (self.root / "Annotations" / (file_stem(file_name) + ".xml")).write_text("".join(parts), encoding="utf-8")
 
     def write(self, item: Item) -> None:
         self.items += 1
@@ -763,6 +826,8 @@ class ImageFolderWriter(Writer):
     """
 
     name = "imagefolder"
+    expresses = frozenset({"Choices", "Taxonomy"})
+    what = "image classes (choices)"
     images_in = None
 
     def __init__(self, *args, **kwargs):
@@ -810,6 +875,8 @@ class MotWriter(Writer):
     """
 
     name = "mot"
+    expresses = frozenset({"VideoRectangle"})
+    what = "video tracks (VideoRectangle)"
     needs_size = True
     images_in = None
 
@@ -828,17 +895,20 @@ class MotWriter(Writer):
             raise LabError(f"task {item.task.id}: the video frame size is unknown; pass the frame size "
                            "(e.g. --frame-size 1920x1080) to export pixel boxes")
         self.items += 1
-        stem = PurePosixPath(item.name).stem
+        stem = file_stem(item.name)
         numbers: dict[str, int] = {}
         with open(self.root / "mot" / f"{stem}.txt", "w", encoding="utf-8", newline="") as fp:
             out = csv.writer(fp)
-            for frame, objs in frame_objects(item.annotation).items():
+            for frame, objs in frame_objects(item.annotation, width, height).items():
                 self.frames += 1
                 for obj in objs:
                     if obj.track not in numbers:
                         numbers[obj.track] = len(numbers) + 1
                         self.tracks.writerow([stem, numbers[obj.track], obj.track, obj.label, item.task.id])
                     cls = self.class_id(obj.label)
+                    if obj.box is None:
+                        self.no_size += 1
+                        continue
                     x, y, w, h = obj.box
                     out.writerow([frame, numbers[obj.track], round(x * width / 100, 2), round(y * height / 100, 2),
                                   round(w * width / 100, 2), round(h * height / 100, 2), 1, cls, 1])
@@ -854,6 +924,7 @@ WRITERS: dict[str, type[Writer]] = {
     "csv": CsvWriter,
     "coco": CocoWriter,
     "yolo": YoloWriter,
+    "yolo-obb": YoloObbWriter,
     "voc": VocWriter,
     "imagefolder": ImageFolderWriter,
     "mot": MotWriter,
@@ -864,6 +935,7 @@ DESCRIPTIONS = {
     "csv": "result.csv: one row per task, one column per control",
     "coco": "result.json + images/: COCO detection/segmentation, category ids = config order + 1",
     "yolo": "images/ + labels/ + classes.txt + data.yaml: boxes and polygons, class = config order",
+    "yolo-obb": "the yolo layout with oriented boxes: `cls x1 y1 x2 y2 x3 y3 x4 y4` (rotated rectangles' corners)",
     "voc": "Annotations/*.xml + JPEGImages/: Pascal VOC boxes",
     "imagefolder": "<label>/<image>: classification folders (torchvision ImageFolder) + labels.csv",
     "mot": "mot/<video>.txt: per-frame video tracks, MOT challenge columns",
