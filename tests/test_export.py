@@ -424,3 +424,110 @@ def test_identical_exports_are_identical_files(detection, storage_client, tmp_pa
     assert one == two and ".datalabel-export.json" in one
     match, mismatch, errors = filecmp.cmpfiles(tmp_path / "one", tmp_path / "two", one, shallow=False)
     assert mismatch == [] and errors == []
+
+
+# --- geometry, names and refusals on Label Studio's own JSON ---------------------------------------------------
+
+
+def _png(width, height, shade) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, shade, shade)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def shapes(ls_client, storage_client):
+    """A detection project whose tasks (imported through the API, read back from it) have 200x100 images with
+    colliding names (cat.jpg / cat.png, a/dog.png / b/dog.png) and boxes rotated by 30 and 90 degrees."""
+    bkt = storage_client.create_bucket(f"shapes-{uuid.uuid4().hex[:10]}")
+    keys = ["img/cat.jpg", "img/cat.png", "a/dog.png", "b/dog.png"]
+    for n, key in enumerate(keys):
+        bkt.blob(key).upload_from_string(_png(200, 100, 40 * n))
+
+    def box(label, rotation, rid):
+        return {"id": rid, "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+                "original_width": 200, "original_height": 100, "image_rotation": 0,
+                "value": {"x": 10, "y": 20, "width": 30, "height": 40, "rotation": rotation,
+                          "rectanglelabels": [label]}}
+
+    config_xml = labelconfig.build_config("object-detection", LABELS)
+    project, _ = ls.ensure_project(ls_client, f"shapes {bkt.name}", config_xml)
+    ls_client.projects.import_tasks(id=project.id, request=[
+        {"data": {"image": f"gs://{bkt.name}/{key}"},
+         "annotations": [{"result": [box("digit", 90 if n % 2 else 30, f"r{n}")]}]} for n, key in enumerate(keys)])
+    raw = sorted(ls.iter_task_json(ls_client, project.id), key=lambda t: t["id"])
+    assert [r["annotations"][0]["result"][0]["value"]["rotation"] for r in raw] == [30, 90, 30, 90]
+    return {"bucket": bkt, "project": project.id, "raw": raw, "config": labelconfig.parse_config(config_xml)}
+
+
+def test_rotated_boxes_and_colliding_names_from_label_studio(shapes, storage_client, tmp_path):
+    images = export.BucketImages(storage_client)
+    for fmt in ("coco", "yolo", "yolo-obb", "voc"):
+        export.convert(iter_tasks(shapes["raw"]), tmp_path / fmt, fmt, shapes["config"], images)
+    coco = json.loads((tmp_path / "coco" / "result.json").read_text())
+    names = [i["file_name"] for i in coco["images"]]
+    ids = [t["id"] for t in shapes["raw"]]
+    assert names == ["cat.jpg", f"cat_{ids[1]}.png", "dog.png", f"dog_{ids[3]}.png"]
+    r3 = 3 ** 0.5
+    # 200x100, (10,20,30,40)% is (20,20) 60x40 px; at 30 degrees the corners are (20,20) (20+30r3,50)
+    # (30r3,50+20r3) (0,20+20r3); at 90: (20,20) (20,80) (-20,80) (-20,20)
+    by_name = {i["file_name"]: i for i in coco["images"]}
+    for ann in coco["annotations"]:
+        image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+        assert (image["width"], image["height"]) == (200, 100)
+        rotation = 30 if image["task_id"] in (shapes["raw"][0]["id"], shapes["raw"][2]["id"]) else 90
+        expected = [0, 20, 20 + 30 * r3, 30 + 20 * r3] if rotation == 30 else [-20, 20, 40, 60]
+        assert ann["bbox"] == pytest.approx(expected)
+    for name in by_name:  # every image has its own label files, named after it
+        stem = name.rsplit(".", 1)[0]
+        assert (tmp_path / "coco" / "images" / name).is_file() and (tmp_path / "yolo" / "images" / name).is_file()
+        assert (tmp_path / "yolo" / "labels" / f"{stem}.txt").is_file()
+        obb = (tmp_path / "yolo-obb" / "labels" / f"{stem}.txt").read_text().split()
+        assert len(obb) == 9
+        root = ET.parse(tmp_path / "voc" / "Annotations" / f"{stem}.xml").getroot()
+        assert root.findtext("filename") == name
+    sizes = {name: (tmp_path / "yolo" / "images" / name).read_bytes() for name in by_name}
+    assert len(set(sizes.values())) == 4  # four different images, none overwritten
+
+
+def test_cli_refusals_on_label_studio_projects(classification, detection, shapes, ls_client, label_studio, tmp_path):
+    from cli_helpers import assert_user_error, run_cli as cli
+
+    env = label_studio.env(detection["bucket"].name)
+    out = tmp_path / "out"
+    # a classification project has no region COCO/YOLO/VOC can write
+    for fmt in ("coco", "yolo", "voc", "mot"):
+        line = assert_user_error(cli("export", "convert", "--project", classification["project"], "-f", fmt,
+                                     "-o", out, "--no-images", env=env), f"{fmt} writes")
+        assert "imagefolder" in line or fmt == "mot"
+    assert_user_error(cli("export", "convert", "--project", detection["project"], "-f", "imagefolder", "-o", out,
+                          "--no-images", env=env), "imagefolder writes image classes")
+    # the config given leaves out a label the annotations use: ids would shift
+    narrow = tmp_path / "narrow.xml"
+    narrow.write_text(labelconfig.build_config("object-detection", ["digit"]))
+    args = ["export", "convert", "--project", detection["project"], "--config", narrow, "-f", "yolo", "-o", out,
+            "--no-images"]
+    assert_user_error(cli(*args, env=env), "'smudge' is in the annotations but not in the label config")
+    assert not out.exists()
+    allowed = cli(*args, "--allow-unknown-labels", "--json", env=env)
+    assert allowed.ok, allowed.stderr
+    assert allowed.json()["labels_not_in_config"] == ["smudge"]
+    # an empty export file
+    (tmp_path / "empty.json").write_text(" \n")
+    assert_user_error(cli("export", "convert", "--from-file", tmp_path / "empty.json", "--config", narrow, "-f",
+                          "yolo", "-o", tmp_path / "e", "--no-images"), "empty.json is empty")
+    # frame sizes that are not two positive integers
+    for size in ("0x100", "1920x", "axb", "-1x5", "10x10x10"):
+        assert_user_error(cli("export", "convert", "--project", detection["project"], "-f", "coco", "-o",
+                              tmp_path / "f", "--no-images", "--frame-size", size, env=env), "--frame-size", code=2)
+    # a project with tasks and no annotation: an empty dataset only when asked for
+    project, _ = ls.ensure_project(ls_client, f"unlabeled {uuid.uuid4().hex[:6]}", detection["config"].xml)
+    ls_client.projects.import_tasks(id=project.id, request=[{"data": {"image": "gs://x/a.png"}}])
+    args = ["export", "convert", "--project", project.id, "-f", "coco", "-o", tmp_path / "u", "--no-images"]
+    assert_user_error(cli(*args, env=env), "nothing to export: 1 task(s) read, 1 without a submitted annotation")
+    assert cli(*args, "--allow-empty", env=env).ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.json", "narrow.xml", "out", "u"]

@@ -349,3 +349,63 @@ def test_untrusted_file_names_stay_one_safe_file_name():
     assert export.base_name(1, "gs://b/x/a\nb:c.png", None) == "a_b_c.png"
     long = export.base_name(1, "gs://b/" + "é" * 300 + ".png", None)
     assert len(long.encode()) <= export.MAX_NAME and long.endswith(".png")
+
+
+@pytest.mark.parametrize("content", ["", "  \n\t\n"])
+def test_an_empty_export_file_is_an_error(tmp_path, content):
+    src = tmp_path / "export.json"
+    src.write_text(content)
+    for run in (lambda: export.convert_file(src, tmp_path / "out", "coco", CONFIG, None),
+                lambda: export.convert(export.read_export_file(src), tmp_path / "out", "coco", CONFIG, None)):
+        with pytest.raises(LabError, match="export.json is empty"):
+            run()
+    assert [p.name for p in tmp_path.iterdir()] == ["export.json"]
+
+
+CLASSES = labelconfig.parse_config(labelconfig.build_config("image-classification", ["cat", "dog"]))
+VIDEO = labelconfig.parse_config(labelconfig.build_config("video-tracking", ["car"]))
+
+
+@pytest.mark.parametrize("fmt,config,says", [
+    ("coco", CLASSES, "coco writes boxes and polygons"), ("yolo", CLASSES, "yolo writes boxes"),
+    ("yolo-obb", CLASSES, "yolo-obb writes boxes"), ("voc", CLASSES, "voc writes boxes"),
+    ("mot", CLASSES, "mot writes video tracks"), ("mot", CONFIG, "mot writes video tracks"),
+    ("imagefolder", CONFIG, "imagefolder writes image classes"), ("imagefolder", VIDEO, "imagefolder writes"),
+])
+def test_a_format_that_cannot_write_the_configs_regions_is_refused(tmp_path, fmt, config, says):
+    with pytest.raises(LabError, match=says) as err:
+        export.convert(tasks(), tmp_path / "out", fmt, config, None)
+    assert "choose one of: json-min, csv" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_label_missing_from_the_config_is_refused_unless_allowed(tmp_path):
+    batch = [Task.from_json(task_json(1, [rect("truck", 1, 1, 5, 5), rect("dog", 1, 1, 5, 5)]))]
+    for fmt in ("coco", "yolo", "voc"):
+        with pytest.raises(LabError, match="'truck' is in the annotations but not in the label config.*"
+                                           "--allow-unknown-labels to give it id 3"):
+            export.convert(batch, tmp_path / fmt, fmt, CONFIG, None)
+    assert list(tmp_path.iterdir()) == []
+    report = export.convert(batch, tmp_path / "yolo", "yolo", CONFIG, None, allow_unknown_labels=True)
+    assert report["labels_not_in_config"] == ["truck"]
+    assert (tmp_path / "yolo" / "labels" / "img1.txt").read_text().split()[::5] == ["3", "2"]
+    export.convert(batch, tmp_path / "csv", "csv", CONFIG, None)  # no class ids in CSV: nothing shifts
+    choice = [{"type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": ["bird"]}}]
+    with pytest.raises(LabError, match="'bird'"):
+        export.convert([Task.from_json(task_json(1, choice))], tmp_path / "f", "imagefolder", CLASSES, None)
+
+
+def test_no_labeled_task_is_an_error_unless_allowed(tmp_path):
+    unlabeled = [Task.from_json(t) for t in sample_tasks()[4:]]
+    with pytest.raises(LabError, match=r"nothing to export: 2 task\(s\) read, 2 without.*--allow-empty"):
+        export.convert(unlabeled, tmp_path / "out", "yolo", CONFIG, None)
+    assert list(tmp_path.iterdir()) == []
+    report = export.convert(unlabeled, tmp_path / "out", "yolo", CONFIG, None, allow_empty=True)
+    assert report["items"] == 0 and (tmp_path / "out" / "classes.txt").is_file()
+
+
+@pytest.mark.parametrize("size", [(0, 100), (-5, 10), (1.5, 2), (100,), "1920x1080", (True, 5)])
+def test_frame_size_must_be_two_positive_integers(tmp_path, size):
+    with pytest.raises(LabError, match="two positive integers"):
+        export.convert(tasks(), tmp_path / "out", "coco", CONFIG, None, frame_size=size)
+    assert list(tmp_path.iterdir()) == []
