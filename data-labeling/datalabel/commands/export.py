@@ -36,6 +36,8 @@ WORKERS = typer.Option(None, "--workers", min=1, help="Processes for --from-file
 UNLABELED = typer.Option(False, "--include-unlabeled", help="Also write tasks without an annotation (no objects).")
 FRAME_SIZE = typer.Option(None, "--frame-size", help="Video frame size WxH (e.g. 1920x1080) for pixel boxes "
                           "of video tracks in COCO, VOC and MOT.")
+RETRY_TIMEOUT = typer.Option(None, "--retry-timeout", envvar="DATALABEL_RETRY_TIMEOUT", help="Seconds to keep "
+                             "retrying an unreachable or failing bucket before giving up (default 20).")
 ALLOW_EMPTY = typer.Option(False, "--allow-empty", help="Write the dataset even if no task has an annotation "
                            "(otherwise an error).")
 ALLOW_UNKNOWN = typer.Option(False, "--allow-unknown-labels", help="Labels missing from the label config get "
@@ -151,7 +153,7 @@ def convert_cmd(
     fmt: str = FORMAT, output: Path = OUTPUT, project: int = PROJECT, prefix: str = PREFIX,
     from_file: Path = FROM_FILE, config: Path = CONFIG, policy: str = POLICY, images: bool = IMAGES,
     include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE, workers: int = WORKERS, bucket: str = BUCKET,
-    allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN,
+    allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN, retry_timeout: str = RETRY_TIMEOUT,
     url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):
     """Write annotations in a training format, images included, into --output (atomically).
@@ -178,7 +180,7 @@ def convert_cmd(
     export.check_config(fmt, label_config)  # before any download
     storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
     bucket_name = settings.require_bucket(bucket) if prefix is not None else None
-    with _stop_cleanly(), progress(f"exporting {fmt}") as advance:
+    with _stop_cleanly(), progress(f"exporting {fmt}") as advance, gcs.retry_policy(retry_timeout, advance.note):
         fetch = export.BucketImages(storage) if images else None
         if from_file and prefix is None:  # a file can be cut into parts and converted on every core
             report = export.convert_file(from_file, output, fmt, label_config, fetch, policy, advance,
@@ -215,7 +217,7 @@ def api_cmd(
 def watch_cmd(
     fmt: str = FORMAT, output: Path = OUTPUT, project: int = PROJECT, prefix: str = PREFIX, config: Path = CONFIG,
     policy: str = POLICY, images: bool = IMAGES, include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE,
-    allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN,
+    allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN, retry_timeout: str = RETRY_TIMEOUT,
     interval: float = typer.Option(30.0, "--interval", help="Seconds between polls."),
     cycles: int = typer.Option(None, "--cycles", help="Stop after this many polls (default: run until Ctrl-C)."),
     state: Path = typer.Option(None, "--state", help="State file (default: .<output>.state.sqlite beside --output)."),
@@ -241,13 +243,13 @@ def watch_cmd(
     label_config = _config(config, client, project)
     export.check_config(fmt, label_config)
     storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
-    if prefix is not None:
-        source = export.WatchSource(bucket=gcs.bucket(storage, settings.require_bucket(bucket)), prefix=prefix)
-    elif project is not None:
-        source = export.WatchSource(client=client, project_id=project)
-    else:
-        raise ConfigError("nothing to watch: pass --prefix labels/ (bucket) or --project ID (API)")
-    with _stop_cleanly():
+    with _stop_cleanly(), gcs.retry_policy(retry_timeout):
+        if prefix is not None:
+            source = export.WatchSource(bucket=gcs.bucket(storage, settings.require_bucket(bucket)), prefix=prefix)
+        elif project is not None:
+            source = export.WatchSource(client=client, project_id=project)
+        else:
+            raise ConfigError("nothing to watch: pass --prefix labels/ (bucket) or --project ID (API)")
         export.watch(source, output, fmt, label_config, export.BucketImages(storage) if images else None, policy,
                      interval, cycles, state, on_cycle=lambda r: _print_report(r, json_out),
                      include_unlabeled=include_unlabeled, frame_size=size, allow_empty=allow_empty,
