@@ -531,3 +531,110 @@ def test_cli_refusals_on_label_studio_projects(classification, detection, shapes
     assert_user_error(cli(*args, env=env), "nothing to export: 1 task(s) read, 1 without a submitted annotation")
     assert cli(*args, "--allow-empty", env=env).ok
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.json", "narrow.xml", "out", "u"]
+
+
+# --- an unreachable or failing bucket: quiet, bounded retries ---------------------------------------------------
+
+
+def _closed_port() -> int:
+    return embedded.free_port()  # nothing listens there: connections are refused
+
+
+def test_unreachable_bucket_is_one_line_within_the_bound(detection, ls_client, tmp_path):
+    import time
+
+    from cli_helpers import assert_user_error, run_cli as cli
+
+    path = export.export_from_api(ls_client, detection["project"], "JSON", tmp_path / "project.json")
+    config = tmp_path / "config.xml"
+    config.write_text(detection["config"].xml)
+    dead = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{_closed_port()}", "GCS_BUCKET_NAME": "gone"}
+    started = time.monotonic()
+    line = assert_user_error(cli("export", "convert", "--from-file", path, "--config", config, "-f", "yolo", "-o",
+                                 tmp_path / "out", "--retry-timeout", "2", env=dead), "gave up after 2 s", code=3)
+    assert "--retry-timeout" in line and time.monotonic() - started < 15
+    started = time.monotonic()
+    assert_user_error(cli("export", "convert", "--prefix", "labels/", "--config", config, "-f", "coco", "-o",
+                          tmp_path / "out", env={**dead, "DATALABEL_RETRY_TIMEOUT": "1.5"}), "gave up after 1.5 s")
+    assert time.monotonic() - started < 15
+    assert_user_error(cli("export", "convert", "--from-file", path, "--config", config, "-f", "yolo", "-o",
+                          tmp_path / "out", "--retry-timeout", "soon", env=dead), "retry timeout 'soon'", code=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.xml", "project.json"]
+
+
+def test_failing_requests_are_retried_quietly_and_reported_once_each(caplog, monkeypatch):
+    import http.server
+    import threading
+
+    calls = []
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # two 503s, then the object
+            calls.append(self.path)
+            body = b"the image" if len(calls) > 2 else b'{"error": {"code": 503, "message": "busy"}}'
+            self.send_response(200 if len(calls) > 2 else 503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+    notes = []
+    try:
+        with gcs.retry_policy(10, notes.append):
+            body = gcs.read_objects(gcs.filesystem(), ["gs://b/a.png"])
+    finally:
+        server.shutdown()
+    assert body == [b"the image"] and len(calls) == 3
+    assert [n.split(":")[0] for n in notes] == ["retry 1 for gs", "retry 2 for gs"] and "gs://b/a.png" in notes[0]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+
+
+# --- the README's export examples, as written, against the demo project -----------------------------------------
+
+
+def readme_export_examples() -> list[list[str]]:
+    import shlex
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text.split("### Export for training", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [shlex.split(line.split(" #", 1)[0]) for line in block.splitlines() if line.startswith("datalabel ")]
+
+
+def test_readme_export_examples_run_against_the_demo_project(ls_client, label_studio, tmp_path):
+    from cli_helpers import CONFIG_VARS, run_cli as cli
+
+    bucket = f"demo-{uuid.uuid4().hex[:10]}"
+    pid = embedded.seed_demo(ls_client, bucket, tmp_path / "samples", limit=12, title=f"Digits demo {bucket}")
+    tasks = sorted(ls.iter_task_json(ls_client, pid), key=lambda t: t["id"])
+    for task in tasks[:5]:  # what a person labels in the browser
+        ls_client.annotations.create(id=task["id"], result=[{"type": "choices", "from_name": "choice",
+                                                             "to_name": "image", "value": {"choices": ["3"]}}])
+    sync_target(ls_client, pid)
+    examples = readme_export_examples()
+    assert len(examples) >= 5 and all(args[:2] == ["datalabel", "export"] for args in examples)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = label_studio.env(bucket)
+    for args in examples:
+        args = [str(pid) if prev == "--project" else a for prev, a in zip([""] + args, args)]  # the demo's id here
+        if args[2] == "watch":  # runs until stopped: one export, then Ctrl-C's twin
+            full = {**{k: v for k, v in os.environ.items() if k not in CONFIG_VARS}, **env, "PYTHONUNBUFFERED": "1"}
+            proc = subprocess.Popen([sys.executable, "-m", "datalabel", *args[1:]], cwd=work, env=full, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            first = proc.stdout.readline()
+            proc.terminate()
+            _, err = proc.communicate(timeout=60)
+            assert first.startswith("imagefolder: 5 item(s)") and "Traceback" not in err, first + err
+            continue
+        result = cli(*args[1:], env=env, cwd=work)
+        assert result.ok, str(result)
+    assert sorted(p.name for p in (work / "data" / "digits").iterdir() if p.is_dir()) == [str(d) for d in range(10)]
+    assert len(list((work / "data" / "digits" / "3").iterdir())) == 5
+    assert len(list(csv.DictReader(open(work / "data" / "csv" / "result.csv")))) == 5
+    assert len(json.loads((work / "data" / "min" / "result.json").read_text())) == 5
+    assert len(json.loads((work / "project-1.json").read_text())) == 12
