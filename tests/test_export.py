@@ -325,20 +325,25 @@ def test_cli_help_has_examples():
         assert r.returncode == 0 and "datalabel export " + cmd in r.stdout
 
 
-def test_video_export_fetches_the_video_beside_per_frame_labels(bucket, storage_client, tmp_path):
-    from datalabel.tasks import Task
+def test_video_from_label_studio_to_labeled_frames_as_images(ls_client, bucket, storage_client, tmp_path):
+    from test_video import gray_level, make_video, track
 
-    bucket.blob("videos/street.mp4").upload_from_string(b"\x00\x00\x00\x18ftypmp42 not really a video")
-    config = labelconfig.parse_config(labelconfig.build_config("video-tracking", ["car"]))
-    task = Task.from_json({"id": 1, "data": {"video": f"gs://{bucket.name}/videos/street.mp4"}, "annotations": [{
-        "id": 1, "result": [{"id": "t1", "type": "videorectangle", "from_name": "box", "to_name": "video", "value": {
-            "labels": ["car"], "framesCount": 3, "sequence": [
-                {"frame": 1, "enabled": True, "x": 0, "y": 0, "width": 10, "height": 10, "rotation": 0}]}}]}]})
-    report = export.convert([task], tmp_path / "yolo", "yolo", config, export.BucketImages(storage_client))
-    assert (tmp_path / "yolo" / "videos" / "street.mp4").read_bytes().endswith(b"not really a video")
-    assert sorted(p.name for p in (tmp_path / "yolo" / "labels").iterdir()) == [
-        "street_000001.txt", "street_000002.txt", "street_000003.txt"]
-    assert report["video_frames"] == 3 and report["images_fetched"] == 1
+    bucket.blob("videos/street.mp4").upload_from_filename(str(make_video(tmp_path / "street.mp4")))
+    config_xml = labelconfig.build_config("video-tracking", ["car", "person"])
+    project, _ = ls.ensure_project(ls_client, f"frames {bucket.name}", config_xml)
+    ls_client.projects.import_tasks(id=project.id, request=[{
+        "data": {"video": f"gs://{bucket.name}/videos/street.mp4"}, "annotations": [{"result": track()}]}])
+    tasks = iter_tasks(ls.iter_task_json(ls_client, project.id))  # the API's form of the URL (resolve proxy)
+    report = export.convert(tasks, tmp_path / "yolo", "yolo", labelconfig.parse_config(config_xml),
+                            export.BucketImages(storage_client))
+    out = tmp_path / "yolo"
+    assert (out / "videos" / "street.mp4").read_bytes() == (tmp_path / "street.mp4").read_bytes()
+    frames = sorted(p.name for p in (out / "images").iterdir())
+    assert frames == ["street_000002.jpg", "street_000003.jpg", "street_000004.jpg", "street_000007.jpg"]
+    assert abs(gray_level(out / "images" / "street_000007.jpg") - 140) < 4
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [f.replace(".jpg", ".txt") for f in frames]
+    assert (out / "labels" / "street_000003.txt").read_text() == "0 0.300000 0.200000 0.200000 0.200000\n"
+    assert report["video_frames"] == 4 and report["images_fetched"] == 1
 
 
 def test_cli_sigterm_midway_leaves_nothing(tmp_path):

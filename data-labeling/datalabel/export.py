@@ -286,26 +286,26 @@ def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelC
             images: ImageSource | None = None, policy: str = "latest", progress: Callable[[int], None] | None = None,
             *, include_unlabeled: bool = False, frame_size: tuple[int, int] | None = None,
             reuse_from: str | Path | None = None, allow_empty: bool = False,
-            allow_unknown_labels: bool = False) -> dict:
+            allow_unknown_labels: bool = False, all_frames: bool = False) -> dict:
     """Write tasks in a training format into out_dir, atomically. See the module docstring."""
     def body(writer: Writer, tmp: Path, reuse: Path | None) -> dict:
         return _run(tasks, writer, tmp, config, images, policy, progress, include_unlabeled, reuse)
 
     return _convert(body, out_dir, fmt, config, policy, frame_size, reuse_from,
-                    Checks(allow_empty, allow_unknown_labels))
+                    Options(allow_empty, allow_unknown_labels, all_frames))
 
 
 def convert_file(path: str | Path, out_dir: str | Path, fmt: str, config: LabelConfig,
                  images: ImageSource | None = None, policy: str = "latest",
                  progress: Callable[[int], None] | None = None, *, include_unlabeled: bool = False,
                  frame_size: tuple[int, int] | None = None, workers: int | None = None, allow_empty: bool = False,
-                 allow_unknown_labels: bool = False) -> dict:
+                 allow_unknown_labels: bool = False, all_frames: bool = False) -> dict:
     """convert(read_export_file(path), ...), on every core where that pays: a label-only conversion (no images
     to fetch, so the work is all CPU) of a large image export to a format that can be written in parts (COCO,
     YOLO). `workers` caps the processes (default: the usable cores; 1 = one process). Same output either way."""
     path = Path(path)
     check_export_file(path)
-    checks = Checks(allow_empty, allow_unknown_labels)
+    checks = Options(allow_empty, allow_unknown_labels, all_frames)
     workers = (workers or parallel.usable_cores()) if can_fork() else 1  # Windows: one process
     ranges = parallel.split(path, workers) if images is None and writer_for(fmt).parallel and workers > 1 else None
     if ranges:
@@ -319,16 +319,17 @@ def convert_file(path: str | Path, out_dir: str | Path, fmt: str, config: LabelC
             pass  # a video export, or a range that does not parse on its own: the one-process reader takes any JSON
     report = convert(read_export_file(path), out_dir, fmt, config, images, policy, progress,
                      include_unlabeled=include_unlabeled, frame_size=frame_size, allow_empty=allow_empty,
-                     allow_unknown_labels=allow_unknown_labels)
+                     allow_unknown_labels=allow_unknown_labels, all_frames=all_frames)
     return {**report, "workers": 1}
 
 
 @dataclass(frozen=True)
-class Checks:
-    """What an export refuses unless told to accept it."""
+class Options:
+    """What an export refuses unless told to accept it, and what it writes beyond the labels."""
 
     allow_empty: bool = False  # an export with no item (no task, or none labeled)
     allow_unknown_labels: bool = False  # labels outside the config get the next class ids
+    all_frames: bool = False  # video to images: every frame, not only the labeled ones
 
 
 def check_frame_size(frame_size) -> tuple[int, int] | None:
@@ -364,7 +365,7 @@ def check_export_file(path: Path) -> None:
 
 def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | Path, fmt: str, config: LabelConfig,
              policy: str, frame_size: tuple[int, int] | None, reuse_from: str | Path | None,
-             checks: Checks = Checks()) -> dict:
+             checks: Options = Options()) -> dict:
     """Everything but the reading: a temporary folder beside out_dir, the writer, `body(writer, tmp, reuse)` for
     the tasks (returns stats), the report, the swap into place; on any error nothing is left behind."""
     writer_cls = writer_for(fmt)
@@ -384,7 +385,8 @@ def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | P
     started = time.monotonic()
     writer = None
     try:
-        writer = writer_cls(tmp, config, frame_size, allow_unknown_labels=checks.allow_unknown_labels)
+        writer = writer_cls(tmp, config, frame_size, allow_unknown_labels=checks.allow_unknown_labels,
+                            all_frames=checks.all_frames)
         with _fewer_gc_passes():
             stats = body(writer, tmp, reuse)
         report = writer.close()

@@ -30,7 +30,7 @@ from .files import can_fork
 from .labelconfig import LabelConfig
 from .geometry import bounds, polygon_area, rect_box, rect_corners  # noqa: F401 (rect_box: part of the API)
 from .tasks import Annotation, Region, Task
-from .video import region_frames
+from .video import extract_frames, region_frames
 
 IMAGE_DIR = "images"
 VIDEO_DIR = "videos"
@@ -198,9 +198,11 @@ class Writer:
     class_ids_matter = True  # a label outside the config would shift or invent a class: refused unless allowed
 
     def __init__(self, root: Path, config: LabelConfig, frame_size: tuple[int, int] | None = None, *,
-                 part: bool = False, part_lock=None, allow_unknown_labels: bool = False):
+                 part: bool = False, part_lock=None, allow_unknown_labels: bool = False, all_frames: bool = False):
         self.part = part
         self.allow_unknown_labels = allow_unknown_labels
+        self.all_frames = all_frames  # video to images: every frame, not only the labeled ones
+        self.frames_past_end = 0
         self.part_lock = part_lock  # shared by the part writers of one export (a multiprocessing lock)
         self.root = Path(root)
         self.config = config
@@ -324,6 +326,8 @@ class Writer:
             report["labels_not_in_config"] = self.unknown
         if self.no_size:
             report["objects_without_image_size"] = self.no_size
+        if self.frames_past_end:
+            report["labeled_frames_past_video_end"] = self.frames_past_end
         report.update(extra)
         return report
 
@@ -333,8 +337,21 @@ class Writer:
         if self.video and is_video(item):  # a config without a Video tag has no frames to cut
             width, height = self.video_size(item)
             frames = frame_objects(item.annotation, width, height)
-            self.frames += len(frames)
-            return [(frame_name(item.name, frame), objs, width, height, frame) for frame, objs in frames.items()]
+            video = self.root / item.placed[0] if item.placed else None
+            if video is None or not self.images_in or not video.is_file():  # --no-images: labels only
+                self.frames += len(frames)
+                return [(frame_name(item.name, n), objs, width, height, n) for n, objs in frames.items()]
+            # the frames become image files beside the labels: the labeled ones (or all), decoded from the video
+            folder = self.root / self.images_in
+            folder.mkdir(exist_ok=True)
+            written, video_w, video_h = extract_frames(video, None if self.all_frames else set(frames),
+                                                       lambda n: folder / frame_name(item.name, n))
+            if not (width and height):
+                width, height = video_w, video_h
+                frames = frame_objects(item.annotation, width, height)
+            self.frames_past_end += sum(1 for n in frames if n not in written)
+            self.frames += len(written)
+            return [(frame_name(item.name, n), frames.get(n, []), width, height, n) for n in sorted(written)]
         return [(item.name, image_objects(item), item.width, item.height, None)]
 
     def video_size(self, item: Item) -> tuple[int | None, int | None]:

@@ -38,6 +38,8 @@ FRAME_SIZE = typer.Option(None, "--frame-size", help="Video frame size WxH (e.g.
                           "of video tracks in COCO, VOC and MOT.")
 RETRY_TIMEOUT = typer.Option(None, "--retry-timeout", envvar="DATALABEL_RETRY_TIMEOUT", help="Seconds to keep "
                              "retrying an unreachable or failing bucket before giving up (default 20).")
+ALL_FRAMES = typer.Option(False, "--all-frames", help="Video to COCO/YOLO/VOC: write every frame as an image, "
+                          "not only the frames that carry labels.")
 ALLOW_EMPTY = typer.Option(False, "--allow-empty", help="Write the dataset even if no task has an annotation "
                            "(otherwise an error).")
 ALLOW_UNKNOWN = typer.Option(False, "--allow-unknown-labels", help="Labels missing from the label config get "
@@ -154,7 +156,7 @@ def convert_cmd(
     from_file: Path = FROM_FILE, config: Path = CONFIG, policy: str = POLICY, images: bool = IMAGES,
     include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE, workers: int = WORKERS, bucket: str = BUCKET,
     allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN, retry_timeout: str = RETRY_TIMEOUT,
-    url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
+    all_frames: bool = ALL_FRAMES, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):
     """Write annotations in a training format, images included, into --output (atomically).
 
@@ -173,7 +175,7 @@ def convert_cmd(
     from ._common import client as make_client
 
     options = dict(include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size), allow_empty=allow_empty,
-                   allow_unknown_labels=allow_unknown_labels)
+                   allow_unknown_labels=allow_unknown_labels, all_frames=all_frames)
     settings = Settings.load(url=url, api_key=api_key, bucket=bucket)
     client = make_client(url, api_key) if project is not None else None
     label_config = _config(config, client, project)
@@ -218,7 +220,7 @@ def watch_cmd(
     fmt: str = FORMAT, output: Path = OUTPUT, project: int = PROJECT, prefix: str = PREFIX, config: Path = CONFIG,
     policy: str = POLICY, images: bool = IMAGES, include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE,
     allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN, retry_timeout: str = RETRY_TIMEOUT,
-    interval: float = typer.Option(30.0, "--interval", help="Seconds between polls."),
+    all_frames: bool = ALL_FRAMES, interval: float = typer.Option(30.0, "--interval", help="Seconds between polls."),
     cycles: int = typer.Option(None, "--cycles", help="Stop after this many polls (default: run until Ctrl-C)."),
     state: Path = typer.Option(None, "--state", help="State file (default: .<output>.state.sqlite beside --output)."),
     bucket: str = BUCKET, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
@@ -253,4 +255,4 @@ def watch_cmd(
         export.watch(source, output, fmt, label_config, export.BucketImages(storage) if images else None, policy,
                      interval, cycles, state, on_cycle=lambda r: _print_report(r, json_out),
                      include_unlabeled=include_unlabeled, frame_size=size, allow_empty=allow_empty,
-                     allow_unknown_labels=allow_unknown_labels)
+                     allow_unknown_labels=allow_unknown_labels, all_frames=all_frames)
