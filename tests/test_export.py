@@ -643,3 +643,24 @@ def test_readme_export_examples_run_against_the_demo_project(ls_client, label_st
     assert len(list(csv.DictReader(open(work / "data" / "csv" / "result.csv")))) == 5
     assert len(json.loads((work / "data" / "min" / "result.json").read_text())) == 5
     assert len(json.loads((work / "project-1.json").read_text())) == 12
+
+
+def test_ellipses_and_brush_masks_from_label_studio(ls_client, tmp_path):
+    import numpy as np
+
+    from test_formats import SHAPES_XML, brush, check_shapes_export, ellipse
+
+    width, height = 120, 80
+    nucleus = np.zeros((height, width), dtype=bool)
+    nucleus[10:30, 40:70] = True
+    wall = np.zeros((height, width), dtype=bool)
+    wall[25:28, :] = True
+    result = [ellipse(50, 50, 10, 10, 90, width, height), brush("nucleus", nucleus), brush("wall", wall)]
+    project, _ = ls.ensure_project(ls_client, f"shapes {uuid.uuid4().hex[:8]}", SHAPES_XML)
+    ls_client.projects.import_tasks(id=project.id, request=[{"data": {"image": "gs://b/imgs/img1.png"},
+                                                             "annotations": [{"result": result}]}])
+    raw = list(ls.iter_task_json(ls_client, project.id))
+    stored = {r["type"]: r for r in raw[0]["annotations"][0]["result"]}
+    assert stored["brushlabels"]["value"]["format"] == "rle" and stored["ellipselabels"]["value"]["rotation"] == 90
+    check_shapes_export(list(iter_tasks(raw)), labelconfig.parse_config(SHAPES_XML), tmp_path, width, height,
+                        {"nucleus": nucleus, "wall": wall})

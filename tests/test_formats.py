@@ -409,3 +409,126 @@ def test_frame_size_must_be_two_positive_integers(tmp_path, size):
     with pytest.raises(LabError, match="two positive integers"):
         export.convert(tasks(), tmp_path / "out", "coco", CONFIG, None, frame_size=size)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- ellipses and brush masks ------------------------------------------------------------------------------------
+
+SHAPES_XML = ('<View><Image name="image" value="$image"/>'
+              '<EllipseLabels name="ellipse" toName="image"><Label value="cell"/></EllipseLabels>'
+              '<BrushLabels name="brush" toName="image"><Label value="nucleus"/><Label value="wall"/></BrushLabels>'
+              '</View>')
+
+
+def ellipse(x, y, rx, ry, rotation=0, width=W, height=H):
+    return {"id": f"e{rotation}", "type": "ellipselabels", "from_name": "ellipse", "to_name": "image",
+            "original_width": width, "original_height": height, "value": {
+                "x": x, "y": y, "radiusX": rx, "radiusY": ry, "rotation": rotation, "ellipselabels": ["cell"]}}
+
+
+def test_ellipses_are_polygons_rotated_in_pixels():
+    # 200x100, centre (50,50)% = (100,50) px, radii 10% = 20 px across and 10% = 10 px down
+    flat = geometry.ellipse_points(50, 50, 10, 10, 0, W, H)
+    assert flat[0] == pytest.approx((60, 50)) and flat[8] == pytest.approx((50, 60))
+    assert geometry.bounds(flat) == pytest.approx((40, 40, 20, 20))
+    # rotated 90 clockwise: the 20 px radius points down (y 50 +- 20 px = 30..70 %), the 10 px one left/right
+    # (x 100 -+ 10 px = 45..55 %)
+    turned = geometry.ellipse_points(50, 50, 10, 10, 90, W, H)
+    assert turned[0] == pytest.approx((50, 70)) and turned[8] == pytest.approx((45, 50))
+    assert geometry.bounds(turned) == pytest.approx((45, 30, 10, 40))
+    assert geometry.ellipse_points(50, 50, 10, 10, 30, None, None) is None
+
+
+def test_coco_rle_by_hand():
+    import numpy as np
+
+    mask = np.array([[0, 1], [1, 1], [0, 0]], dtype=bool)  # column-major: 0 1 0 | 1 1 0
+    assert geometry.coco_rle(mask) == {"size": [3, 2], "counts": [1, 1, 1, 2, 1]}
+    assert geometry.coco_rle(np.ones((2, 2), dtype=bool)) == {"size": [2, 2], "counts": [0, 4]}
+
+
+def brush(label, mask):
+    from label_studio_sdk.converter.brush import mask2rle
+
+    height, width = mask.shape
+    return {"id": f"b-{label}", "type": "brushlabels", "from_name": "brush", "to_name": "image",
+            "original_width": width, "original_height": height,
+            "value": {"format": "rle", "rle": mask2rle(mask.astype("uint8") * 255), "brushlabels": [label]}}
+
+
+def decode_coco_rle(seg):
+    import numpy as np
+
+    h, w = seg["size"]
+    flat = np.zeros(h * w, dtype=bool)
+    pos, value = 0, False
+    for n in seg["counts"]:
+        flat[pos:pos + n] = value
+        pos, value = pos + n, not value
+    return flat.reshape((h, w), order="F")
+
+
+def check_shapes_export(batch, config, out, width, height, masks):
+    """COCO, YOLO and VOC of one image with an ellipse (centre 50,50 %, radii 10 %, rotated 90) and brush masks."""
+    import numpy as np
+    from PIL import Image
+
+    for fmt in ("coco", "yolo", "voc"):
+        export.convert(batch, out / fmt, fmt, config, None)
+    coco = json.loads((out / "coco" / "result.json").read_text())
+    ann = {coco["categories"][a["category_id"] - 1]["name"]: a for a in coco["annotations"]}
+    cell = ann["cell"]
+    assert len(cell["segmentation"][0]) == 2 * geometry.ELLIPSE_VERTICES
+    # the ellipse's radii in pixels are 0.1 W across and 0.1 H down; turned 90 degrees they swap axes
+    rx, ry = 0.1 * width, 0.1 * height
+    assert cell["bbox"] == pytest.approx([0.5 * width - ry, 0.5 * height - rx, 2 * ry, 2 * rx], abs=1e-6)
+    assert cell["area"] == pytest.approx(math.pi * rx * ry, rel=0.01)  # a 32-gon is within 1% of the ellipse
+    for label, mask in masks.items():
+        a = ann[label]
+        assert (decode_coco_rle(a["segmentation"]) == mask).all() and a["area"] == int(mask.sum())
+        ys, xs = np.nonzero(mask)
+        assert a["bbox"] == pytest.approx([xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()])
+    names = {"nucleus": 2, "wall": 3}  # class id + 1: cell 0, nucleus 1, wall 2
+    for folder in ("coco/masks", "yolo/masks", "voc/SegmentationClass"):
+        png = np.array(Image.open(out / folder / "img1.png"))
+        expected = np.zeros((height, width), dtype=np.uint8)
+        for label, mask in masks.items():
+            expected[mask] = names[label]
+        assert (png == expected).all(), folder
+    lines = (out / "yolo" / "labels" / "img1.txt").read_text().splitlines()
+    assert len(lines) == 1 + len(masks) and len(lines[0].split()) == 1 + 2 * geometry.ELLIPSE_VERTICES
+
+
+def test_ellipses_and_brush_masks_in_coco_yolo_and_voc(tmp_path):
+    import numpy as np
+
+    config = labelconfig.parse_config(SHAPES_XML)
+    nucleus = np.zeros((H, W), dtype=bool)
+    nucleus[20:40, 50:90] = True
+    wall = np.zeros((H, W), dtype=bool)
+    wall[30:35, 0:200] = True  # painted after the nucleus: over it where they meet
+    batch = [Task.from_json(task_json(1, [ellipse(50, 50, 10, 10, 90), brush("nucleus", nucleus),
+                                          brush("wall", wall)]))]
+    check_shapes_export(batch, config, tmp_path, W, H, {"nucleus": nucleus, "wall": wall})
+
+
+def test_brush_rle_decodes_as_the_sdk_does_and_fast():
+    import time
+
+    import numpy as np
+    from label_studio_sdk.converter.brush import decode_rle, mask2rle
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((60, 90), dtype=np.uint8)
+    mask[10:30, 20:70] = 255
+    mask[rng.random(mask.shape) < 0.05] = 255  # speckles: literal runs as well as repeats
+    rle = mask2rle(mask)
+    assert (geometry.decode_brush_rle(rle) == decode_rle(rle)).all()
+    assert (geometry.brush_mask(rle, 90, 60) == (mask > 0)).all()
+    big = np.zeros((1080, 1920), dtype=np.uint8)
+    big[100:900, 300:1500] = 255
+    rle = mask2rle(big)
+    started = time.monotonic()
+    assert geometry.brush_mask(rle, 1920, 1080).sum() == 800 * 1200
+    assert time.monotonic() - started < 2  # a full-HD mask in well under that
+    with pytest.raises(ValueError, match="ends early"):
+        geometry.decode_brush_rle(rle[:20])

@@ -28,7 +28,8 @@ from xml.sax.saxutils import escape
 from .errors import LabError
 from .files import can_fork
 from .labelconfig import LabelConfig
-from .geometry import bounds, polygon_area, rect_box, rect_corners  # noqa: F401 (rect_box: part of the API)
+from .geometry import (bounds, brush_mask, coco_rle, ellipse_points, mask_bounds, polygon_area,  # noqa: F401
+                       rect_box, rect_corners)
 from .tasks import Annotation, Region, Task
 from .video import extract_frames, region_frames
 
@@ -62,11 +63,12 @@ class Obj:
     """One labeled object in percent coordinates."""
 
     label: str
-    kind: str  # "box" | "polygon"
+    kind: str  # "box" | "polygon" | "mask"
     box: tuple[float, float, float, float] | None  # x, y, w, h (percent), axis-aligned; None: image size needed
     points: list[tuple[float, float]] | None = None  # polygon vertices (percent)
     track: str | None = None  # video track id
     corners: list[tuple[float, float]] | None = None  # a rotated rectangle's corners (percent), as drawn
+    mask: object | None = None  # kind "mask" (a brush region): a 2-D bool numpy array at the image's size
 
 
 @dataclass(slots=True)
@@ -137,7 +139,41 @@ def region_object(region: Region, width=None, height=None) -> Obj | None:
         if len(pts) < 3:
             return None
         return Obj(labels[0], "polygon", bounds(pts), pts)
+    if region.type in ("ellipselabels", "ellipse"):
+        return _ellipse_object(labels[0], region.value, region.original_width or width,
+                               region.original_height or height)
+    if region.type in ("brushlabels", "brush"):
+        return _brush_object(labels[0], region, region.original_width or width, region.original_height or height)
     return None
+
+
+def _ellipse_object(label: str, value: dict, width, height) -> Obj | None:
+    """An ellipse as a polygon of geometry.ELLIPSE_VERTICES vertices (COCO, YOLO and VOC have no ellipses)."""
+    try:
+        x, y = float(value["x"]), float(value["y"])
+        rx, ry = float(value["radiusX"]), float(value["radiusY"])
+        r = float(value.get("rotation") or 0.0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    pts = ellipse_points(x, y, rx, ry, r, width, height)
+    if pts is None:
+        return Obj(label, "polygon", None)
+    return Obj(label, "polygon", bounds(pts), pts)
+
+
+def _brush_object(label: str, region: Region, width, height) -> Obj | None:
+    """A brush region's mask, decoded from Label Studio's RLE (needs the image size it was drawn on)."""
+    rle = region.value.get("rle")
+    if not isinstance(rle, list) or region.value.get("format", "rle") != "rle":
+        return None
+    if not width or not height:
+        return Obj(label, "mask", None)
+    try:
+        mask = brush_mask(rle, int(width), int(height))
+    except (ValueError, IndexError, TypeError) as exc:
+        raise LabError(f"brush region {region.id or ''} ({label}) does not decode: {exc}") from None
+    box = mask_bounds(mask)
+    return Obj(label, "mask", box, mask=mask) if box else None
 
 
 def frame_objects(annotation: Annotation | None, width=None, height=None) -> dict[int, list[Obj]]:
@@ -175,7 +211,8 @@ def frame_name(name: str, frame: int) -> str:
 
 
 # control tags of the regions the detection formats write
-SHAPES = frozenset({"RectangleLabels", "Rectangle", "PolygonLabels", "Polygon", "VideoRectangle"})
+SHAPES = frozenset({"RectangleLabels", "Rectangle", "PolygonLabels", "Polygon", "VideoRectangle", "EllipseLabels",
+                    "Ellipse", "BrushLabels", "Brush"})
 
 
 class Writer:
@@ -216,6 +253,7 @@ class Writer:
         self.frames = 0
         self.no_size = 0
         self.video = any(tag == "Video" for tag, _ in config.objects.values())
+        self.has_masks = any(c.tag in ("BrushLabels", "Brush") for c in config.controls)
 
     def class_id(self, label: str) -> int:
         cid = self.class_ids.get(label)
@@ -300,6 +338,28 @@ class Writer:
         streams = self.streams()
         for key, data in part["streams"].items():
             streams[key].write(data)
+
+    masks_dir = "masks"
+
+    def write_masks(self, file_name: str, objs: list[Obj]) -> None:
+        """Brush regions of one image as a PNG beside the labels, masks/<stem>.png: each pixel the class id + 1 of
+        the last region painted over it, 0 where none is (16-bit when there are more than 254 classes)."""
+        if not self.has_masks:
+            return
+        masks = [obj for obj in objs if obj.mask is not None]
+        if not masks:
+            return
+        import numpy as np
+        from PIL import Image
+
+        wide = len(self.classes) > 254
+        out = np.zeros(masks[0].mask.shape, dtype=np.uint16 if wide else np.uint8)
+        for obj in masks:
+            if obj.mask.shape == out.shape:
+                out[obj.mask] = self.class_ids[obj.label] + 1
+        folder = self.root / self.masks_dir
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(out).save(folder / f"{file_stem(file_name)}.png")
 
     def image_dests(self, item: Item) -> list[str]:
         if self.video:
@@ -507,7 +567,10 @@ class CocoWriter(Writer):
             seg: list = []
             area = bbox[2] * bbox[3]
             shape = obj.points or obj.corners  # a rotated box: its corners, so the rotation is not lost
-            if shape:
+            if obj.mask is not None:
+                seg = coco_rle(obj.mask)  # size = the mask's, the size the brush was drawn on
+                area = int(obj.mask.sum())
+            elif shape:
                 pts = [(px * width / 100, py * height / 100) for px, py in shape]
                 seg = [[c for p in pts for c in p]]
                 area = polygon_area(pts)
@@ -524,6 +587,7 @@ class CocoWriter(Writer):
         self.items += 1
         for name, objs, width, height, frame in self.pictures(item):
             self._objects(self._image(name, width, height, item, frame), objs, width, height)
+            self.write_masks(name, objs)
 
     def finish(self) -> dict:
         self.images_fp.close()
@@ -703,6 +767,7 @@ class YoloWriter(Writer):
         before = self.objects
         data = yolo_text(objs, self.class_id, self.oriented).encode()
         self.no_size += len(objs) - (self.objects - before)  # rotated boxes of an image of unknown size
+        self.write_masks(image_name, objs)
         if self.part:
             self._held.append((f"{stem}.txt", data))
         elif self._use_helper:
@@ -789,6 +854,7 @@ class VocWriter(Writer):
     """Annotations/<stem>.xml per image (pixel boxes), JPEGImages/, labels.txt."""
 
     name = "voc"
+    masks_dir = "SegmentationClass"  # VOC's own folder for class masks
     expresses = SHAPES
     what = "boxes (polygons as their boxes)"
     needs_size = True
@@ -822,6 +888,7 @@ class VocWriter(Writer):
         self.items += 1
         for name, objs, width, height, _ in self.pictures(item):
             self._xml(name, objs, width, height)
+            self.write_masks(name, objs)
 
     def finish(self) -> dict:
         (self.root / "labels.txt").write_text("".join(c + "\n" for c in self.classes), encoding="utf-8")
