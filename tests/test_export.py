@@ -664,3 +664,15 @@ def test_ellipses_and_brush_masks_from_label_studio(ls_client, tmp_path):
     assert stored["brushlabels"]["value"]["format"] == "rle" and stored["ellipselabels"]["value"]["rotation"] == 90
     check_shapes_export(list(iter_tasks(raw)), labelconfig.parse_config(SHAPES_XML), tmp_path, width, height,
                         {"nucleus": nucleus, "wall": wall})
+
+
+def test_keypoints_from_label_studio_to_coco_keypoints_and_yolo_pose(ls_client, tmp_path):
+    from test_formats import POSE_XML, check_pose_export, pose_result
+
+    project, _ = ls.ensure_project(ls_client, f"pose {uuid.uuid4().hex[:8]}", POSE_XML)
+    ls_client.projects.import_tasks(id=project.id, request=[{"data": {"image": "gs://b/imgs/img1.png"},
+                                                             "annotations": [{"result": pose_result()}]}])
+    raw = list(ls.iter_task_json(ls_client, project.id))
+    parents = [r.get("parentID") for r in raw[0]["annotations"][0]["result"] if r["type"] == "keypointlabels"]
+    assert parents == ["p1", "d1", "d1", None]  # Label Studio keeps the link from keypoint to rectangle
+    check_pose_export(list(iter_tasks(raw)), labelconfig.parse_config(POSE_XML), tmp_path)

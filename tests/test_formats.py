@@ -532,3 +532,60 @@ def test_brush_rle_decodes_as_the_sdk_does_and_fast():
     assert time.monotonic() - started < 2  # a full-HD mask in well under that
     with pytest.raises(ValueError, match="ends early"):
         geometry.decode_brush_rle(rle[:20])
+
+
+# --- keypoints: COCO keypoints and YOLO pose ----------------------------------------------------------------------
+
+POSE_XML = ('<View><Image name="image" value="$image"/>'
+            '<RectangleLabels name="box" toName="image"><Label value="person"/><Label value="dog"/></RectangleLabels>'
+            '<KeyPointLabels name="kp" toName="image"><Label value="nose"/><Label value="tail"/>'
+            '<Label value="paw"/></KeyPointLabels></View>')
+
+
+def keypoint(name, x, y, parent=None, rid=None):
+    out = {"id": rid or f"k-{name}-{x}", "type": "keypointlabels", "from_name": "kp", "to_name": "image",
+           "original_width": W, "original_height": H, "value": {"x": x, "y": y, "width": 0.5,
+                                                                "keypointlabels": [name]}}
+    if parent:
+        out["parentID"] = parent
+    return out
+
+
+def pose_result():
+    # a person box with its nose; a dog box with tail and paw; a paw drawn on no box
+    return [rect("person", 10, 10, 20, 40, rid="p1"), keypoint("nose", 20, 15, parent="p1"),
+            {**rect("dog", 50, 50, 40, 40, rid="d1"), "from_name": "box"}, keypoint("tail", 90, 60, parent="d1"),
+            keypoint("paw", 60, 88, parent="d1"), keypoint("paw", 5, 95)]
+
+
+def check_pose_export(batch, config, out):
+    export.convert(batch, out / "coco", "coco", config, None)
+    coco = json.loads((out / "coco" / "result.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == ["person", "dog", "kp"]  # keypoint names are not classes
+    assert all(c["keypoints"] == ["nose", "tail", "paw"] for c in coco["categories"])
+    person, dog, loose = sorted(coco["annotations"], key=lambda a: a["category_id"])
+    # 200x100 px: nose (20,15)% = (40,15) px; tail (90,60)% = (180,60); paw (60,88)% = (120,88); loose paw (10,95)
+    assert person["keypoints"] == pytest.approx([40, 15, 2, 0, 0, 0, 0, 0, 0]) and person["num_keypoints"] == 1
+    assert dog["keypoints"] == pytest.approx([0, 0, 0, 180, 60, 2, 120, 88, 2]) and dog["num_keypoints"] == 2
+    assert dog["bbox"] == pytest.approx([100, 50, 80, 40])
+    assert loose["keypoints"] == pytest.approx([0, 0, 0, 0, 0, 0, 10, 95, 2]) and loose["bbox"] == [10, 95, 0, 0]
+
+    export.convert(batch, out / "pose", "yolo-pose", config, None)
+    lines = (out / "pose" / "labels" / "img1.txt").read_text().splitlines()
+    assert lines == [
+        "0 0.200000 0.300000 0.200000 0.400000 0.200000 0.150000 2 0.000000 0.000000 0 0.000000 0.000000 0",
+        "1 0.700000 0.700000 0.400000 0.400000 0.000000 0.000000 0 0.900000 0.600000 2 0.600000 0.880000 2",
+        "2 0.050000 0.950000 0.000000 0.000000 0.000000 0.000000 0 0.000000 0.000000 0 0.050000 0.950000 2"]
+    data = yaml.safe_load((out / "pose" / "data.yaml").read_text())
+    assert data["kpt_shape"] == [3, 3] and data["names"] == {0: "person", 1: "dog", 2: "kp"}
+    # plain YOLO and VOC of the same project: the boxes, no stray zero-size keypoint boxes
+    export.convert(batch, out / "yolo", "yolo", config, None)
+    assert len((out / "yolo" / "labels" / "img1.txt").read_text().splitlines()) == 2
+
+
+def test_keypoints_as_coco_keypoints_and_yolo_pose(tmp_path):
+    config = labelconfig.parse_config(POSE_XML)
+    check_pose_export([Task.from_json(task_json(1, pose_result()))], config, tmp_path)
+    only = labelconfig.parse_config(labelconfig.build_config("keypoints", ["eye", "nose"]))
+    with pytest.raises(LabError, match="choose one of: json-min, csv, coco, yolo-pose"):
+        export.convert([Task.from_json(task_json(1, []))], tmp_path / "y", "yolo", only, None)

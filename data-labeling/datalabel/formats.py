@@ -69,6 +69,7 @@ class Obj:
     track: str | None = None  # video track id
     corners: list[tuple[float, float]] | None = None  # a rotated rectangle's corners (percent), as drawn
     mask: object | None = None  # kind "mask" (a brush region): a 2-D bool numpy array at the image's size
+    keypoints: list[tuple[float, float] | None] | None = None  # pose: (x, y) percent per keypoint name, or None
 
 
 @dataclass(slots=True)
@@ -85,13 +86,76 @@ class Item:
     objects: list[Obj] | None = None  # the image's objects, once computed (image_objects)
 
 
-def image_objects(item: Item) -> list[Obj]:
-    """The boxes and polygons of an image task's chosen annotation (computed once per item)."""
+def image_objects(item: Item, pose: "Pose | None" = None) -> list[Obj]:
+    """The objects of an image task's chosen annotation (computed once per item); with `pose`, keypoints are
+    grouped into pose instances (see Pose) instead of being left out."""
     if item.objects is None:
         regions = item.annotation.result if item.annotation else ()
         w, h = item.width, item.height
-        item.objects = [obj for region in regions if (obj := region_object(region, w, h)) is not None]
+        if pose is None:
+            item.objects = [obj for region in regions if (obj := region_object(region, w, h)) is not None]
+        else:
+            item.objects = pose.objects(regions, w, h)
     return item.objects
+
+
+class Pose:
+    """Keypoints as pose instances (COCO keypoints, YOLO pose), as Label Studio's converter groups them.
+
+    Keypoint names are the labels of the config's KeyPointLabels, in config order. A keypoint whose `parentID` is
+    a rectangle belongs to that rectangle's instance (its class is the rectangle's label); the other keypoints of
+    an image form one instance, of the class named after their KeyPointLabels control, with the box around them.
+    Each instance lists every keypoint name: (x, y, 2) where labeled, (0, 0, 0) where not.
+    """
+
+    def __init__(self, config: LabelConfig):
+        kp = [c for c in config.controls if c.tag in ("KeyPointLabels", "KeyPoint")]
+        self.names = list(dict.fromkeys(label for c in kp for label in c.labels))
+        self.index = {name: i for i, name in enumerate(self.names)}
+        others = [label for c in config.controls if c not in kp for label in c.labels]
+        self.loose = kp[0].name if kp else "keypoints"  # the class of keypoints without a rectangle
+        self.classes = list(dict.fromkeys(others + ([self.loose] if self.loose not in others else [])))
+
+    @staticmethod
+    def wanted(config: LabelConfig) -> bool:
+        return any(c.tag in ("KeyPointLabels", "KeyPoint") for c in config.controls)
+
+    def objects(self, regions, width, height) -> list[Obj]:
+        objs: list[Obj] = []
+        by_id: dict[str, Obj] = {}
+        loose: list[tuple[str, float, float]] = []
+        points: list[tuple[str | None, str, float, float]] = []
+        for region in regions:
+            if region.type in ("keypointlabels", "keypoint"):
+                value = region.value
+                labels = region.labels
+                try:
+                    x, y = float(value["x"]), float(value["y"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if labels and labels[0] in self.index:
+                    points.append((region.parent_id, labels[0], x, y))
+                continue
+            obj = region_object(region, width, height)
+            if obj is not None:
+                objs.append(obj)
+                if obj.kind == "box" and region.id:
+                    by_id[region.id] = obj
+        for parent, name, x, y in points:
+            owner = by_id.get(parent) if parent else None
+            if owner is None:
+                loose.append((name, x, y))
+                continue
+            if owner.keypoints is None:
+                owner.keypoints = [None] * len(self.names)
+            owner.keypoints[self.index[name]] = (x, y)
+        if loose:
+            kps: list = [None] * len(self.names)
+            for name, x, y in loose:
+                kps[self.index[name]] = (x, y)
+            box = bounds([(x, y) for _, x, y in loose])
+            objs.append(Obj(self.loose, "box", box, keypoints=kps))
+        return objs
 
 
 def _rect_object(label: str, value: dict, width, height) -> Obj | None:
@@ -233,6 +297,7 @@ class Writer:
     expresses: frozenset[str] | None = None
     what = ""  # what the format writes, for that message
     class_ids_matter = True  # a label outside the config would shift or invent a class: refused unless allowed
+    pose_aware = False  # writes keypoints as pose instances when the config has KeyPointLabels
 
     def __init__(self, root: Path, config: LabelConfig, frame_size: tuple[int, int] | None = None, *,
                  part: bool = False, part_lock=None, allow_unknown_labels: bool = False, all_frames: bool = False):
@@ -253,6 +318,11 @@ class Writer:
         self.frames = 0
         self.no_size = 0
         self.video = any(tag == "Video" for tag, _ in config.objects.values())
+        self.pose = Pose(config) if self.pose_aware and Pose.wanted(config) else None
+        if self.pose is not None:  # keypoint names are not classes: the instances' classes are
+            self.classes = list(self.pose.classes)
+            self.class_ids = {c: i for i, c in enumerate(self.classes)}
+            self.counts = {c: 0 for c in self.classes}
         self.has_masks = any(c.tag in ("BrushLabels", "Brush") for c in config.controls)
 
     def class_id(self, label: str) -> int:
@@ -296,7 +366,7 @@ class Writer:
         new: dict[str, None] = {}
         known = self.class_ids
         for item in items:
-            for obj in image_objects(item):
+            for obj in image_objects(item, self.pose):
                 if obj.label not in known:
                     new[obj.label] = None
         return list(new), [0] * len(self.sequences)
@@ -412,7 +482,7 @@ class Writer:
             self.frames_past_end += sum(1 for n in frames if n not in written)
             self.frames += len(written)
             return [(frame_name(item.name, n), frames.get(n, []), width, height, n) for n in sorted(written)]
-        return [(item.name, image_objects(item), item.width, item.height, None)]
+        return [(item.name, image_objects(item, self.pose), item.width, item.height, None)]
 
     def video_size(self, item: Item) -> tuple[int | None, int | None]:
         if self.frame_size:
@@ -521,8 +591,9 @@ class CocoWriter(Writer):
     """COCO detection JSON in result.json; `file_name` is relative to images/ (pycocotools' img_dir)."""
 
     name = "coco"
-    expresses = SHAPES
-    what = "boxes and polygons"
+    expresses = SHAPES | {"KeyPointLabels", "KeyPoint"}
+    what = "boxes, polygons, masks and keypoints"
+    pose_aware = True
     needs_size = True
     parallel = True
     sequences = ("image_id", "ann_id")
@@ -545,7 +616,7 @@ class CocoWriter(Writer):
         labels, _ = super().plan(items)
         # one image record per item; one annotation per object of an image whose size is known
         return labels, [len(items), sum(1 for i in items if i.width and i.height
-                                        for obj in image_objects(i) if obj.box is not None)]
+                                        for obj in image_objects(i, self.pose) if obj.box is not None)]
 
     def _image(self, file_name: str, width, height, item: Item, frame: int | None = None) -> int:
         self.image_id += 1
@@ -577,6 +648,11 @@ class CocoWriter(Writer):
             self.ann_id += 1
             rec = {"id": self.ann_id, "image_id": image_id, "category_id": cat, "bbox": bbox, "area": area,
                    "segmentation": seg, "iscrowd": 0, "ignore": 0}
+            if self.pose is not None:  # COCO keypoints: x, y, visibility per name, in pixels (2: labeled)
+                kps = obj.keypoints or ()
+                rec["keypoints"] = [v for p in (kps or [None] * len(self.pose.names)) for v in
+                                    ((p[0] * width / 100, p[1] * height / 100, 2) if p else (0, 0, 0))]
+                rec["num_keypoints"] = sum(1 for p in kps if p)
             if obj.track is not None:
                 rec["track_id"] = obj.track
             lines.append(dump_line(rec))
@@ -596,6 +672,9 @@ class CocoWriter(Writer):
             out.write(b'{"info": {"description": "Label Studio export", "version": "1.0"},\n"images": [')
             _join_lines(self.root / ".images.part", out)
             categories = [{"id": i + 1, "name": c, "supercategory": ""} for i, c in enumerate(self.classes)]
+            if self.pose is not None:
+                for cat in categories:
+                    cat.update(keypoints=self.pose.names, skeleton=[])
             out.write(('],\n"categories": ' + json.dumps(categories, ensure_ascii=False)
                        + ',\n"annotations": [').encode())
             _join_lines(self.root / ".annotations.part", out)
@@ -765,7 +844,7 @@ class YoloWriter(Writer):
     def _label_file(self, image_name: str, objs: list[Obj]) -> None:
         stem = file_stem(image_name)
         before = self.objects
-        data = yolo_text(objs, self.class_id, self.oriented).encode()
+        data = self.text(objs).encode()
         self.no_size += len(objs) - (self.objects - before)  # rotated boxes of an image of unknown size
         self.write_masks(image_name, objs)
         if self.part:
@@ -776,6 +855,12 @@ class YoloWriter(Writer):
             self._files.add(f"{stem}.txt", data)
         else:
             self._create(f"{stem}.txt", data)
+
+    def text(self, objs: list[Obj]) -> str:
+        return yolo_text(objs, self.class_id, self.oriented)
+
+    def data_yaml_extra(self) -> str:
+        return ""
 
     def _create(self, name: str, data: bytes) -> None:
         try:
@@ -821,7 +906,7 @@ class YoloWriter(Writer):
     def write(self, item: Item) -> None:
         self.items += 1
         if not self.video:  # an image: its one label file (the common case, without pictures()' list)
-            self._label_file(item.name, image_objects(item))
+            self._label_file(item.name, image_objects(item, self.pose))
             return
         for name, objs, _, _, _ in self.pictures(item):
             self._label_file(name, objs)
@@ -836,8 +921,40 @@ class YoloWriter(Writer):
         names = "\n".join(f"  {i}: {json.dumps(c, ensure_ascii=False)}" for i, c in enumerate(self.classes))
         (self.root / "data.yaml").write_text(
             f"# YOLO dataset exported from Label Studio\ntrain: {IMAGE_DIR}\nval: {IMAGE_DIR}\n"
-            f"nc: {len(self.classes)}\nnames:\n{names}\n", encoding="utf-8")
+            f"nc: {len(self.classes)}\nnames:\n{names}\n{self.data_yaml_extra()}", encoding="utf-8")
         return {"labels_dir": "labels", "image_dir": IMAGE_DIR}
+
+
+def pose_text(objs: list[Obj], class_id, names: int) -> str:
+    """A YOLO pose label file: `cls cx cy w h` and `x y v` for each of the `names` keypoints (0 0 0 where the
+    instance has none), normalized; one line per box (polygons and masks by their box)."""
+    lines = []
+    for obj in objs:
+        if obj.box is None:
+            continue
+        cls = class_id(obj.label)
+        x, y, w, h = obj.box
+        x0, y0, x1, y1 = _clamp(x / 100), _clamp(y / 100), _clamp((x + w) / 100), _clamp((y + h) / 100)
+        parts = ["%d %.6f %.6f %.6f %.6f" % (cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)]
+        for p in obj.keypoints or [None] * names:
+            parts.append("%.6f %.6f 2" % (_clamp(p[0] / 100), _clamp(p[1] / 100)) if p else "0.000000 0.000000 0")
+        lines.append(" ".join(parts) + "\n")
+    return "".join(lines)
+
+
+class YoloPoseWriter(YoloWriter):
+    """YOLO pose (Ultralytics): the yolo layout, a line per instance with its keypoints; data.yaml has kpt_shape."""
+
+    name = "yolo-pose"
+    expresses = frozenset({"KeyPointLabels", "KeyPoint"})
+    what = "keypoints"
+    pose_aware = True
+
+    def text(self, objs: list[Obj]) -> str:
+        return pose_text(objs, self.class_id, len(self.pose.names))
+
+    def data_yaml_extra(self) -> str:
+        return f"kpt_shape: [{len(self.pose.names)}, 3]\nkpt_names: {json.dumps(self.pose.names)}\n"
 
 
 class YoloObbWriter(YoloWriter):
@@ -1009,6 +1126,7 @@ WRITERS: dict[str, type[Writer]] = {
     "coco": CocoWriter,
     "yolo": YoloWriter,
     "yolo-obb": YoloObbWriter,
+    "yolo-pose": YoloPoseWriter,
     "voc": VocWriter,
     "imagefolder": ImageFolderWriter,
     "mot": MotWriter,
@@ -1020,6 +1138,7 @@ DESCRIPTIONS = {
     "coco": "result.json + images/: COCO detection/segmentation, category ids = config order + 1",
     "yolo": "images/ + labels/ + classes.txt + data.yaml: boxes and polygons, class = config order",
     "yolo-obb": "the yolo layout with oriented boxes: `cls x1 y1 x2 y2 x3 y3 x4 y4` (rotated rectangles' corners)",
+    "yolo-pose": "the yolo layout with keypoints: `cls cx cy w h x1 y1 v1 ...`, kpt_shape in data.yaml",
     "voc": "Annotations/*.xml + JPEGImages/: Pascal VOC boxes",
     "imagefolder": "<label>/<image>: classification folders (torchvision ImageFolder) + labels.csv",
     "mot": "mot/<video>.txt: per-frame video tracks, MOT challenge columns",
