@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from datalabel import export, formats, gcs, geometry, labelconfig
+from datalabel import export, gcs, geometry, labelconfig
 from datalabel.errors import LabError
 from datalabel.tasks import Task
 
@@ -367,7 +367,7 @@ VIDEO = labelconfig.parse_config(labelconfig.build_config("video-tracking", ["ca
 
 
 @pytest.mark.parametrize("fmt,config,says", [
-    ("coco", CLASSES, "coco writes boxes and polygons"), ("yolo", CLASSES, "yolo writes boxes"),
+    ("coco", CLASSES, "coco writes boxes, polygons"), ("yolo", CLASSES, "yolo writes boxes"),
     ("yolo-obb", CLASSES, "yolo-obb writes boxes"), ("voc", CLASSES, "voc writes boxes"),
     ("mot", CLASSES, "mot writes video tracks"), ("mot", CONFIG, "mot writes video tracks"),
     ("imagefolder", CONFIG, "imagefolder writes image classes"), ("imagefolder", VIDEO, "imagefolder writes"),

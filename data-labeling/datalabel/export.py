@@ -498,6 +498,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
                 if size:
                     item.width, item.height = size
             writer.write(item)
+            item.objects = None  # brush masks can be large: only one item's are held at a time
         if progress:
             progress(n_tasks)
 

@@ -18,18 +18,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 from xml.sax.saxutils import escape
 
 from .errors import LabError
 from .files import can_fork
 from .labelconfig import LabelConfig
-from .geometry import (bounds, brush_mask, coco_rle, ellipse_points, mask_bounds, polygon_area,  # noqa: F401
-                       rect_box, rect_corners)
+from .geometry import bounds, brush_mask, coco_rle, ellipse_points, mask_bounds, polygon_area, rect_corners
 from .tasks import Annotation, Region, Task
 from .video import extract_frames, region_frames
 
@@ -592,7 +590,7 @@ class CocoWriter(Writer):
 
     name = "coco"
     expresses = SHAPES | {"KeyPointLabels", "KeyPoint"}
-    what = "boxes, polygons, masks and keypoints"
+    what = "boxes, polygons, ellipses, masks and keypoints"
     pose_aware = True
     needs_size = True
     parallel = True
@@ -824,7 +822,7 @@ class YoloWriter(Writer):
 
     name = "yolo"
     expresses = SHAPES
-    what = "boxes and polygons"
+    what = "boxes, polygons and ellipses (masks as their boxes)"
     parallel = True
     oriented = False
     HOLD = 20_000  # label files a part writer may hold back while another one is creating its own

@@ -193,9 +193,7 @@ def filesystem(storage_client=None):
     With a storage client, its credentials are used; against the emulator, none."""
     # gcsfs 2026.x probes the bucket type over gRPC, which hangs against the emulator; read once, at import
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    import gcsfs
-
-    cls = _single_try_filesystem()
+    cls = _single_try_filesystem()  # imports gcsfs: after the line above
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     if emulator:
         return cls(token="anon", endpoint_url=emulator, skip_instance_cache=True)
