@@ -325,20 +325,25 @@ def test_cli_help_has_examples():
         assert r.returncode == 0 and "datalabel export " + cmd in r.stdout
 
 
-def test_video_export_fetches_the_video_beside_per_frame_labels(bucket, storage_client, tmp_path):
-    from datalabel.tasks import Task
+def test_video_from_label_studio_to_labeled_frames_as_images(ls_client, bucket, storage_client, tmp_path):
+    from test_video import gray_level, make_video, track
 
-    bucket.blob("videos/street.mp4").upload_from_string(b"\x00\x00\x00\x18ftypmp42 not really a video")
-    config = labelconfig.parse_config(labelconfig.build_config("video-tracking", ["car"]))
-    task = Task.from_json({"id": 1, "data": {"video": f"gs://{bucket.name}/videos/street.mp4"}, "annotations": [{
-        "id": 1, "result": [{"id": "t1", "type": "videorectangle", "from_name": "box", "to_name": "video", "value": {
-            "labels": ["car"], "framesCount": 3, "sequence": [
-                {"frame": 1, "enabled": True, "x": 0, "y": 0, "width": 10, "height": 10, "rotation": 0}]}}]}]})
-    report = export.convert([task], tmp_path / "yolo", "yolo", config, export.BucketImages(storage_client))
-    assert (tmp_path / "yolo" / "videos" / "street.mp4").read_bytes().endswith(b"not really a video")
-    assert sorted(p.name for p in (tmp_path / "yolo" / "labels").iterdir()) == [
-        "street_000001.txt", "street_000002.txt", "street_000003.txt"]
-    assert report["video_frames"] == 3 and report["images_fetched"] == 1
+    bucket.blob("videos/street.mp4").upload_from_filename(str(make_video(tmp_path / "street.mp4")))
+    config_xml = labelconfig.build_config("video-tracking", ["car", "person"])
+    project, _ = ls.ensure_project(ls_client, f"frames {bucket.name}", config_xml)
+    ls_client.projects.import_tasks(id=project.id, request=[{
+        "data": {"video": f"gs://{bucket.name}/videos/street.mp4"}, "annotations": [{"result": track()}]}])
+    tasks = iter_tasks(ls.iter_task_json(ls_client, project.id))  # the API's form of the URL (resolve proxy)
+    report = export.convert(tasks, tmp_path / "yolo", "yolo", labelconfig.parse_config(config_xml),
+                            export.BucketImages(storage_client))
+    out = tmp_path / "yolo"
+    assert (out / "videos" / "street.mp4").read_bytes() == (tmp_path / "street.mp4").read_bytes()
+    frames = sorted(p.name for p in (out / "images").iterdir())
+    assert frames == ["street_000002.jpg", "street_000003.jpg", "street_000004.jpg", "street_000007.jpg"]
+    assert abs(gray_level(out / "images" / "street_000007.jpg") - 140) < 4
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [f.replace(".jpg", ".txt") for f in frames]
+    assert (out / "labels" / "street_000003.txt").read_text() == "0 0.300000 0.200000 0.200000 0.200000\n"
+    assert report["video_frames"] == 4 and report["images_fetched"] == 1
 
 
 def test_cli_sigterm_midway_leaves_nothing(tmp_path):
@@ -424,3 +429,250 @@ def test_identical_exports_are_identical_files(detection, storage_client, tmp_pa
     assert one == two and ".datalabel-export.json" in one
     match, mismatch, errors = filecmp.cmpfiles(tmp_path / "one", tmp_path / "two", one, shallow=False)
     assert mismatch == [] and errors == []
+
+
+# --- geometry, names and refusals on Label Studio's own JSON ---------------------------------------------------
+
+
+def _png(width, height, shade) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, shade, shade)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def shapes(ls_client, storage_client):
+    """A detection project whose tasks (imported through the API, read back from it) have 200x100 images with
+    colliding names (cat.jpg / cat.png, a/dog.png / b/dog.png) and boxes rotated by 30 and 90 degrees."""
+    bkt = storage_client.create_bucket(f"shapes-{uuid.uuid4().hex[:10]}")
+    keys = ["img/cat.jpg", "img/cat.png", "a/dog.png", "b/dog.png"]
+    for n, key in enumerate(keys):
+        bkt.blob(key).upload_from_string(_png(200, 100, 40 * n))
+
+    def box(label, rotation, rid):
+        return {"id": rid, "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+                "original_width": 200, "original_height": 100, "image_rotation": 0,
+                "value": {"x": 10, "y": 20, "width": 30, "height": 40, "rotation": rotation,
+                          "rectanglelabels": [label]}}
+
+    config_xml = labelconfig.build_config("object-detection", LABELS)
+    project, _ = ls.ensure_project(ls_client, f"shapes {bkt.name}", config_xml)
+    ls_client.projects.import_tasks(id=project.id, request=[
+        {"data": {"image": f"gs://{bkt.name}/{key}"},
+         "annotations": [{"result": [box("digit", 90 if n % 2 else 30, f"r{n}")]}]} for n, key in enumerate(keys)])
+    raw = sorted(ls.iter_task_json(ls_client, project.id), key=lambda t: t["id"])
+    assert [r["annotations"][0]["result"][0]["value"]["rotation"] for r in raw] == [30, 90, 30, 90]
+    return {"bucket": bkt, "project": project.id, "raw": raw, "config": labelconfig.parse_config(config_xml)}
+
+
+def test_rotated_boxes_and_colliding_names_from_label_studio(shapes, storage_client, tmp_path):
+    images = export.BucketImages(storage_client)
+    for fmt in ("coco", "yolo", "yolo-obb", "voc"):
+        export.convert(iter_tasks(shapes["raw"]), tmp_path / fmt, fmt, shapes["config"], images)
+    coco = json.loads((tmp_path / "coco" / "result.json").read_text())
+    names = [i["file_name"] for i in coco["images"]]
+    ids = [t["id"] for t in shapes["raw"]]
+    assert names == ["cat.jpg", f"cat_{ids[1]}.png", "dog.png", f"dog_{ids[3]}.png"]
+    r3 = 3 ** 0.5
+    # 200x100, (10,20,30,40)% is (20,20) 60x40 px; at 30 degrees the corners are (20,20) (20+30r3,50)
+    # (30r3,50+20r3) (0,20+20r3); at 90: (20,20) (20,80) (-20,80) (-20,20)
+    by_name = {i["file_name"]: i for i in coco["images"]}
+    for ann in coco["annotations"]:
+        image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+        assert (image["width"], image["height"]) == (200, 100)
+        rotation = 30 if image["task_id"] in (shapes["raw"][0]["id"], shapes["raw"][2]["id"]) else 90
+        expected = [0, 20, 20 + 30 * r3, 30 + 20 * r3] if rotation == 30 else [-20, 20, 40, 60]
+        assert ann["bbox"] == pytest.approx(expected)
+    for name in by_name:  # every image has its own label files, named after it
+        stem = name.rsplit(".", 1)[0]
+        assert (tmp_path / "coco" / "images" / name).is_file() and (tmp_path / "yolo" / "images" / name).is_file()
+        assert (tmp_path / "yolo" / "labels" / f"{stem}.txt").is_file()
+        obb = (tmp_path / "yolo-obb" / "labels" / f"{stem}.txt").read_text().split()
+        assert len(obb) == 9
+        root = ET.parse(tmp_path / "voc" / "Annotations" / f"{stem}.xml").getroot()
+        assert root.findtext("filename") == name
+    sizes = {name: (tmp_path / "yolo" / "images" / name).read_bytes() for name in by_name}
+    assert len(set(sizes.values())) == 4  # four different images, none overwritten
+
+
+def test_cli_refusals_on_label_studio_projects(classification, detection, shapes, ls_client, label_studio, tmp_path):
+    from cli_helpers import assert_user_error, run_cli as cli
+
+    env = label_studio.env(detection["bucket"].name)
+    out = tmp_path / "out"
+    # a classification project has no region COCO/YOLO/VOC can write
+    for fmt in ("coco", "yolo", "voc", "mot"):
+        line = assert_user_error(cli("export", "convert", "--project", classification["project"], "-f", fmt,
+                                     "-o", out, "--no-images", env=env), f"{fmt} writes")
+        assert "imagefolder" in line or fmt == "mot"
+    assert_user_error(cli("export", "convert", "--project", detection["project"], "-f", "imagefolder", "-o", out,
+                          "--no-images", env=env), "imagefolder writes image classes")
+    # the config given leaves out a label the annotations use: ids would shift
+    narrow = tmp_path / "narrow.xml"
+    narrow.write_text(labelconfig.build_config("object-detection", ["digit"]))
+    args = ["export", "convert", "--project", detection["project"], "--config", narrow, "-f", "yolo", "-o", out,
+            "--no-images"]
+    assert_user_error(cli(*args, env=env), "'smudge' is in the annotations but not in the label config")
+    assert not out.exists()
+    allowed = cli(*args, "--allow-unknown-labels", "--json", env=env)
+    assert allowed.ok, allowed.stderr
+    assert allowed.json()["labels_not_in_config"] == ["smudge"]
+    # an empty export file
+    (tmp_path / "empty.json").write_text(" \n")
+    assert_user_error(cli("export", "convert", "--from-file", tmp_path / "empty.json", "--config", narrow, "-f",
+                          "yolo", "-o", tmp_path / "e", "--no-images"), "empty.json is empty")
+    # frame sizes that are not two positive integers
+    for size in ("0x100", "1920x", "axb", "-1x5", "10x10x10"):
+        assert_user_error(cli("export", "convert", "--project", detection["project"], "-f", "coco", "-o",
+                              tmp_path / "f", "--no-images", "--frame-size", size, env=env), "--frame-size", code=2)
+    # a project with tasks and no annotation: an empty dataset only when asked for
+    project, _ = ls.ensure_project(ls_client, f"unlabeled {uuid.uuid4().hex[:6]}", detection["config"].xml)
+    ls_client.projects.import_tasks(id=project.id, request=[{"data": {"image": "gs://x/a.png"}}])
+    args = ["export", "convert", "--project", project.id, "-f", "coco", "-o", tmp_path / "u", "--no-images"]
+    assert_user_error(cli(*args, env=env), "nothing to export: 1 task(s) read, 1 without a submitted annotation")
+    assert cli(*args, "--allow-empty", env=env).ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.json", "narrow.xml", "out", "u"]
+
+
+# --- an unreachable or failing bucket: quiet, bounded retries ---------------------------------------------------
+
+
+def _closed_port() -> int:
+    return embedded.free_port()  # nothing listens there: connections are refused
+
+
+def test_unreachable_bucket_is_one_line_within_the_bound(detection, ls_client, tmp_path):
+    import time
+
+    from cli_helpers import assert_user_error, run_cli as cli
+
+    path = export.export_from_api(ls_client, detection["project"], "JSON", tmp_path / "project.json")
+    config = tmp_path / "config.xml"
+    config.write_text(detection["config"].xml)
+    dead = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{_closed_port()}", "GCS_BUCKET_NAME": "gone"}
+    started = time.monotonic()
+    line = assert_user_error(cli("export", "convert", "--from-file", path, "--config", config, "-f", "yolo", "-o",
+                                 tmp_path / "out", "--retry-timeout", "2", env=dead), "gave up after 2 s", code=3)
+    assert "--retry-timeout" in line and time.monotonic() - started < 15
+    started = time.monotonic()
+    assert_user_error(cli("export", "convert", "--prefix", "labels/", "--config", config, "-f", "coco", "-o",
+                          tmp_path / "out", env={**dead, "DATALABEL_RETRY_TIMEOUT": "1.5"}), "gave up after 1.5 s")
+    assert time.monotonic() - started < 15
+    assert_user_error(cli("export", "convert", "--from-file", path, "--config", config, "-f", "yolo", "-o",
+                          tmp_path / "out", "--retry-timeout", "soon", env=dead), "retry timeout 'soon'", code=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.xml", "project.json"]
+
+
+def test_failing_requests_are_retried_quietly_and_reported_once_each(caplog, monkeypatch):
+    import http.server
+    import threading
+
+    calls = []
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # two 503s, then the object
+            calls.append(self.path)
+            body = b"the image" if len(calls) > 2 else b'{"error": {"code": 503, "message": "busy"}}'
+            self.send_response(200 if len(calls) > 2 else 503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+    notes = []
+    try:
+        with gcs.retry_policy(10, notes.append):
+            body = gcs.read_objects(gcs.filesystem(), ["gs://b/a.png"])
+    finally:
+        server.shutdown()
+    assert body == [b"the image"] and len(calls) == 3
+    assert [n.split(":")[0] for n in notes] == ["retry 1 for gs", "retry 2 for gs"] and "gs://b/a.png" in notes[0]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+
+
+# --- the README's export examples, as written, against the demo project -----------------------------------------
+
+
+def readme_export_examples() -> list[list[str]]:
+    import shlex
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text.split("### Export for training", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [shlex.split(line.split(" #", 1)[0]) for line in block.splitlines() if line.startswith("datalabel ")]
+
+
+def test_readme_export_examples_run_against_the_demo_project(ls_client, label_studio, tmp_path):
+    from cli_helpers import CONFIG_VARS, run_cli as cli
+
+    bucket = f"demo-{uuid.uuid4().hex[:10]}"
+    pid = embedded.seed_demo(ls_client, bucket, tmp_path / "samples", limit=12, title=f"Digits demo {bucket}")
+    tasks = sorted(ls.iter_task_json(ls_client, pid), key=lambda t: t["id"])
+    for task in tasks[:5]:  # what a person labels in the browser
+        ls_client.annotations.create(id=task["id"], result=[{"type": "choices", "from_name": "choice",
+                                                             "to_name": "image", "value": {"choices": ["3"]}}])
+    sync_target(ls_client, pid)
+    examples = readme_export_examples()
+    assert len(examples) >= 5 and all(args[:2] == ["datalabel", "export"] for args in examples)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = label_studio.env(bucket)
+    for args in examples:
+        args = [str(pid) if prev == "--project" else a for prev, a in zip([""] + args, args)]  # the demo's id here
+        if args[2] == "watch":  # runs until stopped: one export, then Ctrl-C's twin
+            full = {**{k: v for k, v in os.environ.items() if k not in CONFIG_VARS}, **env, "PYTHONUNBUFFERED": "1"}
+            proc = subprocess.Popen([sys.executable, "-m", "datalabel", *args[1:]], cwd=work, env=full, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            first = proc.stdout.readline()
+            proc.terminate()
+            _, err = proc.communicate(timeout=60)
+            assert first.startswith("imagefolder: 5 item(s)") and "Traceback" not in err, first + err
+            continue
+        result = cli(*args[1:], env=env, cwd=work)
+        assert result.ok, str(result)
+    assert sorted(p.name for p in (work / "data" / "digits").iterdir() if p.is_dir()) == [str(d) for d in range(10)]
+    assert len(list((work / "data" / "digits" / "3").iterdir())) == 5
+    assert len(list(csv.DictReader(open(work / "data" / "csv" / "result.csv")))) == 5
+    assert len(json.loads((work / "data" / "min" / "result.json").read_text())) == 5
+    assert len(json.loads((work / "project-1.json").read_text())) == 12
+
+
+def test_ellipses_and_brush_masks_from_label_studio(ls_client, tmp_path):
+    import numpy as np
+
+    from test_formats import SHAPES_XML, brush, check_shapes_export, ellipse
+
+    width, height = 120, 80
+    nucleus = np.zeros((height, width), dtype=bool)
+    nucleus[10:30, 40:70] = True
+    wall = np.zeros((height, width), dtype=bool)
+    wall[25:28, :] = True
+    result = [ellipse(50, 50, 10, 10, 90, width, height), brush("nucleus", nucleus), brush("wall", wall)]
+    project, _ = ls.ensure_project(ls_client, f"shapes {uuid.uuid4().hex[:8]}", SHAPES_XML)
+    ls_client.projects.import_tasks(id=project.id, request=[{"data": {"image": "gs://b/imgs/img1.png"},
+                                                             "annotations": [{"result": result}]}])
+    raw = list(ls.iter_task_json(ls_client, project.id))
+    stored = {r["type"]: r for r in raw[0]["annotations"][0]["result"]}
+    assert stored["brushlabels"]["value"]["format"] == "rle" and stored["ellipselabels"]["value"]["rotation"] == 90
+    check_shapes_export(list(iter_tasks(raw)), labelconfig.parse_config(SHAPES_XML), tmp_path, width, height,
+                        {"nucleus": nucleus, "wall": wall})
+
+
+def test_keypoints_from_label_studio_to_coco_keypoints_and_yolo_pose(ls_client, tmp_path):
+    from test_formats import POSE_XML, check_pose_export, pose_result
+
+    project, _ = ls.ensure_project(ls_client, f"pose {uuid.uuid4().hex[:8]}", POSE_XML)
+    ls_client.projects.import_tasks(id=project.id, request=[{"data": {"image": "gs://b/imgs/img1.png"},
+                                                             "annotations": [{"result": pose_result()}]}])
+    raw = list(ls.iter_task_json(ls_client, project.id))
+    parents = [r.get("parentID") for r in raw[0]["annotations"][0]["result"] if r["type"] == "keypointlabels"]
+    assert parents == ["p1", "d1", "d1", None]  # Label Studio keeps the link from keypoint to rectangle
+    check_pose_export(list(iter_tasks(raw)), labelconfig.parse_config(POSE_XML), tmp_path)

@@ -86,9 +86,9 @@ def test_output_is_the_one_process_output(tmp_path, fmt, compact):
     assert len(parallel.split(src, 2)) > 50
     done = []
     one = export.convert_file(src, tmp_path / "one", fmt, CONFIG, None, "majority", workers=1,
-                              include_unlabeled=True)
+                              include_unlabeled=True, allow_unknown_labels=True)
     many = export.convert_file(src, tmp_path / "many", fmt, CONFIG, None, "majority", done.append, workers=2,
-                               include_unlabeled=True)
+                               include_unlabeled=True, allow_unknown_labels=True)
     assert (one["workers"], many["workers"]) == (1, 2)
     assert sum(done) == N == many["tasks"]
     assert files(tmp_path / "one") == files(tmp_path / "many")
@@ -130,8 +130,8 @@ def test_a_file_that_cannot_be_cut_is_converted_in_one_process(tmp_path):
         task["meta"] = {"history": [{"id": k, "annotations": []} for k in range(30)]}
     src = write(tmp_path / "export.json", tasks, compact=True)
     assert parallel.split(src, 2)
-    one = export.convert_file(src, tmp_path / "one", "coco", CONFIG, None, workers=1)
-    many = export.convert_file(src, tmp_path / "many", "coco", CONFIG, None, workers=2)
+    one = export.convert_file(src, tmp_path / "one", "coco", CONFIG, None, allow_unknown_labels=True, workers=1)
+    many = export.convert_file(src, tmp_path / "many", "coco", CONFIG, None, allow_unknown_labels=True, workers=2)
     assert many["workers"] == 1
     assert files(tmp_path / "one") == files(tmp_path / "many")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.json", "many", "one"]
@@ -139,9 +139,9 @@ def test_a_file_that_cannot_be_cut_is_converted_in_one_process(tmp_path):
 
 def test_ranges_read_without_preadv_give_the_same_output(tmp_path, monkeypatch):
     src = write(tmp_path / "export.json", make_tasks(), compact=False)
-    export.convert_file(src, tmp_path / "with", "coco", CONFIG, None, workers=2)
+    export.convert_file(src, tmp_path / "with", "coco", CONFIG, None, allow_unknown_labels=True, workers=2)
     monkeypatch.delattr(os, "preadv", raising=False)  # as on macOS with Python 3.11
-    assert export.convert_file(src, tmp_path / "without", "coco", CONFIG, None, workers=2)["workers"] == 2
+    assert export.convert_file(src, tmp_path / "without", "coco", CONFIG, None, allow_unknown_labels=True, workers=2)["workers"] == 2
     assert files(tmp_path / "with") == files(tmp_path / "without")
 
 
@@ -150,13 +150,13 @@ def test_invalid_json_is_the_readers_error_and_leaves_nothing(tmp_path):
     text = src.read_text()
     src.write_text(text[:len(text) // 2] + "]")
     with pytest.raises(LabError, match="invalid JSON near character"):
-        export.convert_file(src, tmp_path / "out", "yolo", CONFIG, None, workers=2)
+        export.convert_file(src, tmp_path / "out", "yolo", CONFIG, None, allow_unknown_labels=True, workers=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.json"]
 
 
 def test_a_worker_that_dies_is_an_error_and_keeps_the_previous_export(tmp_path, monkeypatch):
     src = write(tmp_path / "export.json", make_tasks(), compact=False)
-    export.convert_file(src, tmp_path / "out", "yolo", CONFIG, None, workers=2)
+    export.convert_file(src, tmp_path / "out", "yolo", CONFIG, None, allow_unknown_labels=True, workers=2)
     before = files(tmp_path / "out")
     main = os.getpid()
     write_item = formats.YoloWriter.write
@@ -168,9 +168,17 @@ def test_a_worker_that_dies_is_an_error_and_keeps_the_previous_export(tmp_path, 
 
     monkeypatch.setattr(formats.YoloWriter, "write", dies_in_a_worker)
     with pytest.raises(LabError, match="conversion worker stopped"):
-        export.convert_file(src, tmp_path / "out", "yolo", CONFIG, None, workers=2)
+        export.convert_file(src, tmp_path / "out", "yolo", CONFIG, None, allow_unknown_labels=True, workers=2)
     assert files(tmp_path / "out") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.json", "out"]
+
+
+def test_a_label_missing_from_the_config_is_an_error_on_every_core(tmp_path):
+    src = write(tmp_path / "export.json", make_tasks(), compact=False)
+    for workers in (1, 2):
+        with pytest.raises(LabError, match="'truck' is in the annotations but not in the label config"):
+            export.convert_file(src, tmp_path / "out", "coco", CONFIG, None, workers=workers)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["export.json"]
 
 
 def test_video_and_image_downloads_use_one_process(tmp_path):
@@ -193,7 +201,8 @@ def test_cli_converts_a_large_file_on_every_core(tmp_path):
     src = write(tmp_path / "export.json", make_tasks(), compact=False)
     config = tmp_path / "config.xml"
     config.write_text(CONFIG.xml)
-    args = ["export", "convert", "--from-file", src, "--config", config, "--format", "yolo", "--no-images"]
+    args = ["export", "convert", "--from-file", src, "--config", config, "--format", "yolo", "--no-images",
+            "--allow-unknown-labels"]
     # the real thresholds (no monkeypatching in a subprocess): a 2 MB file is cut into ranges
     assert src.stat().st_size > parallel.MIN_FILE_BYTES
     many = run_cli(*args, "--output", tmp_path / "many", "--workers", "2", "--json")

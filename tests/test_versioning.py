@@ -151,7 +151,7 @@ def test_push_failure_leaves_no_commit_or_tag_and_rerun_resumes(ls_client, bucke
     repo.init(path, f"missing-{bucket.name}", endpoint=gcs_emulator.url, jobs=4)  # a bucket that does not exist
     init_commit = _git(path, "rev-parse", "HEAD").stdout.strip()
     config = labelconfig.parse_config(digits_config.read_text())
-    snapshot.snapshot(path / repo.DATASET_DIR, bucket.name, "yolo", config)
+    snapshot.snapshot(path / repo.DATASET_DIR, bucket.name, "imagefolder", config)
     with pytest.raises(ServerError, match="nothing was committed or tagged"):
         repo.commit(path, "first")
     assert repo.version_tags(path) == []
@@ -176,7 +176,7 @@ def test_push_failure_leaves_no_commit_or_tag_and_rerun_resumes(ls_client, bucke
     assert out.returncode == 0 and "nothing changed since dataset_v1" in out.stdout, out.stderr
     assert repo.version_tags(path) == ["dataset_v1"]
     files = load.list_files(str(path), "dataset_v1")
-    assert "data.yaml" in files and sum(f.startswith("labels/") for f in files) == 3
+    assert "labels.csv" in files and sum(f.endswith(".png") for f in files) == 3
 
 
 def test_empty_or_failed_sources_are_refused(bucket, tmp_path, digits_config, storage_client, dataset_repo):
@@ -235,13 +235,13 @@ def test_mount_source_reads_a_mounted_bucket_layout(bucket, tmp_path, digits_con
             "id": i, "project": 9, "data": {"image": f"gs://{bucket.name}/images_unlabeled/{name}"},
             "annotations": [{"id": 100 + i, "completed_by": 1, "result": choice(truth[name])}]}))
     config = labelconfig.parse_config(digits_config.read_text())
-    manifest = snapshot.snapshot(dataset_repo / "dataset", bucket.name, "coco", config, mount=mount)
+    # a classification project: ImageFolder (COCO would refuse it: no regions to write)
+    manifest = snapshot.snapshot(dataset_repo / "dataset", bucket.name, "imagefolder", config, mount=mount)
     assert manifest["counts"]["items"] == 5 and manifest["label_studio_project"] == 9
     assert manifest["annotation_ids"] == [101, 102, 103, 104, 105]
-    coco = json.loads((dataset_repo / "dataset" / "result.json").read_text())
-    assert sorted(img["file_name"] for img in coco["images"]) == names
     for name in names:
-        assert (dataset_repo / "dataset" / "images" / name).read_bytes() == (digits_dir / "images" / name).read_bytes()
+        image = dataset_repo / "dataset" / truth[name] / name
+        assert image.read_bytes() == (digits_dir / "images" / name).read_bytes()
 
 
 def test_checkout_refuses_the_bucket_mount(dataset_repo, tmp_path, monkeypatch):

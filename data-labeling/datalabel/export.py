@@ -39,13 +39,13 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from . import gcs, parallel
 from .errors import LabError, NotFound, ServerError
 from .files import can_fork, pid_alive
-from .formats import DESCRIPTIONS, WRITERS, Item, Writer, writer_for
+from .formats import DESCRIPTIONS, WRITERS, Item, Writer, file_stem, writer_for
 from .labelconfig import LabelConfig
 from .tasks import POLICIES, Task, choose_annotation, iter_tasks, merge_tasks
 
@@ -99,6 +99,10 @@ _THREE_WORDS = struct.Struct("<III").unpack
 class Namer:
     """Unique image file names inside one export: the source's base name, the task id added on a clash.
 
+    What must be unique is the name without its extension, compared without case: label files (YOLO's
+    `labels/cat.txt`, VOC's `cat.xml`, MOT's `cat.txt`, video frames `cat_000001.jpg`) are named after it, so
+    `cat.jpg` and `cat.png` (or `Cat.png` on a case-insensitive disk) would share one.
+
     Names seen are remembered in a fixed-size Bloom filter (2 MiB), not a set, so memory does not grow with the
     project. A Bloom filter never misses a name it saw, so names stay unique; a rare false alarm only adds the
     task id to a name that did not need it (deterministically, so reruns give the same names).
@@ -111,8 +115,9 @@ class Namer:
 
     @staticmethod
     def slots(name: str) -> tuple[int, int, int]:
-        """The filter bits of a name: three 32-bit little-endian words of its digest, each mod BITS."""
-        a, b, c = _THREE_WORDS(hashlib.blake2b(name.encode(), digest_size=12).digest())
+        """The filter bits of a name's stem (without case): three 32-bit little-endian words of its digest, each
+        mod BITS."""
+        a, b, c = _THREE_WORDS(hashlib.blake2b(file_stem(name).casefold().encode(), digest_size=12).digest())
         mask = Namer.BITS - 1
         return a & mask, b & mask, c & mask
 
@@ -134,18 +139,30 @@ class Namer:
         Namer.slots(base), if computed already (by a worker process)."""
         if not self._seen(base, slots):
             return base
-        p = PurePosixPath(base)
-        name, n = f"{p.stem}_{task_id}{p.suffix}", 1
+        stem = file_stem(base)
+        suffix = base[len(stem):]
+        name, n = f"{stem}_{task_id}{suffix}", 1
         while self._seen(name):
             n += 1
-            name = f"{p.stem}_{task_id}_{n}{p.suffix}"
+            name = f"{stem}_{task_id}_{n}{suffix}"
         return name
 
 
+_UNSAFE = {c: "_" for c in [*range(32), 127, ord("\\"), ord(":")]}  # control characters, Windows separators
+MAX_NAME = 200  # bytes; file systems take 255, and a clash or a frame number adds a few
+
+
 def base_name(task_id, url: str | None, ref: str | None) -> str:
-    """The file name a task's image would like to have: the last part of its URL."""
+    """The file name a task's image would like to have: the last part of its URL, made safe as one file name
+    (the URL comes from the server: no separators, control characters or dot-only names; bounded length)."""
     base = (url or ref or "").split("?")[0].rsplit("/", 1)[-1]
-    if not base or base in (".", ".."):
+    if not base.isprintable() or "\\" in base or ":" in base:
+        base = base.translate(_UNSAFE)
+    if len(base) > MAX_NAME // 4 and len(base.encode()) > MAX_NAME:
+        dot = base.rfind(".")
+        suffix = base[dot:] if 0 < dot and len(base) - dot <= 10 else ""
+        base = base.encode()[:MAX_NAME - len(suffix.encode())].decode("utf-8", "ignore") + suffix
+    if not base.strip(". "):
         base = f"task_{task_id}.jpg"
     return base
 
@@ -268,24 +285,27 @@ def _fewer_gc_passes(young: int = 100_000):
 def convert(tasks: Iterable[Task], out_dir: str | Path, fmt: str, config: LabelConfig,
             images: ImageSource | None = None, policy: str = "latest", progress: Callable[[int], None] | None = None,
             *, include_unlabeled: bool = False, frame_size: tuple[int, int] | None = None,
-            reuse_from: str | Path | None = None) -> dict:
+            reuse_from: str | Path | None = None, allow_empty: bool = False,
+            allow_unknown_labels: bool = False, all_frames: bool = False) -> dict:
     """Write tasks in a training format into out_dir, atomically. See the module docstring."""
     def body(writer: Writer, tmp: Path, reuse: Path | None) -> dict:
         return _run(tasks, writer, tmp, config, images, policy, progress, include_unlabeled, reuse)
 
-    return _convert(body, out_dir, fmt, config, policy, frame_size, reuse_from)
+    return _convert(body, out_dir, fmt, config, policy, frame_size, reuse_from,
+                    Options(allow_empty, allow_unknown_labels, all_frames))
 
 
 def convert_file(path: str | Path, out_dir: str | Path, fmt: str, config: LabelConfig,
                  images: ImageSource | None = None, policy: str = "latest",
                  progress: Callable[[int], None] | None = None, *, include_unlabeled: bool = False,
-                 frame_size: tuple[int, int] | None = None, workers: int | None = None) -> dict:
+                 frame_size: tuple[int, int] | None = None, workers: int | None = None, allow_empty: bool = False,
+                 allow_unknown_labels: bool = False, all_frames: bool = False) -> dict:
     """convert(read_export_file(path), ...), on every core where that pays: a label-only conversion (no images
     to fetch, so the work is all CPU) of a large image export to a format that can be written in parts (COCO,
     YOLO). `workers` caps the processes (default: the usable cores; 1 = one process). Same output either way."""
     path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"export file {path} does not exist")
+    check_export_file(path)
+    checks = Options(allow_empty, allow_unknown_labels, all_frames)
     workers = (workers or parallel.usable_cores()) if can_fork() else 1  # Windows: one process
     ranges = parallel.split(path, workers) if images is None and writer_for(fmt).parallel and workers > 1 else None
     if ranges:
@@ -293,22 +313,66 @@ def convert_file(path: str | Path, out_dir: str | Path, fmt: str, config: LabelC
             return parallel.run(path, ranges, writer, config, policy, progress, include_unlabeled, workers)
 
         try:
-            report = _convert(body, out_dir, fmt, config, policy, frame_size, None)
+            report = _convert(body, out_dir, fmt, config, policy, frame_size, None, checks)
             return {**report, "workers": min(workers, len(ranges))}
         except parallel.Unsplittable:
             pass  # a video export, or a range that does not parse on its own: the one-process reader takes any JSON
     report = convert(read_export_file(path), out_dir, fmt, config, images, policy, progress,
-                     include_unlabeled=include_unlabeled, frame_size=frame_size)
+                     include_unlabeled=include_unlabeled, frame_size=frame_size, allow_empty=allow_empty,
+                     allow_unknown_labels=allow_unknown_labels, all_frames=all_frames)
     return {**report, "workers": 1}
 
 
+@dataclass(frozen=True)
+class Options:
+    """What an export refuses unless told to accept it, and what it writes beyond the labels."""
+
+    allow_empty: bool = False  # an export with no item (no task, or none labeled)
+    allow_unknown_labels: bool = False  # labels outside the config get the next class ids
+    all_frames: bool = False  # video to images: every frame, not only the labeled ones
+
+
+def check_frame_size(frame_size) -> tuple[int, int] | None:
+    """None, or (width, height) as two positive integers; LabError otherwise."""
+    if frame_size is None:
+        return None
+    try:
+        w, h = frame_size
+        ok = all(type(v) is int and v > 0 for v in (w, h))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise LabError(f"frame size {frame_size!r}: expected two positive integers WIDTHxHEIGHT, e.g. 1920x1080")
+    return w, h
+
+
+def check_config(fmt: str, config: LabelConfig) -> None:
+    """LabError if `fmt` is unknown or cannot write any region of `config` (see Writer.check_config)."""
+    writer_for(fmt).check_config(config)
+
+
+def check_export_file(path: Path) -> None:
+    """NotFound if missing, LabError if empty or whitespace only (it would convert to an empty dataset)."""
+    if not path.is_file():
+        raise NotFound(f"export file {path} does not exist")
+    with open(path, "rb") as fp:
+        while block := fp.read(1 << 16):
+            if block.strip():
+                return
+    raise LabError(f"export file {path} is empty; export the project again "
+                   "(e.g. datalabel export api --project ID --type JSON --output export.json)")
+
+
 def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | Path, fmt: str, config: LabelConfig,
-             policy: str, frame_size: tuple[int, int] | None, reuse_from: str | Path | None) -> dict:
+             policy: str, frame_size: tuple[int, int] | None, reuse_from: str | Path | None,
+             checks: Options = Options()) -> dict:
     """Everything but the reading: a temporary folder beside out_dir, the writer, `body(writer, tmp, reuse)` for
     the tasks (returns stats), the report, the swap into place; on any error nothing is left behind."""
     writer_cls = writer_for(fmt)
     if policy not in POLICIES:
         raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+    frame_size = check_frame_size(frame_size)
+    writer_cls.check_config(config)
     out_dir = Path(out_dir).absolute()
     _check_replaceable(out_dir)
     if reuse_from is None and (out_dir / MARKER).exists():
@@ -321,10 +385,15 @@ def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | P
     started = time.monotonic()
     writer = None
     try:
-        writer = writer_cls(tmp, config, frame_size)
+        writer = writer_cls(tmp, config, frame_size, allow_unknown_labels=checks.allow_unknown_labels,
+                            all_frames=checks.all_frames)
         with _fewer_gc_passes():
             stats = body(writer, tmp, reuse)
         report = writer.close()
+        if not report["items"] and not checks.allow_empty:
+            raise LabError(f"nothing to export: {stats['tasks']} task(s) read, {stats['unlabeled_skipped']} without "
+                           f"a submitted annotation, none that {fmt} can write; label some, or pass --allow-empty "
+                           "to write an empty dataset")
         report.update(stats, policy=policy, seconds=round(time.monotonic() - started, 3))
         # only what describes the content: the same export twice gives the same file (datasets get versioned)
         marker = {k: v for k, v in report.items() if k not in RUN_ONLY}
@@ -429,6 +498,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
                 if size:
                     item.width, item.height = size
             writer.write(item)
+            item.objects = None  # brush masks can be large: only one item's are held at a time
         if progress:
             progress(n_tasks)
 
@@ -461,8 +531,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
 def read_export_file(path: str | Path) -> Iterator[Task]:
     """Tasks from a Label Studio JSON export (or JSON lines), one at a time."""
     path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"export file {path} does not exist")
+    check_export_file(path)
     yield from iter_tasks(str(path))
 
 

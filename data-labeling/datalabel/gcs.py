@@ -7,13 +7,70 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .errors import ConfigError, NotFound, ServerError
 
 WORKERS = 16
+
+# Retries: how long to keep trying an unreachable or failing storage API before one error line, and who hears of
+# each retry (the CLI shows them on its progress line; nothing is logged). Set with retry_policy().
+RETRY_TIMEOUT_ENV = "DATALABEL_RETRY_TIMEOUT"
+DEFAULT_RETRY_TIMEOUT = 20.0
+_retry_timeout: float | None = None
+_on_retry: Callable[[str], None] | None = None
+
+
+def retry_timeout(value: float | str | None = None) -> float:
+    """Seconds to keep retrying: `value`, else the one retry_policy() set, else $DATALABEL_RETRY_TIMEOUT, else
+    DEFAULT_RETRY_TIMEOUT. ConfigError if it is not a positive number."""
+    if value is None:
+        value = _retry_timeout or os.environ.get(RETRY_TIMEOUT_ENV) or DEFAULT_RETRY_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"retry timeout {value!r}: expected a positive number of seconds "
+                          f"(--retry-timeout or {RETRY_TIMEOUT_ENV})")
+    return seconds
+
+
+@contextmanager
+def retry_policy(timeout: float | str | None = None, on_retry: Callable[[str], None] | None = None):
+    """Within the block, storage calls give up after `timeout` seconds of retries and report each retry to
+    `on_retry` (one short line: what, attempt, why)."""
+    global _retry_timeout, _on_retry
+    before = _retry_timeout, _on_retry
+    _retry_timeout, _on_retry = retry_timeout(timeout), on_retry
+    try:
+        yield _retry_timeout
+    finally:
+        _retry_timeout, _on_retry = before
+
+
+def _note(what: str, attempt: int, exc: BaseException) -> None:
+    if _on_retry is not None:
+        _on_retry(f"retry {attempt} for {what}: {_short(exc)}")
+
+
+def api_retry(what: str):
+    """google-cloud-storage's default retry (same errors), bounded by retry_timeout(), each retry reported."""
+    from google.api_core.retry import Retry
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    attempts = [0]
+
+    def on_error(exc: Exception) -> None:
+        attempts[0] += 1
+        _note(what, attempts[0], exc)
+
+    return Retry(predicate=DEFAULT_RETRY._predicate, initial=0.5, maximum=8.0, timeout=retry_timeout(),
+                 on_error=on_error)
 
 
 def client(credentials_file: str | None = None, project: str | None = None):
@@ -63,17 +120,23 @@ def check_key(key: str, where: str | None = None) -> str:
 def bucket(gcs, name: str):
     """An existing bucket, or NotFound with the name in the message."""
     from google.api_core import exceptions
-    from google.cloud.storage.retry import DEFAULT_RETRY
 
+    bound = retry_timeout()
     try:
-        # a short retry budget: a wrong host should fail in seconds, not after the default two minutes
-        return gcs.get_bucket(name, retry=DEFAULT_RETRY.with_timeout(8), timeout=10)
+        # a bounded retry budget: a wrong host fails in seconds, not after the default two minutes
+        return gcs.get_bucket(name, retry=api_retry(f"bucket {name}"), timeout=min(10.0, bound))
     except exceptions.NotFound:
         raise NotFound(f"bucket {name!r} does not exist (create it, or check GCS_BUCKET_NAME)") from None
+    except exceptions.RetryError as exc:
+        raise ServerError(f"cannot reach the storage API for bucket {name!r}: gave up after {bound:g} s of retries "
+                          f"(--retry-timeout or {RETRY_TIMEOUT_ENV} sets how long); last error: "
+                          f"{_short(exc.cause)}") from None
     except exceptions.GoogleAPIError as exc:
         raise ServerError(f"cannot read bucket {name!r}: {exc}".splitlines()[0]) from None
     except Exception as exc:  # connection refused and friends
-        raise ServerError(f"cannot reach the storage API for bucket {name!r}: {type(exc).__name__}") from None
+        raise ServerError(f"cannot reach the storage API for bucket {name!r} (gave up after {bound:g} s of "
+                          f"retries; --retry-timeout or {RETRY_TIMEOUT_ENV} sets how long): "
+                          f"{type(exc).__name__}") from None
 
 
 def ensure_bucket(gcs, name: str, location: str | None = None):
@@ -90,8 +153,20 @@ def norm_prefix(prefix: str) -> str:
     return prefix + "/" if prefix else ""
 
 
+def _short(exc: BaseException | None) -> str:
+    """An exception as a short phrase: urllib3's connection errors nest three messages deep."""
+    if exc is None:
+        return "unknown"
+    text = str(exc)
+    if "Failed to establish a new connection: " in text:  # urllib3
+        text = text.split("Failed to establish a new connection: ", 1)[1].split("]", 1)[-1].strip(" \"')") or text
+    elif text.startswith("Cannot connect to host"):  # aiohttp
+        text = text.split(" [", 1)[0]
+    return (text.splitlines() or [type(exc).__name__])[0][:160]
+
+
 def list_blobs(bkt, prefix: str = "", suffixes: tuple[str, ...] | None = None) -> Iterator:
-    for blob in bkt.list_blobs(prefix=norm_prefix(prefix)):
+    for blob in bkt.list_blobs(prefix=norm_prefix(prefix), retry=api_retry(f"listing gs://{bkt.name}/{prefix}")):
         if blob.name.endswith("/"):
             continue
         if suffixes and not blob.name.lower().endswith(suffixes):
@@ -128,15 +203,41 @@ def filesystem(storage_client=None):
     With a storage client, its credentials are used; against the emulator, none."""
     # gcsfs 2026.x probes the bucket type over gRPC, which hangs against the emulator; read once, at import
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    import gcsfs
-
+    cls = _single_try_filesystem()  # imports gcsfs: after the line above
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     if emulator:
-        return gcsfs.GCSFileSystem(token="anon", endpoint_url=emulator, skip_instance_cache=True)
+        return cls(token="anon", endpoint_url=emulator, skip_instance_cache=True)
     if storage_client is not None:
-        return gcsfs.GCSFileSystem(token=storage_client._credentials, project=storage_client.project,
-                                   skip_instance_cache=True)
-    return gcsfs.GCSFileSystem(skip_instance_cache=True)
+        return cls(token=storage_client._credentials, project=storage_client.project, skip_instance_cache=True)
+    return cls(skip_instance_cache=True)
+
+
+_SINGLE_TRY = None
+
+
+def _single_try_filesystem():
+    """gcsfs with one attempt per request: its own retries (6, up to ~35 s, each logged with a traceback) give
+    way to read_objects' bounded, quiet ones."""
+    global _SINGLE_TRY
+    if _SINGLE_TRY is None:
+        import gcsfs
+
+        once = getattr(gcsfs.GCSFileSystem._request, "__wrapped__", None)
+        if once is None:  # a gcsfs without the decorator's __wrapped__: its own retries stay
+            _SINGLE_TRY = gcsfs.GCSFileSystem
+        else:
+            class SingleTry(gcsfs.GCSFileSystem):
+                async def _request(self, *args, **kwargs):
+                    return await once(self, *args, **kwargs)
+
+            _SINGLE_TRY = SingleTry
+    return _SINGLE_TRY
+
+
+def _retriable(exc: BaseException) -> bool:
+    from gcsfs.retry import is_retriable
+
+    return is_retriable(exc) or isinstance(exc, (ConnectionError, TimeoutError))
 
 
 def read_objects(fs, urls: list[str], concurrency: int = WORKERS, progress: Callable[[int], None] | None = None,
@@ -146,15 +247,32 @@ def read_objects(fs, urls: list[str], concurrency: int = WORKERS, progress: Call
 
     from fsspec.asyn import sync
 
+    bound = retry_timeout()
+    gave_up: list[BaseException] = []  # once one request gives up, the others stop too: one error, soon
+
     async def gather(paths: list[str]) -> list:
         gate = asyncio.Semaphore(max(1, concurrency))
 
         async def one(path: str):
             async with gate:
-                try:
-                    return await fs._cat_file(path)
-                except Exception as exc:  # reported per object below, with its URL
-                    return exc
+                deadline, attempt = None, 0
+                while True:
+                    if gave_up:
+                        return gave_up[0]
+                    try:
+                        return await fs._cat_file(path)
+                    except Exception as exc:  # reported per object below, with its URL
+                        now = time.monotonic()
+                        deadline = deadline or now + bound
+                        delay = min(0.5 * 2 ** attempt, 8.0)
+                        if not _retriable(exc) or now + delay > deadline:
+                            if _retriable(exc):
+                                gave_up.append(_GaveUp(bound, exc))
+                                return gave_up[0]
+                            return exc
+                        attempt += 1
+                        _note(f"gs://{path}", attempt, exc)
+                        await asyncio.sleep(delay)
 
         return await asyncio.gather(*(one(p) for p in paths))
 
@@ -165,12 +283,21 @@ def read_objects(fs, urls: list[str], concurrency: int = WORKERS, progress: Call
         for url, value in zip(chunk, sync(fs.loop, gather, [u[len("gs://"):] for u in chunk])):
             if isinstance(value, FileNotFoundError):
                 raise NotFound(missing.format(url=url))
+            if isinstance(value, _GaveUp):
+                raise ServerError(f"cannot read {url}: gave up after {bound:g} s of retries (--retry-timeout or "
+                                  f"{RETRY_TIMEOUT_ENV} sets how long); last error: {_short(value.last)}")
             if isinstance(value, BaseException):
                 raise ServerError(f"cannot read {url}: {value}".splitlines()[0][:300])
             out.append(value)
         if progress:
             progress(len(chunk))
     return out
+
+
+class _GaveUp(Exception):
+    def __init__(self, bound: float, last: BaseException):
+        super().__init__(f"gave up after {bound:g} s")
+        self.last = last
 
 
 def upload_folder(bkt, folder: str | Path, prefix: str, workers: int = WORKERS,

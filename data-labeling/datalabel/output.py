@@ -60,10 +60,19 @@ def print_table(rows: list[dict], columns: list[str] | None = None, title: str |
 
 @contextmanager
 def progress(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr (hidden when not a terminal); yields `advance(n)`."""
+    """A progress bar on stderr (hidden when not a terminal); yields `advance(n)`, whose `note(text)` shows
+    text (a retry) on the same line until the next note."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         job = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(job, n)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(job, n)
+
+        def note(text: str) -> None:
+            bar.update(job, description=f"{description} ({text})")
+
+        advance.note = note  # type: ignore[attr-defined]
+        yield advance

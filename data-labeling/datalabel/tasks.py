@@ -61,6 +61,8 @@ class Region(msgspec.Struct, gc=False):
     original_height: int | float | None = None
     score: int | float | None = None
     scores: dict | None = None  # per-class probabilities a model attached (active learning's margin/entropy)
+    # the region this one belongs to (a keypoint drawn on a rectangle: one pose instance)
+    parent_id: str | None = msgspec.field(default=None, name="parentID")
 
     @property
     def labels(self) -> list[str]:
@@ -73,15 +75,18 @@ class Region(msgspec.Struct, gc=False):
     def from_json(cls, obj: dict) -> "Region":
         get = obj.get  # positional and one bound method: this runs once per region of large exports
         scores = get("scores")
+        parent = get("parentID")
         return cls(get("type", ""), get("value") or {}, get("from_name", ""), get("to_name", ""), get("id"),
                    get("original_width"), get("original_height"), get("score"),
-                   scores if isinstance(scores, dict) else None)
+                   scores if isinstance(scores, dict) else None, parent if isinstance(parent, str) else None)
 
     def to_json(self) -> dict:
         out = {"type": self.type, "value": self.value, "from_name": self.from_name, "to_name": self.to_name}
         for key in ("id", "original_width", "original_height", "score", "scores"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.parent_id is not None:
+            out["parentID"] = self.parent_id
         return out
 
 

@@ -6,12 +6,18 @@ Label Studio stores a track as a sorted list of keyframes (`value.sequence`), ea
 - a keyframe with `enabled: false`: the box on that frame only; the track is hidden until the next keyframe;
 - after the last keyframe, if it is enabled: the same box held until the video's last frame (`framesCount`).
 `frames()` reproduces exactly that, so exported per-frame boxes match what the annotator saw.
+
+`extract_frames` turns the video into the image files those per-frame labels belong to: frame n is the n-th
+decoded frame, as the editor numbers them.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
+from .errors import LabError
 from .tasks import Region
 
 GEOMETRY = ("x", "y", "width", "height", "rotation")
@@ -61,3 +67,35 @@ def region_frames(region: Region) -> Iterator[FrameBox]:
         return iter(())
     value = region.value
     return interpolate(value.get("sequence") or [], value.get("framesCount"))
+
+
+def extract_frames(path: Path, wanted: set[int] | None, dest: Callable[[int], Path]) -> tuple[set[int], int, int]:
+    """Decode the video at `path` and write the frames numbered in `wanted` (1-based, as Label Studio counts;
+    None: every frame) as JPEG files at dest(frame). Returns the frames written and the frame size. Decoding
+    stops after the last wanted frame. PyAV (FFmpeg's libraries, shipped in its wheel) does the decoding."""
+    import av
+
+    written: set[int] = set()
+    last = max(wanted) if wanted else None
+    if wanted is not None and not wanted:
+        last = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise LabError(f"{path.name} has no video stream; check the task's video file")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if last != 0:
+                for n, frame in enumerate(container.decode(stream), start=1):
+                    if last is not None and n > last:
+                        break
+                    if wanted is None or n in wanted:
+                        out = dest(n)
+                        part = out.with_name(f".{out.name}.part")
+                        frame.to_image().save(part, "JPEG", quality=95)
+                        os.replace(part, out)
+                        written.add(n)
+    except av.FFmpegError as exc:
+        raise LabError(f"cannot decode video {path.name}: {exc}; check the file, or export with --no-images") from None
+    return written, width, height

@@ -21,7 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FORMAT = typer.Option(..., "--format", "-f", help="json-min, csv, coco, yolo, voc, imagefolder, mot.")
+FORMAT = typer.Option(..., "--format", "-f", help="json-min, csv, coco, yolo, yolo-obb, yolo-pose, voc, imagefolder, mot.")
 OUTPUT = typer.Option(..., "--output", "-o", help="Output folder (replaced atomically when the export is complete).")
 PROJECT = typer.Option(None, "--project", "-p", help="Label Studio project id (tasks and/or label config from the API).")
 PREFIX = typer.Option(None, "--prefix", help="Target-storage prefix in the bucket (e.g. labels/): convert offline from "
@@ -36,6 +36,14 @@ WORKERS = typer.Option(None, "--workers", min=1, help="Processes for --from-file
 UNLABELED = typer.Option(False, "--include-unlabeled", help="Also write tasks without an annotation (no objects).")
 FRAME_SIZE = typer.Option(None, "--frame-size", help="Video frame size WxH (e.g. 1920x1080) for pixel boxes "
                           "of video tracks in COCO, VOC and MOT.")
+RETRY_TIMEOUT = typer.Option(None, "--retry-timeout", envvar="DATALABEL_RETRY_TIMEOUT", help="Seconds to keep "
+                             "retrying an unreachable or failing bucket before giving up (default 20).")
+ALL_FRAMES = typer.Option(False, "--all-frames", help="Video to COCO/YOLO/VOC: write every frame as an image, "
+                          "not only the frames that carry labels.")
+ALLOW_EMPTY = typer.Option(False, "--allow-empty", help="Write the dataset even if no task has an annotation "
+                           "(otherwise an error).")
+ALLOW_UNKNOWN = typer.Option(False, "--allow-unknown-labels", help="Labels missing from the label config get "
+                             "class ids after the config's (otherwise an error: ids would not match the config).")
 
 
 @contextlib.contextmanager
@@ -52,15 +60,14 @@ def _stop_cleanly():
 
 
 def _frame_size(value: str | None) -> tuple[int, int] | None:
-    if not value:
+    if value is None:
         return None
-    from ..errors import LabError
+    from ..errors import ConfigError
 
-    try:
-        w, h = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise LabError(f"--frame-size {value!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
-    return w, h
+    parts = value.strip().lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ConfigError(f"--frame-size {value!r}: expected two positive integers WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(parts[0]), int(parts[1])
 
 
 def _config(config_file: Path | None, client, project: int | None):
@@ -148,7 +155,8 @@ def convert_cmd(
     fmt: str = FORMAT, output: Path = OUTPUT, project: int = PROJECT, prefix: str = PREFIX,
     from_file: Path = FROM_FILE, config: Path = CONFIG, policy: str = POLICY, images: bool = IMAGES,
     include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE, workers: int = WORKERS, bucket: str = BUCKET,
-    url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
+    allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN, retry_timeout: str = RETRY_TIMEOUT,
+    all_frames: bool = ALL_FRAMES, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):
     """Write annotations in a training format, images included, into --output (atomically).
 
@@ -166,14 +174,16 @@ def convert_cmd(
     from ..output import progress
     from ._common import client as make_client
 
+    options = dict(include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size), allow_empty=allow_empty,
+                   allow_unknown_labels=allow_unknown_labels, all_frames=all_frames)
     settings = Settings.load(url=url, api_key=api_key, bucket=bucket)
     client = make_client(url, api_key) if project is not None else None
     label_config = _config(config, client, project)
+    export.check_config(fmt, label_config)  # before any download
     storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
     bucket_name = settings.require_bucket(bucket) if prefix is not None else None
-    with _stop_cleanly(), progress(f"exporting {fmt}") as advance:
+    with _stop_cleanly(), progress(f"exporting {fmt}") as advance, gcs.retry_policy(retry_timeout, advance.note):
         fetch = export.BucketImages(storage) if images else None
-        options = dict(include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
         if from_file and prefix is None:  # a file can be cut into parts and converted on every core
             report = export.convert_file(from_file, output, fmt, label_config, fetch, policy, advance,
                                          workers=workers, **options)
@@ -209,7 +219,8 @@ def api_cmd(
 def watch_cmd(
     fmt: str = FORMAT, output: Path = OUTPUT, project: int = PROJECT, prefix: str = PREFIX, config: Path = CONFIG,
     policy: str = POLICY, images: bool = IMAGES, include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE,
-    interval: float = typer.Option(30.0, "--interval", help="Seconds between polls."),
+    allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN, retry_timeout: str = RETRY_TIMEOUT,
+    all_frames: bool = ALL_FRAMES, interval: float = typer.Option(30.0, "--interval", help="Seconds between polls."),
     cycles: int = typer.Option(None, "--cycles", help="Stop after this many polls (default: run until Ctrl-C)."),
     state: Path = typer.Option(None, "--state", help="State file (default: .<output>.state.sqlite beside --output)."),
     bucket: str = BUCKET, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
@@ -228,17 +239,20 @@ def watch_cmd(
     from ..errors import ConfigError
     from ._common import client as make_client
 
+    size = _frame_size(frame_size)
     settings = Settings.load(url=url, api_key=api_key, bucket=bucket)
     client = make_client(url, api_key) if project is not None else None
     label_config = _config(config, client, project)
+    export.check_config(fmt, label_config)
     storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
-    if prefix is not None:
-        source = export.WatchSource(bucket=gcs.bucket(storage, settings.require_bucket(bucket)), prefix=prefix)
-    elif project is not None:
-        source = export.WatchSource(client=client, project_id=project)
-    else:
-        raise ConfigError("nothing to watch: pass --prefix labels/ (bucket) or --project ID (API)")
-    with _stop_cleanly():
+    with _stop_cleanly(), gcs.retry_policy(retry_timeout):
+        if prefix is not None:
+            source = export.WatchSource(bucket=gcs.bucket(storage, settings.require_bucket(bucket)), prefix=prefix)
+        elif project is not None:
+            source = export.WatchSource(client=client, project_id=project)
+        else:
+            raise ConfigError("nothing to watch: pass --prefix labels/ (bucket) or --project ID (API)")
         export.watch(source, output, fmt, label_config, export.BucketImages(storage) if images else None, policy,
                      interval, cycles, state, on_cycle=lambda r: _print_report(r, json_out),
-                     include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size))
+                     include_unlabeled=include_unlabeled, frame_size=size, allow_empty=allow_empty,
+                     allow_unknown_labels=allow_unknown_labels, all_frames=all_frames)

@@ -1,0 +1,62 @@
+"""Training-format writers: JSON-MIN, CSV, COCO, YOLO, Pascal VOC, ImageFolder, MOT.
+
+Every writer streams: `write(item)` is called once per task (after its image, if any, is in place) and output goes
+to disk as it comes, so memory does not grow with the project. COCO is one JSON document, so its image and
+annotation records are spooled to temporary files and stitched together in `close()`.
+
+Class ids come from the label config's order (`LabelConfig.labels`): YOLO index i, COCO category id i + 1
+(0 stays free for "background", as torchvision's detection models expect), ImageFolder folder names. A label that
+is not in the config (the config changed after labeling) is an error, or with allow_unknown_labels gets the next
+free id and is reported.
+
+One module per part: objects.py (annotations as objects, file names), base.py (the Writer base class),
+tables.py (JSON-MIN, CSV), coco.py, yolo.py (YOLO, YOLO-OBB, YOLO pose), voc.py, imagefolder.py, mot.py.
+"""
+from __future__ import annotations
+
+from ..errors import LabError
+from .base import SHAPES, Writer, dump_line, dumps
+from .coco import CocoWriter
+from .imagefolder import ImageFolderWriter
+from .mot import MotWriter
+from .objects import (IMAGE_DIR, VIDEO_DIR, Item, Obj, Pose, file_stem, frame_name, frame_objects, image_objects,
+                      is_video, region_object)
+from .tables import CsvWriter, JsonMinWriter
+from .voc import VocWriter
+from .yolo import YoloObbWriter, YoloPoseWriter, YoloWriter, pose_text, yolo_text
+
+__all__ = ["SHAPES", "Writer", "dump_line", "dumps", "CocoWriter", "ImageFolderWriter", "MotWriter", "IMAGE_DIR",
+           "VIDEO_DIR", "Item", "Obj", "Pose", "file_stem", "frame_name", "frame_objects", "image_objects",
+           "is_video", "region_object", "CsvWriter", "JsonMinWriter", "VocWriter", "YoloObbWriter",
+           "YoloPoseWriter", "YoloWriter", "pose_text", "yolo_text", "WRITERS", "DESCRIPTIONS", "writer_for"]
+
+WRITERS: dict[str, type[Writer]] = {
+    "json-min": JsonMinWriter,
+    "csv": CsvWriter,
+    "coco": CocoWriter,
+    "yolo": YoloWriter,
+    "yolo-obb": YoloObbWriter,
+    "yolo-pose": YoloPoseWriter,
+    "voc": VocWriter,
+    "imagefolder": ImageFolderWriter,
+    "mot": MotWriter,
+}
+
+DESCRIPTIONS = {
+    "json-min": "result.json: one flat record per task (data + chosen annotation's values)",
+    "csv": "result.csv: one row per task, one column per control",
+    "coco": "result.json + images/: COCO detection/segmentation, category ids = config order + 1",
+    "yolo": "images/ + labels/ + classes.txt + data.yaml: boxes and polygons, class = config order",
+    "yolo-obb": "the yolo layout with oriented boxes: `cls x1 y1 x2 y2 x3 y3 x4 y4` (rotated rectangles' corners)",
+    "yolo-pose": "the yolo layout with keypoints: `cls cx cy w h x1 y1 v1 ...`, kpt_shape in data.yaml",
+    "voc": "Annotations/*.xml + JPEGImages/: Pascal VOC boxes",
+    "imagefolder": "<label>/<image>: classification folders (torchvision ImageFolder) + labels.csv",
+    "mot": "mot/<video>.txt: per-frame video tracks, MOT challenge columns",
+}
+
+
+def writer_for(fmt: str) -> type[Writer]:
+    try:
+        return WRITERS[fmt.lower()]
+    except KeyError:
+        raise LabError(f"unknown format {fmt!r}; choose one of: {', '.join(WRITERS)}") from None

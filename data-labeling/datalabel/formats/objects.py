@@ -1,0 +1,236 @@
+"""What the writers write: one task's chosen annotation as objects (boxes, polygons, masks, pose instances) in
+percent of the image, and the names of the files they go to.
+
+Coordinates: Label Studio stores x/y/width/height in percent of the image, top-left corner, rotation in degrees
+clockwise around that corner, applied in pixels (geometry.py). Rotated boxes are exported as the axis-aligned box
+around their corners (COCO adds the corners as segmentation; `yolo-obb` writes the corners), polygons as
+polygons. label_studio_sdk.converter rotates the percent values instead, which is wrong on non-square images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import LabError
+from ..geometry import bounds, brush_mask, ellipse_points, mask_bounds, rect_corners
+from ..labelconfig import LabelConfig
+from ..tasks import Annotation, Region, Task
+from ..video import region_frames
+
+IMAGE_DIR = "images"
+VIDEO_DIR = "videos"
+
+
+@dataclass(slots=True)
+class Obj:
+    """One labeled object in percent coordinates."""
+
+    label: str
+    kind: str  # "box" | "polygon" | "mask"
+    box: tuple[float, float, float, float] | None  # x, y, w, h (percent), axis-aligned; None: image size needed
+    points: list[tuple[float, float]] | None = None  # polygon vertices (percent)
+    track: str | None = None  # video track id
+    corners: list[tuple[float, float]] | None = None  # a rotated rectangle's corners (percent), as drawn
+    mask: object | None = None  # kind "mask" (a brush region): a 2-D bool numpy array at the image's size
+    keypoints: list[tuple[float, float] | None] | None = None  # pose: (x, y) percent per keypoint name, or None
+
+
+@dataclass(slots=True)
+class Item:
+    """One task on its way into an export."""
+
+    task: Task
+    annotation: Annotation | None
+    name: str  # the image's file name inside the export (unique)
+    url: str | None  # where the image comes from (gs://...), if known
+    width: int | None = None
+    height: int | None = None
+    placed: list[str] = field(default_factory=list)  # relative paths where the image was written
+    objects: list[Obj] | None = None  # the image's objects, once computed (image_objects)
+
+
+def image_objects(item: Item, pose: "Pose | None" = None) -> list[Obj]:
+    """The objects of an image task's chosen annotation (computed once per item); with `pose`, keypoints are
+    grouped into pose instances (see Pose) instead of being left out."""
+    if item.objects is None:
+        regions = item.annotation.result if item.annotation else ()
+        w, h = item.width, item.height
+        if pose is None:
+            item.objects = [obj for region in regions if (obj := region_object(region, w, h)) is not None]
+        else:
+            item.objects = pose.objects(regions, w, h)
+    return item.objects
+
+
+class Pose:
+    """Keypoints as pose instances (COCO keypoints, YOLO pose), as Label Studio's converter groups them.
+
+    Keypoint names are the labels of the config's KeyPointLabels, in config order. A keypoint whose `parentID` is
+    a rectangle belongs to that rectangle's instance (its class is the rectangle's label); the other keypoints of
+    an image form one instance, of the class named after their KeyPointLabels control, with the box around them.
+    Each instance lists every keypoint name: (x, y, 2) where labeled, (0, 0, 0) where not.
+    """
+
+    def __init__(self, config: LabelConfig):
+        kp = [c for c in config.controls if c.tag in ("KeyPointLabels", "KeyPoint")]
+        self.names = list(dict.fromkeys(label for c in kp for label in c.labels))
+        self.index = {name: i for i, name in enumerate(self.names)}
+        others = [label for c in config.controls if c not in kp for label in c.labels]
+        self.loose = kp[0].name if kp else "keypoints"  # the class of keypoints without a rectangle
+        self.classes = list(dict.fromkeys(others + ([self.loose] if self.loose not in others else [])))
+
+    @staticmethod
+    def wanted(config: LabelConfig) -> bool:
+        return any(c.tag in ("KeyPointLabels", "KeyPoint") for c in config.controls)
+
+    def objects(self, regions, width, height) -> list[Obj]:
+        objs: list[Obj] = []
+        by_id: dict[str, Obj] = {}
+        loose: list[tuple[str, float, float]] = []
+        points: list[tuple[str | None, str, float, float]] = []
+        for region in regions:
+            if region.type in ("keypointlabels", "keypoint"):
+                value = region.value
+                labels = region.labels
+                try:
+                    x, y = float(value["x"]), float(value["y"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if labels and labels[0] in self.index:
+                    points.append((region.parent_id, labels[0], x, y))
+                continue
+            obj = region_object(region, width, height)
+            if obj is not None:
+                objs.append(obj)
+                if obj.kind == "box" and region.id:
+                    by_id[region.id] = obj
+        for parent, name, x, y in points:
+            owner = by_id.get(parent) if parent else None
+            if owner is None:
+                loose.append((name, x, y))
+                continue
+            if owner.keypoints is None:
+                owner.keypoints = [None] * len(self.names)
+            owner.keypoints[self.index[name]] = (x, y)
+        if loose:
+            kps: list = [None] * len(self.names)
+            for name, x, y in loose:
+                kps[self.index[name]] = (x, y)
+            box = bounds([(x, y) for _, x, y in loose])
+            objs.append(Obj(self.loose, "box", box, keypoints=kps))
+        return objs
+
+
+def _rect_object(label: str, value: dict, width, height) -> Obj | None:
+    """A rectangle's object; a rotated one is rotated in pixels (geometry.py), so it needs the image size: without
+    it the box is None and writers count the object as one without image size."""
+    try:
+        x, y, w, h = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
+        r = float(value.get("rotation") or 0.0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if r % 360 == 0:
+        return Obj(label, "box", (x, y, w, h))
+    if not width or not height:
+        return Obj(label, "box", None)
+    corners = rect_corners(x, y, w, h, r, width, height)
+    return Obj(label, "box", bounds(corners), corners=corners)
+
+
+def region_object(region: Region, width=None, height=None) -> Obj | None:
+    """The object of an image region (a rectangle or a polygon, its first label); other region types give None.
+    `width`, `height`: the image size, when the region does not record it."""
+    if region.type == "rectanglelabels":  # the common case: no generic label lookup
+        value = region.value
+        found = value.get("rectanglelabels")
+        if isinstance(found, list):
+            if not found:
+                return None
+            label = found[0]
+            label = label[-1] if isinstance(label, list) else label
+            if value.get("rotation"):
+                return _rect_object(label, value, region.original_width or width, region.original_height or height)
+            # unrotated, inlined: this runs once per box of large exports
+            try:
+                box = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
+            except (KeyError, TypeError, ValueError):
+                return None
+            return Obj(label, "box", box)
+    labels = region.labels
+    if not labels:
+        return None
+    if region.type in ("rectanglelabels", "rectangle"):
+        return _rect_object(labels[0], region.value, region.original_width or width, region.original_height or height)
+    if region.type in ("polygonlabels", "polygon"):
+        pts = [(float(p[0]), float(p[1])) for p in region.value.get("points") or [] if len(p) >= 2]
+        if len(pts) < 3:
+            return None
+        return Obj(labels[0], "polygon", bounds(pts), pts)
+    if region.type in ("ellipselabels", "ellipse"):
+        return _ellipse_object(labels[0], region.value, region.original_width or width,
+                               region.original_height or height)
+    if region.type in ("brushlabels", "brush"):
+        return _brush_object(labels[0], region, region.original_width or width, region.original_height or height)
+    return None
+
+
+def _ellipse_object(label: str, value: dict, width, height) -> Obj | None:
+    """An ellipse as a polygon of geometry.ELLIPSE_VERTICES vertices (COCO, YOLO and VOC have no ellipses)."""
+    try:
+        x, y = float(value["x"]), float(value["y"])
+        rx, ry = float(value["radiusX"]), float(value["radiusY"])
+        r = float(value.get("rotation") or 0.0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    pts = ellipse_points(x, y, rx, ry, r, width, height)
+    if pts is None:
+        return Obj(label, "polygon", None)
+    return Obj(label, "polygon", bounds(pts), pts)
+
+
+def _brush_object(label: str, region: Region, width, height) -> Obj | None:
+    """A brush region's mask, decoded from Label Studio's RLE (needs the image size it was drawn on)."""
+    rle = region.value.get("rle")
+    if not isinstance(rle, list) or region.value.get("format", "rle") != "rle":
+        return None
+    if not width or not height:
+        return Obj(label, "mask", None)
+    try:
+        mask = brush_mask(rle, int(width), int(height))
+    except (ValueError, IndexError, TypeError) as exc:
+        raise LabError(f"brush region {region.id or ''} ({label}) does not decode: {exc}") from None
+    box = mask_bounds(mask)
+    return Obj(label, "mask", box, mask=mask) if box else None
+
+
+def frame_objects(annotation: Annotation | None, width=None, height=None) -> dict[int, list[Obj]]:
+    """Video annotation -> {frame: objects} with interpolated boxes (see video.py); `width`, `height`: the frame
+    size, which rotated boxes need."""
+    frames: dict[int, list[Obj]] = {}
+    if annotation is None:
+        return frames
+    for n, region in enumerate(annotation.result):
+        if region.type != "videorectangle" or not region.labels:
+            continue
+        track = region.id or str(n)
+        label = region.labels[0]
+        for fb in region_frames(region):
+            obj = _rect_object(label, {"x": fb.x, "y": fb.y, "width": fb.width, "height": fb.height,
+                                       "rotation": fb.rotation}, width, height)
+            obj.track = track
+            frames.setdefault(fb.frame, []).append(obj)
+    return dict(sorted(frames.items()))
+
+
+def is_video(item: Item) -> bool:
+    return item.annotation is not None and any(r.type == "videorectangle" for r in item.annotation.result)
+
+
+def file_stem(name: str) -> str:
+    """A file name without its extension: what label files are named after (export.Namer keeps it unique)."""
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 else name
+
+
+def frame_name(name: str, frame: int) -> str:
+    """The file name of one frame, as `ffmpeg -i videos/V -start_number 1 images/STEM_%06d.jpg` writes them."""
+    return f"{file_stem(name)}_{frame:06d}.jpg"
