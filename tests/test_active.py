@@ -149,20 +149,27 @@ def test_splits_are_stored_stable_visible_and_new_tasks_do_not_move_old_ones(ls_
         assert after[tid].data["split"] == active.split_of(active.media_url(after[tid]), 9)
 
 
-def test_split_of_a_demo_size_project_is_bulk_and_quick(ls_client, bucket):
+def test_split_of_a_demo_size_project_is_bulk_and_quick(ls_client, bucket, monkeypatch):
     import time
 
-    project = ls_client.projects.create(title=f"split size {bucket.name}",
-                                        label_config=active_config())
+    project = ls_client.projects.create(title=f"split size {bucket.name}", label_config=active_config())
     ls_client.projects.import_tasks(id=project.id, request=[
         {"image": f"gs://{bucket.name}/images_unlabeled/digit_{i:04d}.png"} for i in range(1797)])
+    writes = []
+    create = ls_client.actions.create
+    monkeypatch.setattr(ls_client.actions, "create", lambda **kw: writes.append(kw) or create(**kw))
     started = time.perf_counter()
     result = active.assign_splits(ls_client, project.id)
     seconds = time.perf_counter() - started
-    assert result["assigned"] == 1797 and seconds < 10, seconds
+    # one bulk write per split, none per task; reading the tasks is most of the time
+    assert result["assigned"] == 1797 and len(writes) == 3
+    assert seconds < 10, f"al split of 1,797 tasks took {seconds:.1f}s"
     stored = {t.id: t.data.get("split") for t in active.load_tasks(ls_client, project.id)}
     assert all(s in active.SPLITS for s in stored.values())
-    assert active.assign_splits(ls_client, project.id)["assigned"] == 0
+    assert result == {**result, **{name: list(stored.values()).count(name) for name in active.SPLITS}}
+    started = time.perf_counter()
+    assert active.assign_splits(ls_client, project.id)["assigned"] == 0 and len(writes) == 3
+    assert time.perf_counter() - started < 3  # a rerun reads only tasks without a split: none
     assert {t.id: t.data["split"] for t in active.load_tasks(ls_client, project.id)} == stored
 
 
@@ -204,7 +211,7 @@ def test_bulk_predictions_from_a_file_keep_scores_and_version(label_studio, ls_c
     wrong = tmp_path / "wrong.csv"
     wrong.write_text(f"path,label,score\n{names[0]},cat,0.5\n")
     with pytest.raises(LabError, match="not in the project's labels"):
-        active.preannotate(ls_client, pid, file=wrong)
+        active.preannotate(ls_client, pid, file=wrong, split="all")
 
 
 def test_selection_picks_the_least_confident_and_the_view_shows_exactly_them(ls_client, bucket, tmp_path):

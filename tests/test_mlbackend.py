@@ -83,6 +83,8 @@ def test_label_studio_gets_predictions_and_a_new_annotation_retrains(ls_client, 
     assert project.start_training_on_annotation_update is True
     train_pool = [t for t in active.load_tasks(ls_client, pid) if not t.is_labeled and active.task_split(t) == "train"]
     assert train_pool
+    held_out = [t for t in active.load_tasks(ls_client, pid) if not t.is_labeled and active.task_split(t) != "train"]
+    assert held_out and all(not t.predictions for t in held_out), "valid/test stay out of the queue"
     assert all([p.model_version for p in t.predictions] == ["logreg-v1"] for t in train_pool)
     assert mlbackend.connect(ls_client, pid, url)["created"] is False  # idempotent
     assert len(ls_client.ml.list(project=pid)) == 1

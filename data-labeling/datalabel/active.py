@@ -85,10 +85,13 @@ def task_split(task: Task, seed: int = 0, valid: float = 0.1, test: float = 0.1,
     return stored_split(task) or split_of(stable_key(task, data_key), seed, valid, test)
 
 
+TASK_KEYS = "id,data,meta,project,annotations,predictions"  # what the task model reads; the server sends only these
+
+
 def load_tasks(client, project_id: int) -> list[Task]:
     from . import ls
 
-    return [Task.from_json(obj) for obj in ls.iter_task_json(client, project_id)]
+    return [Task.from_json(obj) for obj in ls.iter_task_json(client, project_id, include=TASK_KEYS)]
 
 
 def load_tasks_by_id(client, task_ids: Iterable[int]) -> list[Task]:
@@ -127,12 +130,18 @@ def assign_splits(client, project_id: int, seed: int = 0, valid: float = 0.1, te
     """Write a split into each task's data (`data.split`, a column in the Data Manager). Returns counts.
 
     Derived from a hash of the image URL and `seed`, so running it again changes nothing and tasks added later get
-    a split without moving the old ones. One bulk call per split (Label Studio's "Add Or Modify Data Field" action,
-    one UPDATE on its side) instead of one PATCH per task: 1,797 tasks in seconds, not minutes.
+    a split without moving the old ones. Only tasks without `data.split` are read (all with `reassign`), and one
+    bulk call per split writes them (Label Studio's "Add Or Modify Data Field" action, one UPDATE on its side)
+    instead of one PATCH per task: reading is what costs on a first run, a rerun reads nothing.
     """
     from . import ls
 
-    todo, counts = plan_splits(load_tasks(client, project_id), seed, valid, test, reassign)
+    split_of("", seed, valid, test)  # checks the fractions before anything is read or written
+    unset = None if reassign else {"conjunction": "and", "items": [
+        {"filter": f"filter:tasks:data.{SPLIT_FIELD}", "operator": "empty", "type": "String", "value": True}]}
+    tasks = [Task.from_json(obj) for obj in ls.iter_task_json(client, project_id, fields="task_only", filters=unset,
+                                                                   resolve_uri=False, include="id,data,meta")]
+    todo, _ = plan_splits(tasks, seed, valid, test, reassign)
     for name, ids in todo.items():
         if not ids:
             continue
@@ -143,7 +152,12 @@ def assign_splits(client, project_id: int, seed: int = 0, valid: float = 0.1, te
                                       "value_name": SPLIT_FIELD, "value_type": "String", "value": name}})
         if progress:
             progress(len(ids))
-    return {"project": project_id, **counts}
+    counts = {name: ls.count_tasks(client, project_id, {"conjunction": "and", "items": [
+        {"filter": f"filter:tasks:data.{SPLIT_FIELD}", "operator": "equal", "type": "String", "value": name}]})
+        for name in SPLITS}
+    assigned = sum(map(len, todo.values()))
+    total = ls.count_tasks(client, project_id)
+    return {"project": project_id, "tasks": total, "assigned": assigned, "kept": total - assigned, **counts}
 
 
 def write_splits_one_by_one(client, project_id: int, seed: int = 0, valid: float = 0.1, test: float = 0.1) -> int:

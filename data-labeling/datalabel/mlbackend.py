@@ -357,7 +357,9 @@ def connect(client, project_id: int, url: str, title: str = "datalabel-logreg", 
                 backend = client.ml.create(project=project_id, url=url, title=title, is_interactive=False,
                                            auto_update=True)
                 created = True
-            client.projects.update(id=project_id, evaluate_predictions_automatically=True,
+            # no automatic predictions when the Data Manager lists tasks: they would put valid/test tasks in the
+            # uncertainty queue; the pool is predicted in bulk here and after each retrain
+            client.projects.update(id=project_id, evaluate_predictions_automatically=False,
                                    show_collab_predictions=True, min_annotations_to_start_training=1)
     except LabError as exc:
         raise type(exc)(f"{exc}; is the backend running at {url} and may Label Studio reach it "
