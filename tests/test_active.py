@@ -309,6 +309,13 @@ def test_cli_reports_bad_input_in_one_line(label_studio, ls_client, bucket, tmp_
     assert run.stderr.strip().startswith("error: unknown strategy 'vibes'") and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
 
+    for args, message in ((["preannotate", "--model", "latest", "-s", "random"], "cannot score predictions by 'random'"),
+                          (["select", "--split", "holdout"], "unknown split 'holdout'")):
+        run = subprocess.run([sys.executable, "-m", "datalabel", "al", *args, "--project", str(pid)], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and run.stderr.strip() == f"error: {message}; choose one of: " + (
+            "least-confidence, margin, entropy" if "score" in message else "train, valid, test, all")
+
     run = subprocess.run([sys.executable, "-m", "datalabel", "al", "train", "--project", str(pid),
                           "--models-dir", str(tmp_path / "m")], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "need labels of at least 2 classes" in run.stderr
@@ -339,6 +346,13 @@ def test_preannotate_lines_up_versions_scores_and_the_queue(ls_client, bucket, t
     assert result["sampling"] == {"sampling": "Uncertainty sampling", "model_version": "logreg-v1"}
     project = ls_client.projects.get(id=pid)
     assert project.sampling == "Uncertainty sampling" and project.model_version == "logreg-v1"
+
+    # the task model gets from the trimmed read (include=...) exactly what a full read gives
+    from datalabel import ls
+
+    full = sorted((Task.from_json(obj) for obj in ls.iter_task_json(ls_client, pid)), key=lambda t: t.id)
+    assert sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id) == full
+    assert sum(t.is_labeled for t in full) == 20 and sum(bool(t.predictions) for t in full) > 0
 
     # the score is a certainty by the strategy: the margin between the two likeliest classes
     pool = [t for t in active.load_tasks(ls_client, pid) if not t.is_labeled and active.task_split(t) == "train"]

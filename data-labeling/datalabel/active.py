@@ -85,7 +85,10 @@ def task_split(task: Task, seed: int = 0, valid: float = 0.1, test: float = 0.1,
     return stored_split(task) or split_of(stable_key(task, data_key), seed, valid, test)
 
 
-TASK_KEYS = "id,data,meta,project,annotations,predictions"  # what the task model reads; the server sends only these
+# What the task model reads; the server sends only these. Label Studio applies the same list to each annotation,
+# so the annotation keys (result, completed_by, ...) are named too; predictions come whole.
+TASK_KEYS = ("id,data,meta,project,annotations,predictions,"
+             "result,completed_by,was_cancelled,ground_truth,created_at,updated_at")
 
 
 def load_tasks(client, project_id: int) -> list[Task]:

@@ -103,7 +103,8 @@ def select_cmd(project: int = PROJECT,
                max_score: Optional[float] = typer.Option(None, "--max-score",
                                                          help="Only tasks whose top score is at most this."),
                model_version: Optional[str] = typer.Option(None, "--model-version",
-                                                           help="Use this version's predictions (default: latest)."),
+                                                           help="Use this version's predictions (default: the project's "
+                                                                "model version, else each task's latest)."),
                split: str = typer.Option("train", "--split", help="Draw from this split: train (default), valid, "
                                          "test, or all."),
                view: str = typer.Option("Active learning: label next", "--view",
