@@ -232,9 +232,9 @@ class Backend:
                     self.trainings += 1
                 log.info("project %s: trained %s on %d labels (valid accuracy %s)", project, model.version,
                          model.n_train, model.valid_accuracy)
-                published = active.preannotate(client, project, model_path=self.models_dir / f"project-{project}"
-                                               / f"{model.version}.joblib", strategy=self.strategy, split=self.split,
-                                               loader=loader)
+                path = active.model_dir(self.models_dir, project) / f"{model.version}.joblib"
+                published = active.preannotate(client, project, model_path=path, strategy=self.strategy,
+                                               split=self.split, loader=loader)
                 self.last_error = None
                 log.info("project %s: %d prediction(s) of %s uploaded; the queue follows them", project,
                          published["created"], model.version)
