@@ -45,6 +45,19 @@ def test_uncertainty_strategies_rank_as_defined():
         active.select(probs, "most-fun", 2)
 
 
+def test_certainty_is_the_reverse_order_of_uncertainty_in_0_1():
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.full(10, 0.5), size=200)
+    for strategy in active.SCORE_STRATEGIES:
+        sure = active.certainty(probs, strategy)
+        assert sure.min() >= 0 and sure.max() <= 1 + 1e-12
+        # the lowest certainty first (Label Studio's queue) is the most uncertain first (al select)
+        assert list(np.argsort(sure, kind="stable")[:20]) == active.select(probs, strategy, 20)
+    assert active.certainty([[0.5, 0.3, 0.2]], "margin")[0] == pytest.approx(0.2)
+    with pytest.raises(ConfigError):
+        active.certainty(probs, "random")
+
+
 def test_prediction_probs_from_scores_map_or_top_score():
     target = active.Target("choice", "image", "image", ["a", "b", "c"])
     full = active.prediction_json(1, {"a": 0.2, "b": 0.7, "c": 0.1}, target, "m1")

@@ -118,6 +118,8 @@ def plan_splits(tasks: Sequence[Task], seed: int = 0, valid: float = 0.1, test: 
     counts = {name: 0 for name in SPLITS}
     kept = 0
     for task in tasks:
+        if not isinstance(task.id, int) or not isinstance(task.data, dict):
+            raise ServerError(f"Label Studio sent a task without an id or data ({str(task.id)[:40]}); not writing splits")
         stored = None if reassign else stored_split(task)
         name = stored or split_of(stable_key(task), seed, valid, test)
         counts[name] += 1
