@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -75,6 +76,7 @@ class Backend:
         self.keep = keep
         self.strategy = strategy  # what a prediction's score is the certainty of
         self.split = split  # tasks a new version predicts for the labeling queue
+        self.settle = 2.0  # seconds before an unchanged labeled set is read again
         self._lock = threading.Lock()
         self._models: dict[int, active.PixelModel] = {}
         self._access: dict[int, tuple[str, str]] = {}
@@ -193,7 +195,6 @@ class Backend:
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Until no retrain is queued or running (tests, and a clean shutdown)."""
-        import time
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -220,8 +221,15 @@ class Backend:
             try:
                 client = self._client(project)
                 loader = self._loader(client)
-                model = active.train_project(client, project, self.models_dir, self.policy, loader=loader,
-                                             only_if_changed=True, keep=self.keep)
+                model = None
+                for wait in (0.0, self.settle):
+                    # Label Studio calls before the annotation's transaction commits: an unchanged set is read
+                    # again once after a pause before the run counts as unchanged
+                    time.sleep(wait)
+                    model = active.train_project(client, project, self.models_dir, self.policy, loader=loader,
+                                                 only_if_changed=True, keep=self.keep)
+                    if model is not None:
+                        break
                 if model is None:
                     with self._lock:
                         self.unchanged += 1
