@@ -104,7 +104,7 @@ def test_label_studio_gets_predictions_and_a_new_annotation_retrains(ls_client, 
     while b.trainings == trainings and time.monotonic() < deadline:
         time.sleep(0.1)
     assert b.wait_idle(60)
-    assert b.trainings == trainings + 1, b.last_error
+    assert b.trainings == trainings + 1, b.health()
     assert b.model_version(pid) == "logreg-v2"
     assert _call(url, f"/versions?project={pid}")[1] == {"versions": ["logreg-v2"]}  # keep=1: v1 deleted
     # the new version predicted the train pool in bulk and the project's queue follows it
