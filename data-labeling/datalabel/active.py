@@ -1,8 +1,8 @@
 """Active learning: splits, pre-annotations, uncertainty sampling, a baseline model, and the offline simulation.
 
-The loop: a model pre-annotates the tasks (predictions with scores and a model version, uploaded in bulk), the
-least certain tasks are put in front of annotators (a saved Data Manager view), the model retrains on the new
-labels, repeat. The same `select` function ranks tasks for Label Studio and for the offline simulation, so the
+The loop: a model pre-annotates the train split (predictions whose score is a certainty, with a model version,
+uploaded in bulk), the project's queue serves the least certain task first (Label Studio's Uncertainty sampling
+over that version; a saved Data Manager view shows the top K), the model retrains on the new labels, repeat. The same `select` function ranks tasks for Label Studio and for the offline simulation, so the
 learning curves measure exactly what the command does.
 
 Tasks are read through the shared model in `tasks.py` (Task, choose_annotation); Label Studio is reached only
