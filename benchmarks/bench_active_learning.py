@@ -7,6 +7,10 @@
 2. Upload (a real Label Studio + GCS emulator, started here on free loopback ports in a temp dir, stopped at
    the end): predictions for the same tasks uploaded one `predictions.create` call per task vs one bulk
    `projects.import_predictions` call (`active.import_predictions`). Headline: per-task time / bulk time.
+3. Split and select on a demo-size project (1,797 tasks with one prediction each, same server): `al split` as
+   one PATCH per task (the earlier way, `active.write_splits_one_by_one`) vs the bulk Data Manager action
+   (`active.assign_splits`), first run and rerun; then `al select -s margin -k 25` (`active.select_tasks`).
+   `--skip-split-baseline` leaves out the per-task run (~3 minutes).
 
     .venv/bin/python benchmarks/bench_active_learning.py            # 5 runs, 300 labels; 300 tasks (~3 min)
     .venv/bin/python benchmarks/bench_active_learning.py --quick    # 2 runs, 200 labels; 100 tasks
@@ -53,8 +57,9 @@ def run_simulation(args, out: Path) -> dict:
     return {"sim": sim, "paths": paths, "fractions": fractions, "best": best, "seconds": seconds}
 
 
-def run_upload(n_tasks: int, work: Path) -> dict:
-    """Start LS + emulator, make a project of n digit tasks, time both ways of uploading n predictions."""
+def run_upload(n_tasks: int, work: Path, split_tasks: int = 0, split_baseline: bool = True) -> dict:
+    """Start LS + emulator, make a project of n digit tasks, time both ways of uploading n predictions; then
+    (split_tasks > 0) the split and select figures on the same server."""
     token = secrets.token_hex(20)
     logs = work / "logs"
     gcs_server = embedded.start_emulator(embedded.free_port(), log=logs / "gcs.log")
@@ -92,6 +97,7 @@ def run_upload(n_tasks: int, work: Path) -> dict:
             for pred in task.predictions:
                 counts[pred.model_version] = counts.get(pred.model_version, 0) + 1
         assert counts == {"per-task": n_tasks, "bulk": n_tasks}, counts
+        split = run_split_select(client, split_tasks, split_baseline) if split_tasks else None
     finally:
         if ls_server:
             ls_server.stop()
@@ -99,7 +105,57 @@ def run_upload(n_tasks: int, work: Path) -> dict:
     print(f"upload of {n_tasks} predictions: per-task {per_task:.2f}s ({per_task / n_tasks * 1000:.0f} ms/call), "
           f"bulk {bulk:.3f}s -> {per_task / bulk:.0f}x")
     return {"tasks": n_tasks, "per_task_s": round(per_task, 3), "bulk_s": round(bulk, 4),
-            "speedup": round(per_task / bulk, 1)}
+            "speedup": round(per_task / bulk, 1), "split_select": split}
+
+
+def run_split_select(client, n_tasks: int, baseline: bool) -> dict:
+    """Two identical projects of n tasks with inline predictions; time the per-task and the bulk split, then
+    select."""
+    import numpy as np
+
+    from datalabel import samples
+    from datalabel.labelconfig import build_config
+
+    config = build_config("image-classification", samples.DIGIT_LABELS)
+    rng = np.random.default_rng(0)
+    projects = []
+    for name in ("per-task", "bulk"):
+        project = client.projects.create(title=f"bench split {name}", label_config=config)
+        target = active.project_target(client, project.id)
+        tasks = []
+        for i in range(n_tasks):
+            probs = dict(zip(target.labels, rng.dirichlet(np.full(len(target.labels), 0.5))))
+            pred = active.prediction_json(0, probs, target, "bench-v1", "margin")
+            del pred["task"]
+            tasks.append({"data": {"image": f"gs://bench-al/images_unlabeled/digit_{i:04d}.png"},
+                          "predictions": [pred]})
+        client.projects.import_tasks(id=project.id, request=tasks)
+        projects.append(project.id)
+    out = {"tasks": n_tasks}
+    if baseline:
+        t0 = time.perf_counter()
+        written = active.write_splits_one_by_one(client, projects[0])
+        out["split_per_task_s"] = round(time.perf_counter() - t0, 2)
+        assert written == n_tasks, written
+    t0 = time.perf_counter()
+    first = active.assign_splits(client, projects[1])
+    out["split_bulk_s"] = round(time.perf_counter() - t0, 2)
+    assert first["assigned"] == n_tasks, first
+    t0 = time.perf_counter()
+    again = active.assign_splits(client, projects[1])
+    out["split_rerun_s"] = round(time.perf_counter() - t0, 2)
+    assert again["assigned"] == 0, again
+    active.use_for_sampling(client, projects[1], "bench-v1")
+    t0 = time.perf_counter()
+    picked = active.select_tasks(client, projects[1], "margin", 25)
+    out["select_s"] = round(time.perf_counter() - t0, 2)
+    assert len(picked["selected"]) == 25 and {c["split"] for c in picked["selected"]} == {"train"}
+    assert picked["queue_matches"], "the stored scores are margin certainties of the project's version"
+    if baseline:
+        out["split_speedup"] = round(out["split_per_task_s"] / out["split_bulk_s"], 1)
+    print(f"split of {n_tasks} tasks: " + (f"per task {out['split_per_task_s']}s, " if baseline else "")
+          + f"bulk {out['split_bulk_s']}s, rerun {out['split_rerun_s']}s; select -s margin -k 25 {out['select_s']}s")
+    return out
 
 
 def main() -> int:
@@ -107,6 +163,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2 runs to 200 labels; 100 tasks uploaded")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
     parser.add_argument("--skip-upload", action="store_true", help="simulation only (no Label Studio)")
+    parser.add_argument("--skip-split-baseline", action="store_true",
+                        help="time only the bulk split (the per-task one takes ~3 minutes on 1,797 tasks)")
     args = parser.parse_args()
     args.repeats, args.budget, args.step, args.initial = (2, 200, 20, 20) if args.quick else (5, 300, 10, 20)
     n_tasks = 100 if args.quick else 300
@@ -124,7 +182,8 @@ def main() -> int:
     upload = None
     if not args.skip_upload:
         with tempfile.TemporaryDirectory(prefix="bench-al-") as work:
-            upload = run_upload(n_tasks, Path(work))
+            upload = run_upload(n_tasks, Path(work), split_tasks=300 if args.quick else 1797,
+                                split_baseline=not args.skip_split_baseline)
 
     s = sim["sim"]
     result = {
@@ -137,6 +196,7 @@ def main() -> int:
         "runs": args.repeats,
         "bulk_speedup_vs_per_task": upload["speedup"] if upload else None,
         "upload": upload,
+        "split_select": upload["split_select"] if upload else None,
         "quick": args.quick,
         "files": {k: str(v) for k, v in sim["paths"].items()},
     }

@@ -45,6 +45,19 @@ def test_uncertainty_strategies_rank_as_defined():
         active.select(probs, "most-fun", 2)
 
 
+def test_certainty_is_the_reverse_order_of_uncertainty_in_0_1():
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.full(10, 0.5), size=200)
+    for strategy in active.SCORE_STRATEGIES:
+        sure = active.certainty(probs, strategy)
+        assert sure.min() >= 0 and sure.max() <= 1 + 1e-12
+        # the lowest certainty first (Label Studio's queue) is the most uncertain first (al select)
+        assert list(np.argsort(sure, kind="stable")[:20]) == active.select(probs, strategy, 20)
+    assert active.certainty([[0.5, 0.3, 0.2]], "margin")[0] == pytest.approx(0.2)
+    with pytest.raises(ConfigError):
+        active.certainty(probs, "random")
+
+
 def test_prediction_probs_from_scores_map_or_top_score():
     target = active.Target("choice", "image", "image", ["a", "b", "c"])
     full = active.prediction_json(1, {"a": 0.2, "b": 0.7, "c": 0.1}, target, "m1")
@@ -106,15 +119,35 @@ def _file_name(task):
     return active.media_url(task).rsplit("/", 1)[-1]
 
 
-def test_splits_are_stored_stable_and_new_tasks_do_not_move_old_ones(ls_client, bucket, tmp_path):
+def _dm_task_ids(ls_client, pid, filters):
+    """Task ids the Data Manager lists for these filters (a temporary tab, deleted after)."""
+    view = ls_client.views.create(project=pid, data={"title": "probe", "filters": filters})
+    try:
+        return sorted(t.id for t in ls_client.tasks.list(project=pid, view=view.id, fields="task_only"))
+    finally:
+        ls_client.views.delete(id=str(view.id))
+
+
+def test_splits_are_stored_stable_visible_and_new_tasks_do_not_move_old_ones(ls_client, bucket, tmp_path):
     title = f"splits {bucket.name}"
     pid = embedded.seed_demo(ls_client, bucket.name, tmp_path / "samples", limit=12, title=title)
+    # a split stored in meta by an earlier version is kept, whatever the hash says
+    old = sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id)[0]
+    ls_client.tasks.update(id=str(old.id), meta={"split": "test"})
     first = active.assign_splits(ls_client, pid, seed=5)
     assert first["assigned"] == 12 and first["train"] + first["valid"] + first["test"] == 12
     tasks = {t.id: t for t in active.load_tasks(ls_client, pid)}
-    before = {tid: t.meta["split"] for tid, t in tasks.items()}
+    before = {tid: t.data["split"] for tid, t in tasks.items()}
+    assert before[old.id] == "test"
     for t in tasks.values():
-        assert t.meta["split"] == active.split_of(active.media_url(t), 5) and t.meta["split_seed"] == 5
+        if t.id != old.id:
+            assert t.data["split"] == active.split_of(active.media_url(t), 5)
+        assert active.task_split(t) == t.data["split"]
+
+    # visible in the UI: a Data Manager column that its filters understand
+    valid = sorted(tid for tid, s in before.items() if s == "valid")
+    assert _dm_task_ids(ls_client, pid, {"conjunction": "and", "items": [
+        {"filter": "filter:tasks:data.split", "operator": "equal", "type": "String", "value": "valid"}]}) == valid
 
     again = active.assign_splits(ls_client, pid, seed=5)
     assert again["assigned"] == 0 and again["kept"] == 12
@@ -124,9 +157,39 @@ def test_splits_are_stored_stable_and_new_tasks_do_not_move_old_ones(ls_client, 
     grown = active.assign_splits(ls_client, pid, seed=9)
     assert grown["tasks"] == 20 and grown["assigned"] == 8 and grown["kept"] == 12
     after = {t.id: t for t in active.load_tasks(ls_client, pid)}
-    assert {tid: after[tid].meta["split"] for tid in before} == before
+    assert {tid: after[tid].data["split"] for tid in before} == before
     for tid in set(after) - set(before):
-        assert after[tid].meta["split"] == active.split_of(active.media_url(after[tid]), 9)
+        assert after[tid].data["split"] == active.split_of(active.media_url(after[tid]), 9)
+
+
+def test_split_of_a_demo_size_project_is_bulk_and_quick(ls_client, bucket, monkeypatch):
+    import time
+
+    project = ls_client.projects.create(title=f"split size {bucket.name}", label_config=active_config())
+    ls_client.projects.import_tasks(id=project.id, request=[
+        {"image": f"gs://{bucket.name}/images_unlabeled/digit_{i:04d}.png"} for i in range(1797)])
+    writes = []
+    create = ls_client.actions.create
+    monkeypatch.setattr(ls_client.actions, "create", lambda **kw: writes.append(kw) or create(**kw))
+    started = time.perf_counter()
+    result = active.assign_splits(ls_client, project.id)
+    seconds = time.perf_counter() - started
+    # one bulk write per split, none per task; reading the tasks is most of the time
+    assert result["assigned"] == 1797 and len(writes) == 3
+    assert seconds < 10, f"al split of 1,797 tasks took {seconds:.1f}s"
+    stored = {t.id: t.data.get("split") for t in active.load_tasks(ls_client, project.id)}
+    assert all(s in active.SPLITS for s in stored.values())
+    assert result == {**result, **{name: list(stored.values()).count(name) for name in active.SPLITS}}
+    started = time.perf_counter()
+    assert active.assign_splits(ls_client, project.id)["assigned"] == 0 and len(writes) == 3
+    assert time.perf_counter() - started < 3  # a rerun reads only tasks without a split: none
+    assert {t.id: t.data["split"] for t in active.load_tasks(ls_client, project.id)} == stored
+
+
+def active_config():
+    from datalabel.labelconfig import build_config
+
+    return build_config("image-classification", samples.DIGIT_LABELS)
 
 
 def test_bulk_predictions_from_a_file_keep_scores_and_version(label_studio, ls_client, bucket, tmp_path):
@@ -138,7 +201,7 @@ def test_bulk_predictions_from_a_file_keep_scores_and_version(label_studio, ls_c
     file = tmp_path / "preds.jsonl"
     file.write_text("\n".join(lines) + "\n")
 
-    result = active.preannotate(ls_client, pid, file=file, model_version="external-v7")
+    result = active.preannotate(ls_client, pid, file=file, model_version="external-v7", split="all")
     assert result["created"] == 10 and result["unmatched"] == 1
     tasks = active.load_tasks(ls_client, pid)
     for task in tasks:
@@ -155,13 +218,13 @@ def test_bulk_predictions_from_a_file_keep_scores_and_version(label_studio, ls_c
     task0 = next(t for t in tasks if _file_name(t) == names[0])
     assert proxy.fetch(task0.data["image"], task0.id) == blob == direct.fetch(task0.data["image"], task0.id)
 
-    rerun = active.preannotate(ls_client, pid, file=file, model_version="external-v7")
+    rerun = active.preannotate(ls_client, pid, file=file, model_version="external-v7", split="all")
     assert rerun["created"] == 0 and rerun["skipped"] == 10
 
     wrong = tmp_path / "wrong.csv"
     wrong.write_text(f"path,label,score\n{names[0]},cat,0.5\n")
     with pytest.raises(LabError, match="not in the project's labels"):
-        active.preannotate(ls_client, pid, file=wrong)
+        active.preannotate(ls_client, pid, file=wrong, split="all")
 
 
 def test_selection_picks_the_least_confident_and_the_view_shows_exactly_them(ls_client, bucket, tmp_path):
@@ -183,12 +246,12 @@ def test_selection_picks_the_least_confident_and_the_view_shows_exactly_them(ls_
     unlabeled = {tid: s for tid, s in top.items() if tid != least}
     expected = sorted(unlabeled, key=unlabeled.get)[:3]
 
-    result = active.select_tasks(ls_client, pid, "least-confidence", k=3)
+    result = active.select_tasks(ls_client, pid, "least-confidence", k=3, split="all")
     assert [c["task_id"] for c in result["selected"]] == expected
     assert sorted(active.view_task_ids(ls_client, pid, result["view"]["id"])) == sorted(expected)
 
     # re-running replaces the same tab; max-score keeps only tasks the model is unsure about
-    capped = active.select_tasks(ls_client, pid, "entropy", k=9, max_score=0.6)
+    capped = active.select_tasks(ls_client, pid, "entropy", k=9, max_score=0.6, split="all")
     chosen = {c["task_id"] for c in capped["selected"]}
     assert chosen == {tid for tid, s in unlabeled.items() if s <= 0.6}
     assert capped["view"]["id"] == result["view"]["id"]
@@ -198,6 +261,12 @@ def test_selection_picks_the_least_confident_and_the_view_shows_exactly_them(ls_
 
     with pytest.raises(NotFound):
         active.select_tasks(ls_client, pid, "margin", k=3, model_version="no-such-version")
+
+    # by default only the train split is drawn from (valid and test are held out)
+    train = {tid: s for tid, s in unlabeled.items() if active.task_split(next(t for t in tasks if t.id == tid)) == "train"}
+    default = active.select_tasks(ls_client, pid, "least-confidence", k=9)
+    assert [c["task_id"] for c in default["selected"]] == sorted(train, key=train.get)
+    assert {c["split"] for c in default["selected"]} == {"train"}
 
 
 def test_train_saves_versions_and_preannotates_unlabeled_tasks(ls_client, bucket, tmp_path):
@@ -215,17 +284,33 @@ def test_train_saves_versions_and_preannotates_unlabeled_tasks(ls_client, bucket
     assert second.version == "logreg-v2"
     assert active.load_model("latest", models, pid).version == "logreg-v2"
     assert not list((models / f"project-{pid}").glob("*.tmp"))
+    # the same labels: nothing to train; one more label: a new version, and only the newest `keep` files stay
+    assert active.train_project(ls_client, pid, models, only_if_changed=True) is None
+    extra = next(t for t in tasks[28:] if active.task_split(t) == "train")
+    _annotate(ls_client, extra, truth[_file_name(extra)])
+    third = active.train_project(ls_client, pid, models, only_if_changed=True, keep=2)
+    assert third.version == "logreg-v3" and third.n_train == n_train + 1
+    assert sorted(p.name for p in (models / f"project-{pid}").iterdir()) == ["logreg-v2.joblib", "logreg-v3.joblib"]
 
     result = active.preannotate(ls_client, pid, model_path="latest", models_dir=models)
-    assert result == {**result, "created": 12, "model_version": "logreg-v2"}
+    held = [t for t in tasks[28:] if t.id != extra.id]
+    train_rest = [t for t in held if active.task_split(t) == "train"]
+    assert result == {**result, "created": len(train_rest), "model_version": "logreg-v3",
+                      "outside_split": sum(active.task_split(t) != "train" for t in tasks)}
     after = {t.id: t for t in active.load_tasks(ls_client, pid)}
-    for task in tasks[28:]:
+    for task in held:
+        if task not in train_rest:
+            assert after[task.id].predictions == []  # held out: not in the labeling queue
+            continue
         (pred,) = after[task.id].predictions
-        assert pred.model_version == "logreg-v2" and 0 < pred.score <= 1
-        assert set(pred.result[0].to_json()["scores"]) == set(second.classes)
+        assert pred.model_version == "logreg-v3" and 0 < pred.score <= 1
+        assert set(pred.result[0].to_json()["scores"]) == set(third.classes)
+    everything = active.preannotate(ls_client, pid, model_path="latest", models_dir=models, split="all")
+    assert everything["created"] == len(held) - len(train_rest) and everything["skipped"] == len(train_rest)
+    after = {t.id: t for t in active.load_tasks(ls_client, pid)}
     # the model learned something: most held-back images are predicted right
-    right = sum(after[t.id].predictions[0].result[0].labels == [truth[_file_name(t)]] for t in tasks[28:])
-    assert right >= 6
+    right = sum(after[t.id].predictions[0].result[0].labels == [truth[_file_name(t)]] for t in held)
+    assert right >= len(held) // 2
 
 
 def test_cli_reports_bad_input_in_one_line(label_studio, ls_client, bucket, tmp_path):
@@ -237,6 +322,13 @@ def test_cli_reports_bad_input_in_one_line(label_studio, ls_client, bucket, tmp_
     assert run.stderr.strip().startswith("error: unknown strategy 'vibes'") and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
 
+    for args, message in ((["preannotate", "--model", "latest", "-s", "random"], "cannot score predictions by 'random'"),
+                          (["select", "--split", "holdout"], "unknown split 'holdout'")):
+        run = subprocess.run([sys.executable, "-m", "datalabel", "al", *args, "--project", str(pid)], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and run.stderr.strip() == f"error: {message}; choose one of: " + (
+            "least-confidence, margin, entropy" if "score" in message else "train, valid, test, all")
+
     run = subprocess.run([sys.executable, "-m", "datalabel", "al", "train", "--project", str(pid),
                           "--models-dir", str(tmp_path / "m")], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "need labels of at least 2 classes" in run.stderr
@@ -246,3 +338,58 @@ def test_cli_reports_bad_input_in_one_line(label_studio, ls_client, bucket, tmp_
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["assigned"] == 4
+
+
+def _http(ls_client, method, path, **kwargs):
+    """A raw call through the SDK's own HTTP client (same auth): for what the SDK's models leave out."""
+    resp = ls_client._client_wrapper.httpx_client.request(path, method=method, **kwargs)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_preannotate_lines_up_versions_scores_and_the_queue(ls_client, bucket, tmp_path):
+    pid, truth, _ = _project(ls_client, bucket, tmp_path, 40, "queue")
+    active.assign_splits(ls_client, pid)
+    tasks = sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id)
+    for task in tasks[:20]:
+        _annotate(ls_client, task, truth[_file_name(task)])
+    models = tmp_path / "models"
+    active.train_project(ls_client, pid, models)
+    result = active.preannotate(ls_client, pid, model_path="latest", models_dir=models, strategy="margin")
+    assert result["sampling"] == {"sampling": "Uncertainty sampling", "model_version": "logreg-v1"}
+    project = ls_client.projects.get(id=pid)
+    assert project.sampling == "Uncertainty sampling" and project.model_version == "logreg-v1"
+
+    # the task model gets from the trimmed read (include=...) exactly what a full read gives
+    from datalabel import ls
+
+    full = sorted((Task.from_json(obj) for obj in ls.iter_task_json(ls_client, pid)), key=lambda t: t.id)
+    assert sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id) == full
+    assert sum(t.is_labeled for t in full) == 20 and sum(bool(t.predictions) for t in full) > 0
+
+    # the score is a certainty by the strategy: the margin between the two likeliest classes
+    pool = [t for t in active.load_tasks(ls_client, pid) if not t.is_labeled and active.task_split(t) == "train"]
+    for task in pool:
+        (pred,) = task.predictions
+        top2 = sorted(pred.result[0].scores.values())[-2:]
+        assert pred.score == pytest.approx(top2[1] - top2[0], abs=1e-5)
+
+    picked = active.select_tasks(ls_client, pid, "margin", k=5)
+    ranks = [c["task_id"] for c in picked["selected"]]
+    assert picked["queue_matches"] and picked["model_version"] == "logreg-v1"
+    assert ranks == [t.id for t in sorted(pool, key=lambda t: t.predictions[0].score)][:5]
+
+    # the Data Manager's score column is filled for the tab's tasks and sorts them in rank order
+    page = _http(ls_client, "GET", "api/tasks/", params={"project": pid, "view": picked["view"]["id"],
+                                                         "fields": "all"})
+    listed = page["tasks"]
+    assert [t["id"] for t in listed] == ranks
+    assert all(t["predictions_score"] is not None for t in listed)
+    # and what "Label All Tasks" asks for (the Data Manager's next_task action) is rank 1
+    served = _http(ls_client, "POST", "api/dm/actions", params={"id": "next_task", "project": pid,
+                                                                "tabID": picked["view"]["id"]},
+                   json={"project": str(pid)})
+    assert served["id"] == ranks[0]
+
+    # a strategy the stored scores are not the certainty of: said so, not hidden
+    assert active.select_tasks(ls_client, pid, "entropy", k=5, view_title=None)["queue_matches"] is False

@@ -45,6 +45,12 @@ def test_protocol_without_a_model(backend):
     assert "no Label Studio URL/token for project 7" in _call(url, "/health")[1]["last_error"]
     assert _call(url, "/webhook", {"action": "PROJECT_UPDATED", "project": {"id": 7}}) == (
         201, {"action": "PROJECT_UPDATED", "queued": False})
+    # annotation events retrain only when the project's "train on annotation submission" is on
+    assert _call(url, "/webhook", {"action": "ANNOTATION_CREATED", "project": {
+        "id": 7, "min_annotations_to_start_training": 0}})[1]["queued"] is False
+    assert _call(url, "/webhook", {"action": "ANNOTATION_CREATED", "project": {
+        "id": 7, "min_annotations_to_start_training": 1}})[1]["queued"] is True
+    assert _call(url, "/webhook", {"action": "START_TRAINING", "project": {"id": 7}})[1]["queued"] is True
     assert _call(url, "/predict", b"{not json")[0] == 400
     assert _call(url, "/nowhere", {})[0] == 404
     assert _call(url, "/versions?project=7") == (200, {"versions": []})
@@ -70,6 +76,16 @@ def test_label_studio_gets_predictions_and_a_new_annotation_retrains(ls_client, 
     info = mlbackend.connect(ls_client, pid, url)
     assert info["created"] and info["state"] == "CO" and info["model_version"] == "logreg-v1"
     assert info["webhook"], "Label Studio registers <backend>/webhook on connect"
+    # the project lines up with the backend: its version, uncertainty sampling, training on submission (the
+    # setting the webhook's retrains follow), and the backend's predictions for the unlabeled train tasks
+    project = ls_client.projects.get(id=pid)
+    assert project.model_version == "logreg-v1" and project.sampling == "Uncertainty sampling"
+    assert project.start_training_on_annotation_update is True
+    train_pool = [t for t in active.load_tasks(ls_client, pid) if not t.is_labeled and active.task_split(t) == "train"]
+    assert train_pool
+    held_out = [t for t in active.load_tasks(ls_client, pid) if not t.is_labeled and active.task_split(t) != "train"]
+    assert held_out and all(not t.predictions for t in held_out), "valid/test stay out of the queue"
+    assert all([p.model_version for p in t.predictions] == ["logreg-v1"] for t in train_pool)
     assert mlbackend.connect(ls_client, pid, url)["created"] is False  # idempotent
     assert len(ls_client.ml.list(project=pid)) == 1
 
@@ -81,15 +97,29 @@ def test_label_studio_gets_predictions_and_a_new_annotation_retrains(ls_client, 
     assert pred.result[0].labels[0] in first.classes
 
     # a new annotation: Label Studio's webhook queues a retrain, which saves the next version
+    b.keep = 1
     trainings = b.trainings
     annotate(tasks[16])
     deadline = time.monotonic() + 60
     while b.trainings == trainings and time.monotonic() < deadline:
         time.sleep(0.1)
     assert b.wait_idle(60)
-    assert b.trainings == trainings + 1, b.last_error
+    assert b.trainings == trainings + 1, b.health()
     assert b.model_version(pid) == "logreg-v2"
-    assert _call(url, f"/versions?project={pid}")[1] == {"versions": ["logreg-v1", "logreg-v2"]}
+    assert _call(url, f"/versions?project={pid}")[1] == {"versions": ["logreg-v2"]}  # keep=1: v1 deleted
+    # the new version predicted the train pool in bulk and the project's queue follows it
+    assert ls_client.projects.get(id=pid).model_version == "logreg-v2"
+    pool = [t for t in active.load_tasks(ls_client, pid) if not t.is_labeled and active.task_split(t) == "train"]
+    assert all("logreg-v2" in [p.model_version for p in t.predictions] for t in pool)
+
+    # the same labels again (a repeated event, an edit that changed nothing): no retrain
+    unchanged = b.unchanged
+    assert _call(url, "/webhook", {"action": "START_TRAINING", "project": {"id": pid}})[1]["queued"]
+    deadline = time.monotonic() + 30
+    while b.unchanged == unchanged and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert b.wait_idle(30)
+    assert b.trainings == trainings + 1 and b.unchanged > unchanged
 
     # and Label Studio now gets predictions from the new version
     mlbackend.retrieve_predictions(ls_client, pid, [probe.id])

@@ -1,8 +1,8 @@
 """Active learning: splits, pre-annotations, uncertainty sampling, a baseline model, and the offline simulation.
 
-The loop: a model pre-annotates the tasks (predictions with scores and a model version, uploaded in bulk), the
-least certain tasks are put in front of annotators (a saved Data Manager view), the model retrains on the new
-labels, repeat. The same `select` function ranks tasks for Label Studio and for the offline simulation, so the
+The loop: a model pre-annotates the train split (predictions whose score is a certainty, with a model version,
+uploaded in bulk), the project's queue serves the least certain task first (Label Studio's Uncertainty sampling
+over that version; a saved Data Manager view shows the top K), the model retrains on the new labels, repeat. The same `select` function ranks tasks for Label Studio and for the offline simulation, so the
 learning curves measure exactly what the command does.
 
 Tasks are read through the shared model in `tasks.py` (Task, choose_annotation); Label Studio is reached only
@@ -29,9 +29,12 @@ from .errors import ConfigError, LabError, NotFound, ServerError
 from .tasks import Task, choose_annotation
 
 STRATEGIES = ("least-confidence", "margin", "entropy", "random")
+SCORE_STRATEGIES = STRATEGIES[:3]  # what a prediction's score can be the certainty of
 SPLITS = ("train", "valid", "test")
+SPLIT_FIELD = "split"  # the task data key the split is written to (a Data Manager column)
 MODEL_PREFIX = "logreg-v"
 DEFAULT_VIEW = "Active learning: label next"
+UNCERTAINTY_SAMPLING = "Uncertainty sampling"  # Label Studio's project setting: lowest prediction score first
 PIXELS = 8  # images are reduced to PIXELS x PIXELS grayscale
 
 
@@ -67,18 +70,31 @@ def stable_key(task: Task, data_key: str | None = None) -> str:
     return json.dumps(task.data, sort_keys=True)
 
 
+def stored_split(task: Task) -> str | None:
+    """The split written into the task: `data.split` (what `assign_splits` writes, a Data Manager column), else
+    `meta.split` (where earlier versions stored it)."""
+    for holder in (task.data, task.meta):
+        value = holder.get(SPLIT_FIELD) if isinstance(holder, dict) else None
+        if value in SPLITS:
+            return value
+    return None
+
+
 def task_split(task: Task, seed: int = 0, valid: float = 0.1, test: float = 0.1, data_key: str | None = None) -> str:
-    """The split stored with the task (meta.split), else the one its key hashes to."""
-    stored = task.meta.get("split") if isinstance(task.meta, dict) else None
-    if stored in SPLITS:
-        return stored
-    return split_of(stable_key(task, data_key), seed, valid, test)
+    """The split stored with the task, else the one its key hashes to."""
+    return stored_split(task) or split_of(stable_key(task, data_key), seed, valid, test)
+
+
+# What the task model reads; the server sends only these. Label Studio applies the same list to each annotation,
+# so the annotation keys (result, completed_by, ...) are named too; predictions come whole.
+TASK_KEYS = ("id,data,meta,project,annotations,predictions,"
+             "result,completed_by,was_cancelled,ground_truth,created_at,updated_at")
 
 
 def load_tasks(client, project_id: int) -> list[Task]:
     from . import ls
 
-    return [Task.from_json(obj) for obj in ls.iter_task_json(client, project_id)]
+    return [Task.from_json(obj) for obj in ls.iter_task_json(client, project_id, include=TASK_KEYS)]
 
 
 def load_tasks_by_id(client, task_ids: Iterable[int]) -> list[Task]:
@@ -91,41 +107,78 @@ def load_tasks_by_id(client, task_ids: Iterable[int]) -> list[Task]:
     return out
 
 
-def assign_splits(client, project_id: int, seed: int = 0, valid: float = 0.1, test: float = 0.1,
-                  reassign: bool = False, progress: Callable[[int], None] | None = None) -> dict:
-    """Store a split in each task's `meta` (only tasks without one, unless `reassign`). Returns counts.
+def plan_splits(tasks: Sequence[Task], seed: int = 0, valid: float = 0.1, test: float = 0.1,
+                reassign: bool = False) -> tuple[dict[str, list[int]], dict]:
+    """Which task ids must get which split written, and the counts after the write.
 
-    Derived from a hash of the image URL and `seed`, so running it again changes nothing and tasks added later get
-    a split without moving the old ones.
+    A split already stored is kept unless `reassign`; a task whose `data.split` already says it is not rewritten.
     """
-    from . import ls
-
     split_of("", seed, valid, test)  # checks the fractions before anything is written
-    tasks = load_tasks(client, project_id)
-    todo: list[tuple[Task, str]] = []
+    todo: dict[str, list[int]] = {name: [] for name in SPLITS}
     counts = {name: 0 for name in SPLITS}
     kept = 0
     for task in tasks:
-        stored = task.meta.get("split") if isinstance(task.meta, dict) else None
-        if stored in SPLITS and not reassign:
-            counts[stored] += 1
-            kept += 1
-            continue
-        name = split_of(stable_key(task), seed, valid, test)
+        if not isinstance(task.id, int) or not isinstance(task.data, dict):
+            raise ServerError(f"Label Studio sent a task without an id or data ({str(task.id)[:40]}); not writing splits")
+        stored = None if reassign else stored_split(task)
+        name = stored or split_of(stable_key(task), seed, valid, test)
         counts[name] += 1
-        if stored != name:
-            todo.append((task, name))
-        else:
+        if task.data.get(SPLIT_FIELD) == name:
             kept += 1
+        else:
+            todo[name].append(int(task.id))
+    return todo, {"tasks": len(tasks), "assigned": sum(map(len, todo.values())), "kept": kept, **counts}
 
-    def write(item: tuple[Task, str]) -> None:
-        task, name = item
-        meta = {**(task.meta if isinstance(task.meta, dict) else {}), "split": name, "split_seed": seed}
-        with ls.api_errors(f"set split of task {task.id}", client.settings.url):
-            client.tasks.update(id=str(task.id), meta=meta)
 
-    gcs.parallel(write, todo, workers=8, progress=progress)
-    return {"project": project_id, "tasks": len(tasks), "assigned": len(todo), "kept": kept, **counts}
+def assign_splits(client, project_id: int, seed: int = 0, valid: float = 0.1, test: float = 0.1,
+                  reassign: bool = False, progress: Callable[[int], None] | None = None) -> dict:
+    """Write a split into each task's data (`data.split`, a column in the Data Manager). Returns counts.
+
+    Derived from a hash of the image URL and `seed`, so running it again changes nothing and tasks added later get
+    a split without moving the old ones. Only tasks without `data.split` are read (all with `reassign`), and one
+    bulk call per split writes them (Label Studio's "Add Or Modify Data Field" action, one UPDATE on its side)
+    instead of one PATCH per task: reading is what costs on a first run, a rerun reads nothing.
+    """
+    from . import ls
+
+    split_of("", seed, valid, test)  # checks the fractions before anything is read or written
+    unset = None if reassign else {"conjunction": "and", "items": [
+        {"filter": f"filter:tasks:data.{SPLIT_FIELD}", "operator": "empty", "type": "String", "value": True}]}
+    tasks = [Task.from_json(obj) for obj in ls.iter_task_json(client, project_id, fields="task_only", filters=unset,
+                                                                   resolve_uri=False, include="id,data,meta")]
+    todo, _ = plan_splits(tasks, seed, valid, test, reassign)
+    for name, ids in todo.items():
+        if not ids:
+            continue
+        with ls.api_errors(f"write split {name!r} into {len(ids)} task(s)", client.settings.url):
+            client.actions.create(id="add_data_field", project=project_id,
+                                  selected_items={"all": False, "included": ids},
+                                  request_options={"additional_body_parameters": {
+                                      "value_name": SPLIT_FIELD, "value_type": "String", "value": name}})
+        if progress:
+            progress(len(ids))
+    counts = {name: ls.count_tasks(client, project_id, {"conjunction": "and", "items": [
+        {"filter": f"filter:tasks:data.{SPLIT_FIELD}", "operator": "equal", "type": "String", "value": name}]})
+        for name in SPLITS}
+    assigned = sum(map(len, todo.values()))
+    total = ls.count_tasks(client, project_id)
+    return {"project": project_id, "tasks": total, "assigned": assigned, "kept": total - assigned, **counts}
+
+
+def write_splits_one_by_one(client, project_id: int, seed: int = 0, valid: float = 0.1, test: float = 0.1) -> int:
+    """The per-task way (one PATCH of `meta` per task): kept as the benchmark's baseline."""
+    from . import ls
+
+    todo, _ = plan_splits(load_tasks(client, project_id), seed, valid, test, reassign=True)
+    pairs = [(task_id, name) for name, ids in todo.items() for task_id in ids]
+
+    def write(item: tuple[int, str]) -> None:
+        task_id, name = item
+        with ls.api_errors(f"set split of task {task_id}", client.settings.url):
+            client.tasks.update(id=str(task_id), meta={SPLIT_FIELD: name, "split_seed": seed})
+
+    gcs.parallel(write, pairs, workers=8)
+    return len(pairs)
 
 
 # --- uncertainty and selection (pure) -------------------------------------------------------------------------
@@ -151,6 +204,24 @@ def uncertainty(probs, strategy: str, seed: int = 0):
     if strategy == "random":
         return np.random.default_rng(seed).random(len(p))
     raise ConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+
+
+def certainty(probs, strategy: str = "least-confidence"):
+    """One number in 0..1 per row, the reverse of `uncertainty`'s order: what a prediction's `score` holds.
+
+    Label Studio's "Uncertainty sampling" serves the task whose prediction has the lowest score first, so the
+    score must be a certainty (low = label next): the top probability, the top-two margin, or one minus the
+    entropy as a fraction of its maximum.
+    """
+    import numpy as np
+
+    if strategy not in SCORE_STRATEGIES:
+        raise ConfigError(f"cannot score predictions by {strategy!r}; choose one of: {', '.join(SCORE_STRATEGIES)}")
+    p = np.asarray(probs, dtype=float)
+    u = uncertainty(p, strategy)
+    if strategy == "entropy":
+        return 1.0 - u / np.log(p.shape[1]) if p.shape[1] > 1 else np.ones(len(p))
+    return 1.0 - u
 
 
 def select(probs, strategy: str, k: int, max_score: float | None = None, seed: int = 0) -> list[int]:
@@ -205,17 +276,22 @@ def project_target(client, project_id: int) -> Target:
     return target_of(ls.project_config(client, project_id))
 
 
-def prediction_json(task_id: int, probs: dict[str, float], target: Target, model_version: str) -> dict:
-    """A Label Studio prediction for one task: the top class, its score, and every class's probability."""
+def prediction_json(task_id: int, probs: dict[str, float], target: Target, model_version: str,
+                    strategy: str = "least-confidence") -> dict:
+    """A Label Studio prediction for one task: the top class with its probability, every class's probability,
+    and as the prediction's `score` the certainty by `strategy` (what uncertainty sampling orders by)."""
     if not probs:
         raise LabError(f"no class probabilities for task {task_id}")
-    label = max(probs, key=probs.get)
-    score = float(probs[label])
+    # rounded once: the score below and a later `al select` (which reads this map back) see the same numbers
+    rounded = {k: round(float(v), 6) for k, v in probs.items()}
+    label = max(rounded, key=rounded.get)
+    row = [rounded.get(k, 0.0) for k in target.labels] if target.labels else list(rounded.values())
+    sure = float(certainty([row], strategy)[0])
     region = {"type": "choices", "from_name": target.from_name, "to_name": target.to_name,
-              "value": {"choices": [label]}, "score": score,
+              "value": {"choices": [label]}, "score": rounded[label],
               # kept beside the region so margin / entropy can be computed from Label Studio data later
-              "scores": {k: round(float(v), 6) for k, v in probs.items()}}
-    return {"task": int(task_id), "result": [region], "score": score, "model_version": model_version}
+              "scores": rounded}
+    return {"task": int(task_id), "result": [region], "score": round(sure, 6), "model_version": model_version}
 
 
 def prediction_probs(pred, labels: Sequence[str]) -> dict[str, float] | None:
@@ -233,9 +309,10 @@ def prediction_probs(pred, labels: Sequence[str]) -> dict[str, float] | None:
     for region in regions:
         value = region.get("value", {}) if isinstance(region, dict) else {}
         chosen.extend(value.get("choices") or [])
-    score = raw.get("score")
+    # the region's score is the top class's probability; the prediction's may be another certainty
+    score = next((r.get("score") for r in regions if isinstance(r, dict) and r.get("score") is not None), None)
     if score is None:
-        score = next((r.get("score") for r in regions if isinstance(r, dict) and r.get("score") is not None), None)
+        score = raw.get("score")
     if not chosen or score is None:
         return None
     top = str(chosen[0])
@@ -387,43 +464,92 @@ def rows_to_predictions(rows: list[PredictionRow], tasks: list[Task], target: Ta
     return preds, missing
 
 
+def in_split(task: Task, split: str | None) -> bool:
+    """`split` None or "all": every task; else only tasks of that split."""
+    return split in (None, "all") or task_split(task) == split
+
+
+def check_split(split: str | None) -> None:
+    if split not in (None, "all", *SPLITS):
+        raise ConfigError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}, all")
+
+
 def preannotate(client, project_id: int, *, model_path: str | Path | None = None, file: str | Path | None = None,
                 model_version: str | None = None, include_labeled: bool = False, models_dir: str | Path = "models",
-                progress: Callable[[int], None] | None = None) -> dict:
+                strategy: str = "least-confidence", split: str | None = "train", queue: bool = True,
+                loader: "ImageLoader | None" = None, progress: Callable[[int], None] | None = None) -> dict:
     """Predictions for a project's tasks, uploaded in bulk, from a trained model or a JSONL/CSV file.
 
-    Tasks that already have a prediction of the same model version are skipped, so reruns add nothing.
+    A model's predictions carry as `score` the certainty by `strategy`. Only tasks of `split` get predictions
+    (default train: valid and test are held out, so the labeling queue must not pick them by uncertainty).
+    Tasks that already have a prediction of the same model version are skipped, so reruns add nothing. With
+    `queue`, the project then serves tasks by these scores (`use_for_sampling`).
     """
     if model_path is None and file is None:
         raise ConfigError("nothing to upload: give a model (--model FILE or --model latest) or a predictions file (--from)")
     if model_path is not None and file is not None:
         raise ConfigError("give a model (--model) or a predictions file (--from), not both")
+    check_split(split)
+    if strategy not in SCORE_STRATEGIES:
+        raise ConfigError(f"cannot score predictions by {strategy!r}; choose one of: {', '.join(SCORE_STRATEGIES)}")
     target = project_target(client, project_id)
     tasks = load_tasks(client, project_id)
+    outside = sum(not in_split(t, split) for t in tasks)
+    tasks = [t for t in tasks if in_split(t, split)]
     if file is not None:
         version = model_version or Path(file).stem
         preds, missing = rows_to_predictions(read_prediction_file(file), tasks, target, version)
         if not preds:
-            raise NotFound(f"no line of {file} matches a task of project {project_id} "
-                           f"(e.g. {missing[0]!r}); use the image's gs:// URL or file name")
+            raise NotFound(f"no line of {file} matches a task of project {project_id}"
+                           + (f" in the {split} split" if split not in (None, "all") else "")
+                           + (f" (e.g. {missing[0]!r}); use the image's gs:// URL or file name" if missing else ""))
     else:
         model = load_model(model_path, models_dir, project_id)
         version = model_version or model.version
         wanted = [t for t in tasks if include_labeled or not t.is_labeled]
-        todo = [t for t in wanted if latest_prediction(t, version) is None]
-        already = len(wanted) - len(todo)
-        loader = ImageLoader.for_client(client)
-        features = loader.features(todo, target.data_key, model.size)
-        probs = model.predict_proba(features) if len(todo) else []
-        preds = [prediction_json(t.id, dict(zip(model.classes, row)), target, version) for t, row in zip(todo, probs)]
+        preds = predict_tasks(model, wanted, target, version, strategy, loader or ImageLoader.for_client(client))
         missing = []
     have = {t.id for t in tasks if latest_prediction(t, version) is not None}
-    skipped = len([p for p in preds if p["task"] in have]) + (already if file is None else 0)
+    skipped = len([p for p in preds if p["task"] in have]) + (len(wanted) - len(preds) if file is None else 0)
     preds = [p for p in preds if p["task"] not in have]
     started = time.perf_counter()
     created = import_predictions(client, project_id, preds, progress=progress)
+    seconds = round(time.perf_counter() - started, 3)
+    sampling = use_for_sampling(client, project_id, version) if queue and (created or have) else None
     return {"project": project_id, "model_version": version, "created": created, "skipped": skipped,
-            "unmatched": len(missing), "seconds": round(time.perf_counter() - started, 3)}
+            "outside_split": outside, "unmatched": len(missing), "seconds": seconds, "sampling": sampling}
+
+
+def predict_tasks(model: "PixelModel", tasks: Sequence[Task], target: Target, version: str, strategy: str,
+                  loader: "ImageLoader") -> list[dict]:
+    """Predictions of `model` for tasks that have none of `version` yet."""
+    todo = [t for t in tasks if latest_prediction(t, version) is None]
+    if not todo:
+        return []
+    probs = model.predict_proba(loader.features(todo, target.data_key, model.size))
+    return [prediction_json(t.id, dict(zip(model.classes, row)), target, version, strategy)
+            for t, row in zip(todo, probs)]
+
+
+# --- the project's labeling queue -----------------------------------------------------------------------------
+
+
+def use_for_sampling(client, project_id: int, model_version: str) -> dict:
+    """Make "Label All Tasks" serve the least certain task first: the project's sampling becomes "Uncertainty
+    sampling" over predictions of `model_version` (lowest score first), and the Data Manager's prediction-score
+    column follows the same version. Label Studio accepts a version only once predictions of it exist."""
+    from . import ls
+
+    with ls.api_errors(f"set the labeling queue of project {project_id} to {model_version!r}", client.settings.url):
+        client.projects.update(id=project_id, sampling=UNCERTAINTY_SAMPLING, model_version=model_version,
+                               show_collab_predictions=True)
+    return {"sampling": UNCERTAINTY_SAMPLING, "model_version": model_version}
+
+
+def project_model_version(client, project_id: int) -> str:
+    from . import ls
+
+    return str(getattr(ls.get_project(client, project_id), "model_version", "") or "")
 
 
 # --- selection in Label Studio --------------------------------------------------------------------------------
@@ -439,20 +565,26 @@ class Candidate:
 
 
 def select_tasks(client, project_id: int, strategy: str = "least-confidence", k: int = 20,
-                 max_score: float | None = None, model_version: str | None = None, split: str | None = None,
+                 max_score: float | None = None, model_version: str | None = None, split: str | None = "train",
                  seed: int = 0, view_title: str | None = DEFAULT_VIEW) -> dict:
-    """Rank unlabeled tasks by the uncertainty of their predictions; save the top K as a Data Manager view."""
+    """Rank unlabeled tasks of `split` (default train; "all" for every task) by the uncertainty of their
+    predictions; save the top K as a Data Manager view.
+
+    Predictions of `model_version` count, by default the project's (what "Label All Tasks" and the score column
+    follow), else each task's latest. The result says whether Label Studio's queue serves in the same order.
+    """
     import numpy as np
 
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-    if split is not None and split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    check_split(split)
     target = project_target(client, project_id)
-    tasks = [t for t in load_tasks(client, project_id) if not t.is_labeled]
-    if split:
-        tasks = [t for t in tasks if task_split(t) == split]
-    pool, probs = [], []
+    all_tasks = load_tasks(client, project_id)
+    current = project_model_version(client, project_id)
+    if model_version is None and current and any(p.model_version == current for t in all_tasks for p in t.predictions):
+        model_version = current
+    tasks = [t for t in all_tasks if not t.is_labeled and in_split(t, split)]
+    pool, probs, stored = [], [], []
     for task in tasks:
         pred = latest_prediction(task, model_version)
         p = prediction_probs(pred, target.labels) if pred is not None else None
@@ -462,8 +594,10 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
             p = {}
         pool.append(task)
         probs.append([p.get(label, 0.0) for label in target.labels])
+        stored.append(pred.score if pred is not None and isinstance(pred.score, (int, float)) else np.nan)
     if not pool:
-        raise NotFound(f"no unlabeled task of project {project_id} has a prediction"
+        raise NotFound(f"no unlabeled task of project {project_id}"
+                       + (f" in the {split} split" if split not in (None, "all") else "") + " has a prediction"
                        + (f" of model version {model_version!r}" if model_version else "")
                        + "; run `datalabel al preannotate` first")
     matrix = np.asarray(probs, dtype=float)
@@ -474,12 +608,18 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
     if not picked:
         raise NotFound(f"no task has a top score <= {max_score}; raise --max-score")
     view = save_view(client, project_id, view_title, [c.task_id for c in picked]) if view_title else None
-    return {"project": project_id, "strategy": strategy, "pool": len(pool), "selected": [c.__dict__ for c in picked],
-            "view": view}
+    # the queue orders by the stored scores: it agrees with this ranking when they are this strategy's certainty
+    same_order = (strategy in SCORE_STRATEGIES and model_version is not None and model_version == current
+                  and bool(np.allclose(np.asarray(stored), certainty(matrix, strategy), atol=1e-5)))
+    return {"project": project_id, "strategy": strategy, "split": split or "all", "model_version": model_version,
+            "pool": len(pool), "selected": [c.__dict__ for c in picked], "view": view,
+            "queue_matches": same_order}
 
 
 def save_view(client, project_id: int, title: str, task_ids: list[int]) -> dict:
-    """A Data Manager tab showing exactly `task_ids`, least confident first; replaced in place when re-run."""
+    """A Data Manager tab showing exactly `task_ids`, lowest prediction score (least certain) first; replaced in
+    place when re-run. "Label Tasks As Displayed" labels them in this order; "Label All Tasks" follows the
+    project's queue (the whole project, least certain first once `use_for_sampling` set it)."""
     from . import ls
 
     if not task_ids:
@@ -730,16 +870,45 @@ def labeled_examples(tasks: Iterable[Task], policy: str = "latest", labels: Sequ
     return out
 
 
+def labels_digest(examples: Iterable[tuple[Task, str]]) -> str:
+    """A fingerprint of a labeled set: which image has which label in which split (not task ids or times)."""
+    rows = sorted(f"{task_split(t)}\0{stable_key(t)}\0{y}" for t, y in examples)
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def prune_models(models_dir: str | Path, project_id: int | str, keep: int | None) -> list[Path]:
+    """Delete all but the newest `keep` model files of a project (None keeps all). Returns what was deleted."""
+    if keep is None:
+        return []
+    if keep < 1:
+        raise ConfigError(f"keep at least 1 model version (got {keep})")
+    old = [path for _, path in list_versions(models_dir, project_id)[:-keep]]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
+
+
 def train_project(client, project_id: int, models_dir: str | Path = "models", policy: str = "latest",
-                  seed: int = 0, loader: ImageLoader | None = None,
-                  progress: Callable[[int], None] | None = None) -> PixelModel:
-    """Train on the labeled tasks of the train split, evaluate on the valid split, save the next version."""
+                  seed: int = 0, loader: ImageLoader | None = None, only_if_changed: bool = False,
+                  keep: int | None = None, progress: Callable[[int], None] | None = None) -> PixelModel | None:
+    """Train on the labeled tasks of the train split, evaluate on the valid split, save the next version.
+
+    With `only_if_changed`, nothing is trained (None) when the labeled set is the one the newest version was
+    trained on. `keep`: how many model files to keep (older ones are deleted after the save).
+    """
     import numpy as np
 
+    if keep is not None and keep < 1:
+        raise ConfigError(f"keep at least 1 model version (got {keep})")
     target = project_target(client, project_id)
     examples = labeled_examples(load_tasks(client, project_id), policy, target.labels)
     train = [(t, y) for t, y in examples if task_split(t) == "train"]
     valid = [(t, y) for t, y in examples if task_split(t) == "valid"]
+    digest = labels_digest(train + valid)
+    if only_if_changed and list_versions(models_dir, project_id):
+        newest = load_model("latest", models_dir, project_id)
+        if newest.extra.get("labels_digest") == digest:
+            return None
     loader = loader or ImageLoader.for_client(client)
     x_train = loader.features([t for t, _ in train], target.data_key, progress=progress)
     est = fit(x_train, [y for _, y in train], seed)
@@ -748,8 +917,10 @@ def train_project(client, project_id: int, models_dir: str | Path = "models", po
         x_valid = loader.features([t for t, _ in valid], target.data_key, progress=progress)
         accuracy = float(np.mean(est.predict(x_valid) == np.asarray([y for _, y in valid])))
     model = PixelModel("", [str(c) for c in est.classes_], est, PIXELS, len(train), len(valid), accuracy,
-                       time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), {"project": project_id, "policy": policy})
+                       time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       {"project": project_id, "policy": policy, "labels_digest": digest})
     save_model(model, models_dir, project_id)
+    prune_models(models_dir, project_id, keep)
     return model
 
 

@@ -7,9 +7,15 @@ It speaks the protocol Label Studio 1.23 uses (what label-studio-ml-backend's se
   POST /webhook           {"action": "ANNOTATION_CREATED" | ... | "START_TRAINING", "project": {...}} -> 201
   POST /train             the legacy training call, same effect as START_TRAINING
   GET  /versions          {"versions": [...]}
-Label Studio registers `<url>/webhook` as a project webhook when the backend is connected, and it calls it
-synchronously with a 1 s timeout, so the webhook only queues a retrain; a worker thread trains, one run at a time,
-folding events that arrive meanwhile into the next run. Models are the versions `datalabel al train` writes.
+Label Studio registers `<url>/webhook` as a project webhook for all events when the backend is connected, and
+sends START_TRAINING there when the project's "Start model training on annotation submission" is on. Training
+follows that setting (`connect` turns it on): annotation events retrain only when the project says so, so the
+settings page tells the truth. Label Studio calls the webhook synchronously with a 1 s timeout, so it only queues
+a retrain; a worker thread trains, one run at a time, folding events that arrive meanwhile into the next run, and
+skips the run when the labeled set is the one the newest version was trained on (both events of one annotation,
+an edit that changed nothing). A new version then predicts the unlabeled train tasks in bulk and becomes the
+project's model version, so "Label All Tasks" serves by its scores. Models are the versions `datalabel al train`
+writes; the newest `keep` files are kept.
 
 stdlib http.server only; bind 127.0.0.1 (Label Studio reaches it on loopback).
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,8 +35,17 @@ from .tasks import Task
 
 log = logging.getLogger("datalabel.mlbackend")
 
-RETRAIN_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "ANNOTATION_DELETED",
-                   "START_TRAINING"}
+ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "ANNOTATION_DELETED"}
+DEFAULT_KEEP = 5
+
+
+def trains_on_annotations(payload: dict) -> bool:
+    """Whether the project in a webhook payload has "Start model training on annotation submission" on."""
+    project = payload.get("project")
+    if not isinstance(project, dict):
+        return False
+    value = project.get("min_annotations_to_start_training", project.get("start_training_on_annotation_update"))
+    return bool(value) and not isinstance(value, str)
 
 
 def project_id_of(value) -> int | None:
@@ -47,10 +63,20 @@ def project_id_of(value) -> int | None:
 class Backend:
     """The model side: which version serves each project, predictions, and queued retraining."""
 
-    def __init__(self, models_dir: str | Path = "models", settings: Settings | None = None, policy: str = "latest"):
+    def __init__(self, models_dir: str | Path = "models", settings: Settings | None = None, policy: str = "latest",
+                 keep: int | None = DEFAULT_KEEP, strategy: str = "least-confidence", split: str = "train"):
+        if keep is not None and keep < 1:
+            raise LabError(f"keep at least 1 model version (got {keep})")
+        if strategy not in active.SCORE_STRATEGIES:
+            raise LabError(f"cannot score predictions by {strategy!r}; choose one of: "
+                           f"{', '.join(active.SCORE_STRATEGIES)}")
         self.models_dir = Path(models_dir)
         self.settings = settings  # Label Studio URL + token to read labels; else what /setup hands over
         self.policy = policy
+        self.keep = keep
+        self.strategy = strategy  # what a prediction's score is the certainty of
+        self.split = split  # tasks a new version predicts for the labeling queue
+        self.settle = 2.0  # seconds before an unchanged labeled set is read again
         self._lock = threading.Lock()
         self._models: dict[int, active.PixelModel] = {}
         self._access: dict[int, tuple[str, str]] = {}
@@ -60,6 +86,7 @@ class Backend:
         self._stopped = False
         self.last_error: str | None = None
         self.trainings = 0
+        self.unchanged = 0  # runs skipped because the labeled set had not changed
         self._loaders: dict[tuple[str, str], active.ImageLoader] = {}
         self._worker = threading.Thread(target=self._train_loop, name="retrain", daemon=True)
         self._worker.start()
@@ -107,7 +134,8 @@ class Backend:
 
     def health(self) -> dict:
         return {"status": "UP", "model_class": "PixelModel (logistic regression on 8x8 grayscale pixels)",
-                "trainings": self.trainings, "training": self._training, "last_error": self.last_error}
+                "trainings": self.trainings, "unchanged": self.unchanged, "training": self._training,
+                "last_error": self.last_error}
 
     def setup(self, payload: dict) -> dict:
         project = project_id_of(payload.get("project"))
@@ -139,14 +167,16 @@ class Backend:
         probs = model.predict_proba(features)
         results = []
         for task, row in zip(parsed, probs):
-            pred = active.prediction_json(task.id, dict(zip(model.classes, row)), target, model.version)
+            pred = active.prediction_json(task.id, dict(zip(model.classes, row)), target, model.version,
+                                          self.strategy)
             results.append({"result": pred["result"], "score": pred["score"], "model_version": model.version})
         return {"results": results, "model_version": model.version}
 
     def webhook(self, payload: dict) -> dict:
         action = payload.get("action", "")
         project = project_id_of(payload.get("project"))
-        if action in RETRAIN_ACTIONS and project is not None:
+        wanted = action == "START_TRAINING" or (action in ANNOTATION_ACTIONS and trains_on_annotations(payload))
+        if wanted and project is not None:
             self.request_training(project)
             return {"action": action, "project": project, "queued": True}
         return {"action": action, "queued": False}
@@ -165,7 +195,6 @@ class Backend:
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Until no retrain is queued or running (tests, and a clean shutdown)."""
-        import time
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -191,13 +220,32 @@ class Backend:
                 self._training = True
             try:
                 client = self._client(project)
-                model = active.train_project(client, project, self.models_dir, self.policy, loader=self._loader(client))
+                loader = self._loader(client)
+                model = None
+                for wait in (0.0, self.settle):
+                    # Label Studio calls before the annotation's transaction commits: an unchanged set is read
+                    # again once after a pause before the run counts as unchanged
+                    time.sleep(wait)
+                    model = active.train_project(client, project, self.models_dir, self.policy, loader=loader,
+                                                 only_if_changed=True, keep=self.keep)
+                    if model is not None:
+                        break
+                if model is None:
+                    with self._lock:
+                        self.unchanged += 1
+                    log.info("project %s: labels unchanged, not retrained", project)
+                    continue
                 with self._lock:
                     self._models[project] = model
                     self.trainings += 1
-                self.last_error = None
                 log.info("project %s: trained %s on %d labels (valid accuracy %s)", project, model.version,
                          model.n_train, model.valid_accuracy)
+                path = active.model_dir(self.models_dir, project) / f"{model.version}.joblib"
+                published = active.preannotate(client, project, model_path=path, strategy=self.strategy,
+                                               split=self.split, loader=loader)
+                self.last_error = None
+                log.info("project %s: %d prediction(s) of %s uploaded; the queue follows them", project,
+                         published["created"], model.version)
             except LabError as exc:
                 # too few labels, server gone: keep serving the current version
                 self.last_error = str(exc)
@@ -295,12 +343,16 @@ def start_in_thread(backend: Backend, host: str = "127.0.0.1", port: int = 0):
     return server, f"http://{host}:{port}"
 
 
-def connect(client, project_id: int, url: str, title: str = "datalabel-logreg") -> dict:
-    """Attach the backend at `url` to a project (reused if already attached) and let Label Studio fetch its
-    predictions when a task opens. Label Studio also registers `<url>/webhook` for retraining."""
+def connect(client, project_id: int, url: str, title: str = "datalabel-logreg", split: str = "train") -> dict:
+    """Attach the backend at `url` to a project (reused if already attached) and line the project up with it:
+    training on annotation submission on (the webhook's retrains follow that setting), predictions of the
+    backend's current version for the unlabeled tasks of `split` (asked of the backend through Label Studio, in
+    one batch), and that version as the project's model version with uncertainty sampling, so "Label All Tasks"
+    and the Data Manager's score column follow it."""
     from . import ls
 
     url = url.rstrip("/")
+    active.check_split(split)
     ls.get_project(client, project_id)
     with ls.api_errors(f"ML backends of project {project_id}", client.settings.url):
         existing = [m for m in client.ml.list(project=project_id) if (m.url or "").rstrip("/") == url]
@@ -313,16 +365,35 @@ def connect(client, project_id: int, url: str, title: str = "datalabel-logreg") 
                 backend = client.ml.create(project=project_id, url=url, title=title, is_interactive=False,
                                            auto_update=True)
                 created = True
-            client.projects.update(id=project_id, evaluate_predictions_automatically=True,
-                                   show_collab_predictions=True)
+            # no automatic predictions when the Data Manager lists tasks: they would put valid/test tasks in the
+            # uncertainty queue; the pool is predicted in bulk here and after each retrain
+            client.projects.update(id=project_id, evaluate_predictions_automatically=False,
+                                   show_collab_predictions=True, min_annotations_to_start_training=1)
     except LabError as exc:
         raise type(exc)(f"{exc}; is the backend running at {url} and may Label Studio reach it "
                         "(ML_BLOCK_LOCAL_IP=false for loopback)?") from None
     state = str(getattr(backend, "state", "") or "")
     with ls.api_errors(f"webhooks of project {project_id}", client.settings.url):
         hooks = [h for h in client.webhooks.list(project=str(project_id)) if (h.url or "").rstrip("/") == url + "/webhook"]
-    return {"id": backend.id, "url": url, "created": created, "state": state,
-            "model_version": getattr(backend, "model_version", None), "webhook": bool(hooks)}
+    version = str(getattr(backend, "model_version", "") or "")
+    sampling, fetched = None, 0
+    if version and version != "untrained":
+        fetched, sampling = align(client, project_id, version, split)
+    return {"id": backend.id, "url": url, "created": created, "state": state, "model_version": version or None,
+            "webhook": bool(hooks), "train_on_submit": True, "predicted": fetched, "sampling": sampling}
+
+
+def align(client, project_id: int, version: str, split: str = "train") -> tuple[int, dict | None]:
+    """Predictions of `version` for the unlabeled tasks of `split` that lack one (Label Studio asks the backend),
+    then `version` as the project's queue. Returns (tasks asked for, the queue setting)."""
+    tasks = [t for t in active.load_tasks(client, project_id) if not t.is_labeled and active.in_split(t, split)]
+    missing = [t.id for t in tasks if active.latest_prediction(t, version) is None]
+    if missing:
+        retrieve_predictions(client, project_id, missing)
+    have = [t for t in active.load_tasks_by_id(client, missing[:1])] if missing else tasks
+    if not any(active.latest_prediction(t, version) for t in have):
+        return len(missing), None  # the backend returned nothing: leave the project's queue as it was
+    return len(missing), active.use_for_sampling(client, project_id, version)
 
 
 def retrieve_predictions(client, project_id: int, task_ids: list[int] | None = None) -> None:
@@ -336,9 +407,10 @@ def retrieve_predictions(client, project_id: int, task_ids: list[int] | None = N
 
 
 def serve(host: str = "127.0.0.1", port: int = 9090, models_dir: str | Path = "models",
-          settings: Settings | None = None) -> None:
+          settings: Settings | None = None, keep: int | None = DEFAULT_KEEP,
+          strategy: str = "least-confidence") -> None:
     """Run until interrupted."""
-    backend = Backend(models_dir, settings)
+    backend = Backend(models_dir, settings, keep=keep, strategy=strategy)
     server = make_server(backend, host, port)
     log.info("ML backend on http://%s:%s (models in %s)", host, port, models_dir)
     try:

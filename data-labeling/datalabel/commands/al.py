@@ -19,6 +19,11 @@ PROJECT = typer.Option(..., "--project", "-p", help="Project id (see `datalabel 
 MODELS = typer.Option("models", "--models-dir", envvar="DATALABEL_MODELS_DIR", show_envvar=True,
                       help="Folder of saved model versions (one sub-folder per project).")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+KEEP = typer.Option(5, "--keep-models", envvar="DATALABEL_KEEP_MODELS", show_envvar=True, min=1,
+                    help="Model files kept per project; older versions are deleted after a training.")
+SCORE = typer.Option("least-confidence", "--strategy", "-s",
+                     help="What a prediction's score is the certainty of (least-confidence, margin, entropy); "
+                          "Label Studio serves the lowest score first. Use the strategy you select with.")
 
 
 def _client(url, api_key):
@@ -35,7 +40,8 @@ def split_cmd(project: int = PROJECT,
               test: float = typer.Option(0.1, "--test", help="Fraction for the test split."),
               reassign: bool = typer.Option(False, "--reassign", help="Recompute splits already stored."),
               url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
-    """Store a train/valid/test split in every task's meta; reruns keep old tasks where they are.
+    """Write a train/valid/test split into every task (a "split" column in the Data Manager); reruns keep old
+    tasks where they are.
 
     Example: datalabel al split --project 3 --seed 0 --valid 0.1 --test 0.1
     """
@@ -59,8 +65,14 @@ def preannotate_cmd(project: int = PROJECT,
                     model_version: Optional[str] = typer.Option(None, "--model-version",
                                                                 help="Version tag (default: the model's, or the file name)."),
                     include_labeled: bool = typer.Option(False, "--include-labeled", help="Predict labeled tasks too."),
+                    strategy: str = SCORE,
+                    split: str = typer.Option("train", "--split", help="Tasks to predict: train (default; valid and "
+                                              "test stay out of the labeling queue), valid, test or all."),
+                    queue: bool = typer.Option(True, "--queue/--no-queue", help="Make \"Label All Tasks\" serve the "
+                                               "least certain task first by these predictions."),
                     models_dir: str = MODELS, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
-    """Upload predictions (label, score, model version) for a project's tasks in bulk.
+    """Upload predictions (label, certainty score, model version) for a project's tasks in bulk, and let the
+    labeling queue serve by them.
 
     Example: datalabel al preannotate --project 3 --model latest
     Example: datalabel al preannotate --project 3 --from predictions.jsonl --model-version resnet-7
@@ -71,12 +83,16 @@ def preannotate_cmd(project: int = PROJECT,
     client = _client(url, api_key)
     with progress("upload predictions") as advance:
         result = active.preannotate(client, project, model_path=model, file=source, model_version=model_version,
-                                    include_labeled=include_labeled, models_dir=models_dir, progress=advance)
+                                    include_labeled=include_labeled, models_dir=models_dir, strategy=strategy,
+                                    split=split, queue=queue, progress=advance)
     if json_out:
         return print_json(result)
     extra = f", {result['unmatched']} line(s) matched no task" if result["unmatched"] else ""
     typer.echo(f"project {project}: {result['created']} prediction(s) of {result['model_version']} uploaded "
                f"in {result['seconds']}s, {result['skipped']} already there{extra}")
+    if result["sampling"]:
+        typer.echo(f"\"Label All Tasks\" now serves the least certain task first ({result['sampling']['sampling']} "
+                   f"over {result['model_version']})")
 
 
 @app.command("select")
@@ -87,13 +103,15 @@ def select_cmd(project: int = PROJECT,
                max_score: Optional[float] = typer.Option(None, "--max-score",
                                                          help="Only tasks whose top score is at most this."),
                model_version: Optional[str] = typer.Option(None, "--model-version",
-                                                           help="Use this version's predictions (default: latest)."),
-               split: Optional[str] = typer.Option(None, "--split", help="Only tasks of this split (train/valid/test)."),
+                                                           help="Use this version's predictions (default: the project's "
+                                                                "model version, else each task's latest)."),
+               split: str = typer.Option("train", "--split", help="Draw from this split: train (default), valid, "
+                                         "test, or all."),
                view: str = typer.Option("Active learning: label next", "--view",
                                         help="Title of the Data Manager tab that shows the selection."),
                seed: int = typer.Option(0, "--seed", help="Seed for --strategy random."),
                url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
-    """Pick the unlabeled tasks the model is least sure about and show them in a Data Manager tab.
+    """Pick the unlabeled train tasks the model is least sure about and show them in a Data Manager tab.
 
     Example: datalabel al select --project 3 --strategy margin --top-k 25 --max-score 0.9
     """
@@ -108,13 +126,20 @@ def select_cmd(project: int = PROJECT,
                  for c in result["selected"]], ["task_id", "label", "score", "uncertainty", "split"],
                 title=f"{len(result['selected'])} of {result['pool']} unlabeled task(s), {strategy}")
     typer.echo(f"view {result['view']['title']!r}: {result['view']['url']}")
+    if result["queue_matches"]:
+        typer.echo("\"Label All Tasks\" serves these first, in this order (then the rest of the train split)")
+    else:
+        typer.echo(f"note: Label Studio's queue does not follow {strategy} scores of this version; label the tab "
+                   f"with \"Label Tasks As Displayed\", or run `datalabel al preannotate -s {strategy}` first")
 
 
 @app.command("train")
 def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
               policy: str = typer.Option("latest", "--policy", help="Which annotation counts: latest, ground-truth, "
                                                                    "majority."),
-              url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+              force: bool = typer.Option(False, "--force", help="Train even if the labels are those the newest "
+                                                                 "version was trained on."),
+              keep: int = KEEP, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
     """Train the baseline model on the labeled train split, evaluate on valid, save the next version.
 
     Example: datalabel al train --project 3 --models-dir models
@@ -124,8 +149,16 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
 
     client = _client(url, api_key)
     with progress("read images") as advance:
-        model = active.train_project(client, project, models_dir, policy, progress=advance)
-    info = {**model.info(), "path": str(active.model_dir(models_dir, project) / f"{model.version}.joblib")}
+        model = active.train_project(client, project, models_dir, policy, only_if_changed=not force, keep=keep,
+                                     progress=advance)
+    if model is None:
+        newest = active.load_model("latest", models_dir, project)
+        if json_out:
+            return print_json({**newest.info(), "trained": False})
+        typer.echo(f"labels unchanged since {newest.version}: nothing trained (--force to train anyway)")
+        return
+    info = {**model.info(), "trained": True,
+            "path": str(active.model_dir(models_dir, project) / f"{model.version}.joblib")}
     if json_out:
         return print_json(info)
     acc = "n/a (no labeled valid tasks)" if model.valid_accuracy is None else f"{model.valid_accuracy:.3f}"
@@ -136,6 +169,7 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
 @app.command("serve")
 def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
               port: int = typer.Option(9090, "--port", help="Port to listen on."),
+              keep: int = KEEP, strategy: str = SCORE,
               models_dir: str = MODELS, url: str = URL, api_key: str = API_KEY):
     """Run the ML backend Label Studio calls for predictions and retraining (until Ctrl-C).
 
@@ -149,7 +183,7 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="Address to b
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.load(url=url, api_key=api_key)
     typer.echo(f"ML backend on http://{host}:{port} (models in {models_dir})")
-    mlbackend.serve(host, port, models_dir, settings if settings.api_key else None)
+    mlbackend.serve(host, port, models_dir, settings if settings.api_key else None, keep=keep, strategy=strategy)
 
 
 @app.command("connect")
@@ -157,6 +191,8 @@ def connect_cmd(project: int = PROJECT,
                 backend: str = typer.Option("http://127.0.0.1:9090", "--backend", help="URL of `datalabel al serve`."),
                 title: str = typer.Option("datalabel-logreg", "--title", help="Name shown in the project settings."),
                 retrieve: bool = typer.Option(False, "--retrieve", help="Also fetch predictions for all tasks now."),
+                split: str = typer.Option("train", "--split", help="Tasks predicted for the labeling queue "
+                                          "(train, valid, test or all)."),
                 url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
     """Connect a running ML backend to a project: predictions when a task opens, retraining on new labels.
 
@@ -166,14 +202,17 @@ def connect_cmd(project: int = PROJECT,
     from ..output import print_json
 
     client = _client(url, api_key)
-    result = mlbackend.connect(client, project, backend, title)
+    result = mlbackend.connect(client, project, backend, title, split)
     if retrieve:
         mlbackend.retrieve_predictions(client, project)
     if json_out:
         return print_json(result)
     typer.echo(f"project {project}: ML backend {result['url']} {'connected' if result['created'] else 'updated'} "
                f"(state {result['state']}, model {result['model_version']}, "
-               f"retrain webhook {'on' if result['webhook'] else 'missing'})")
+               f"retrain webhook {'on' if result['webhook'] else 'missing'}, training on annotation submission on)")
+    if result["sampling"]:
+        typer.echo(f"\"Label All Tasks\" serves the least certain task first by {result['model_version']} "
+                   f"({result['predicted']} task(s) predicted now)")
 
 
 @app.command("simulate")
