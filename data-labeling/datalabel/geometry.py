@@ -33,15 +33,23 @@ def bounds(points: list[Point]) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
 
 
+def rect_value(value: dict) -> tuple[float, float, float, float, float] | None:
+    """x, y, width, height (percent) and rotation (degrees) of a Label Studio rectangle value; None if malformed."""
+    try:
+        return (float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"]),
+                float(value.get("rotation") or 0.0))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def rect_box(value: dict, width: float | None = None, height: float | None = None
              ) -> tuple[float, float, float, float] | None:
     """Axis-aligned x, y, w, h (percent) of a possibly rotated Label Studio rectangle; None if the value is not a
     rectangle, or it is rotated and the image size (needed to rotate in pixels) is unknown."""
-    try:
-        x, y, w, h = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
-        r = float(value.get("rotation") or 0.0)
-    except (KeyError, TypeError, ValueError):
+    parsed = rect_value(value)
+    if parsed is None:
         return None
+    x, y, w, h, r = parsed
     if r % 360 == 0:
         return x, y, w, h
     if not width or not height:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import LabError
-from ..geometry import bounds, brush_mask, ellipse_points, mask_bounds, rect_corners
+from ..geometry import bounds, brush_mask, ellipse_points, mask_bounds, rect_corners, rect_value
 from ..labelconfig import LabelConfig
 from ..tasks import Annotation, Region, Task
 from ..video import region_frames
@@ -123,11 +123,10 @@ class Pose:
 def _rect_object(label: str, value: dict, width, height) -> Obj | None:
     """A rectangle's object; a rotated one is rotated in pixels (geometry.py), so it needs the image size: without
     it the box is None and writers count the object as one without image size."""
-    try:
-        x, y, w, h = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
-        r = float(value.get("rotation") or 0.0)
-    except (KeyError, TypeError, ValueError):
+    parsed = rect_value(value)
+    if parsed is None:
         return None
+    x, y, w, h, r = parsed
     if r % 360 == 0:
         return Obj(label, "box", (x, y, w, h))
     if not width or not height:
