@@ -171,7 +171,7 @@ def test_push_failure_leaves_no_commit_or_tag_and_rerun_resumes(ls_client, bucke
     again = repo.commit(path, "again")
     assert again["tag"] is None and again["unchanged_since"] == "dataset_v1"
     # a fresh snapshot of the same labels is no new version either (the manifest in the data has no timestamp)
-    snapshot.snapshot(path / repo.DATASET_DIR, bucket.name, "yolo", config)
+    snapshot.snapshot(path / repo.DATASET_DIR, bucket.name, "imagefolder", config)
     out = run_cli("commit", "--repo", str(path), "-m", "again")
     assert out.returncode == 0 and "nothing changed since dataset_v1" in out.stdout, out.stderr
     assert repo.version_tags(path) == ["dataset_v1"]
