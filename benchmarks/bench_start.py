@@ -75,12 +75,11 @@ def docker(first_build: bool) -> None:
         sys.exit("error: no Docker engine answers; start dockerd first")
     build = None
     if first_build:
-        images = ["datalabel/labeling-cli:local"]
-        for image in ("python:3.11-slim-bookworm", "heartexlabs/label-studio:1.23.2"):
-            label = subprocess.run(["docker", "image", "inspect", "-f", '{{ index .Config.Labels "datalabel.standin" }}',
-                                    image], capture_output=True, text=True).stdout.strip()
-            if label and label != "<no value>":
-                images.append(image)
+        # the base images, where they are stand-ins (the script's own list says which), and ours
+        listing = subprocess.run(["scripts/local-images.sh", "--list"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.split("\n")
+        images = ["datalabel/labeling-cli:local"] + [line.split()[0] for line in listing
+                                                     if "standin:" in line and "postgres" not in line]
         subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
         subprocess.run(["docker", "builder", "prune", "-f"], capture_output=True)
         _, build = timed(lambda: subprocess.run(["scripts/local-images.sh"], cwd=ROOT, check=True))

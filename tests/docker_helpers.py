@@ -87,12 +87,7 @@ class Stack:
     def start(cls, folder: Path, env: dict[str, str] | None = None) -> "Stack":
         """`./docker-shell.sh --docker --emulator` with this stack's settings (and `env`); its state saved in
         `folder`."""
-        import socket
-
-        def free_port() -> int:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                return sock.getsockname()[1]
+        from datalabel.embedded import free_port
 
         folder.mkdir(parents=True, exist_ok=True)
         stack = cls(folder, free_port(), free_port())

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from datalabel import embedded, gcs, samples
+from dataversion import repo as repo_mod
 from docker_helpers import Stack
 from versioning_helpers import run_notebook
 
@@ -131,8 +132,8 @@ def test_snapshot_from_the_mount_commit_push_tag_diff_and_no_change(versioning, 
     # the repository on the host belongs to the container's (non-root) user
     assert (versioning.repo / "dataset.dvc").stat().st_uid == UID
     # DVC's data is in the emulator bucket
-    assert stack.download(BUCKET, "dvc_store/files/md5/" + _dir_md5(versioning.repo)[:2] + "/" +
-                          _dir_md5(versioning.repo)[2:])
+    digest = repo_mod._data_hash(versioning.repo, None)
+    assert stack.download(BUCKET, f"dvc_store/files/md5/{digest[:2]}/{digest[2:]}")
 
     # from the host, a fresh folder, plain DVC, as a Colab user would: from a clone of the repository (as pushed
     # to a git host; a clone is ours, where the container's folder belongs to uid 1000), the endpoint being the
@@ -159,11 +160,6 @@ def test_snapshot_from_the_mount_commit_push_tag_diff_and_no_change(versioning, 
     assert summary["versions"] == ["dataset_v1", "dataset_v2"]
     assert len(summary["read"]["dataset_v1"]["labels"]) == 12
     assert len(summary["read"]["dataset_v2"]["labels"]) == 18
-
-
-def _dir_md5(repo: Path) -> str:
-    text = (repo / "dataset.dvc").read_text()
-    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.strip().startswith(("- md5:", "md5:")))
 
 
 def test_failed_or_empty_mount_refuses_to_start(versioning, docker_stack):
