@@ -49,6 +49,7 @@ class MountSource:
 
     def __init__(self, root: str | Path, bucket: str, workers: int = 16):
         self.root = Path(root)
+        self._resolved_root = self.root.resolve()  # once: _inside runs for every file read
         self.bucket = bucket
         self.workers = workers
 
@@ -103,8 +104,7 @@ class MountSource:
 
     def _inside(self, path: Path) -> Path:
         """`path` if it stays inside the mount once symlinks are followed; else a refusal."""
-        root = self.root.resolve()
-        if not path.resolve().is_relative_to(root):
+        if not path.resolve().is_relative_to(self._resolved_root):
             raise ConfigError(f"{path} leads outside the bucket mount {self.root}; refusing to read it")
         return path
 
