@@ -105,7 +105,7 @@ def test_target_storage_json_is_one_file_per_annotation_merged_per_task(detectio
 
 
 def test_yolo_from_bucket_has_every_image_and_a_label_file_per_image(detection, storage_client, tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "BATCH", 3)  # several chunks: downloads overlap with writing the previous chunk
+    monkeypatch.setattr(export.sources, "BATCH", 3)  # several chunks: downloads overlap with writing the previous chunk
     tasks = export.read_target_storage(detection["bucket"].name, embedded.TARGET_PREFIX, storage_client=storage_client)
     report = export.convert(tasks, tmp_path / "yolo", "yolo", detection["config"], export.BucketImages(storage_client))
     out = tmp_path / "yolo"
@@ -207,7 +207,7 @@ def test_server_side_exports_and_http_errors_are_not_files(detection, ls_client,
 
 def test_a_label_studio_export_file_converts_on_every_core_as_in_one_process(detection, ls_client, tmp_path,
                                                                             monkeypatch):
-    from datalabel import parallel
+    from datalabel.export import parallel
 
     # a project of ten tasks makes a small file: cut it into ranges of about one task
     monkeypatch.setattr(parallel, "MIN_FILE_BYTES", 0)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from datalabel import export, formats, labelconfig, parallel
+from datalabel import export, formats, labelconfig
+from datalabel.export import parallel
 from datalabel.errors import LabError
 
 LABELS = ["car", "person", "dog"]

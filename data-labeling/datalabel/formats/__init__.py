@@ -15,6 +15,7 @@ tables.py (JSON-MIN, CSV), coco.py, yolo.py (YOLO, YOLO-OBB, YOLO pose), voc.py,
 from __future__ import annotations
 
 from ..errors import LabError
+from ..labelconfig import LabelConfig
 from .base import SHAPES, Writer, dump_line, dumps
 from .coco import CocoWriter
 from .imagefolder import ImageFolderWriter
@@ -28,7 +29,7 @@ from .yolo import YoloObbWriter, YoloPoseWriter, YoloWriter, pose_text, yolo_tex
 __all__ = ["SHAPES", "Writer", "dump_line", "dumps", "CocoWriter", "ImageFolderWriter", "MotWriter", "IMAGE_DIR",
            "VIDEO_DIR", "Item", "Obj", "Pose", "file_stem", "frame_name", "frame_objects", "image_objects",
            "is_video", "region_object", "CsvWriter", "JsonMinWriter", "VocWriter", "YoloObbWriter",
-           "YoloPoseWriter", "YoloWriter", "pose_text", "yolo_text", "WRITERS", "DESCRIPTIONS", "writer_for"]
+           "YoloPoseWriter", "YoloWriter", "pose_text", "yolo_text", "WRITERS", "DESCRIPTIONS", "writer_for", "check_config"]
 
 WRITERS: dict[str, type[Writer]] = {
     "json-min": JsonMinWriter,
@@ -60,3 +61,14 @@ def writer_for(fmt: str) -> type[Writer]:
         return WRITERS[fmt.lower()]
     except KeyError:
         raise LabError(f"unknown format {fmt!r}; choose one of: {', '.join(WRITERS)}") from None
+
+
+def check_config(fmt: str, config: LabelConfig) -> type[Writer]:
+    """The writer of `fmt`; LabError if the format is unknown or the config has no region it can write."""
+    writer = writer_for(fmt)
+    if not writer.fits(config):
+        tags = {c.tag for c in config.controls}
+        fits = [name for name, w in WRITERS.items() if w.fits(config)]
+        raise LabError(f"{writer.name} writes {writer.what}, and the label config has none "
+                       f"(its controls: {', '.join(sorted(tags))}); choose one of: {', '.join(fits)}")
+    return writer

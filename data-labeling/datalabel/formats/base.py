@@ -94,18 +94,9 @@ class Writer:
         return cid
 
     @classmethod
-    def check_config(cls, config: LabelConfig) -> None:
-        """LabError if the config has no region this format can write: the export would be empty."""
-        if cls.expresses is None:
-            return
-        tags = {c.tag for c in config.controls}
-        if tags & cls.expresses:
-            return
-        from . import WRITERS  # the registry imports every writer, this module among them
-
-        fits = [name for name, w in WRITERS.items() if w.expresses is None or tags & w.expresses]
-        raise LabError(f"{cls.name} writes {cls.what}, and the label config has none "
-                       f"(its controls: {', '.join(sorted(tags))}); choose one of: {', '.join(fits)}")
+    def fits(cls, config: LabelConfig) -> bool:
+        """Whether the config has a region this format can write (else the export would be empty)."""
+        return cls.expresses is None or bool({c.tag for c in config.controls} & cls.expresses)
 
     def new_class(self, label: str) -> int:
         """A label that is not in the config: refused (class ids would no longer be the config's), or with

@@ -30,10 +30,12 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Callable
 
-from .errors import LabError
-from .formats import Writer
-from .labelconfig import LabelConfig
-from .tasks import decode_tasks
+from ..errors import LabError
+from ..formats import Writer
+from ..labelconfig import LabelConfig
+from ..tasks import decode_tasks
+from .naming import Namer, make_items
+
 
 RANGE_BYTES = 256 << 10  # JSON per range: small enough to keep workers lean, large enough that round trips are cheap
 MIN_FILE_BYTES = 1 << 20  # below this, starting workers costs more than it saves
@@ -119,8 +121,6 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
         progress: Callable[[int], None] | None, include_unlabeled: bool, workers: int) -> dict:
     """Write the tasks of `ranges` through `writer` (the main writer) with up to `workers` processes; returns
     the same stats as the one-process path."""
-    from .export import Namer
-
     if writer.video:  # a video task becomes many frames; its ids and names are not worth planning in parts
         raise Unsplittable
     ctx = multiprocessing.get_context("fork")
@@ -273,8 +273,6 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
     """One worker: ("range", index, start, end) in, ("planned", index, plan) out; ("decided", renames, classes,
     starts) on the oldest planned range in, ("written", index, output) out; None ends it, ("finished", ...) is
     its last word. With a second range in flight, it plans that one while the decisions on the first are made."""
-    from .export import Namer, make_items
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops the workers
     gc.disable()  # a range's objects are freed by reference counting (no cycles): collector passes only cost
     writer = writer_cls(Path(root), config, frame_size, part=True, part_lock=lock)

@@ -1,0 +1,71 @@
+"""Which tasks to label next in a project: rank the unlabeled pool by the uncertainty of its predictions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError, NotFound
+from .predictions import latest_prediction, prediction_probs
+from .project import DEFAULT_VIEW, load_tasks, project_model_version, project_target, save_view
+from .splits import check_split, in_split, task_split
+from .scoring import SCORE_STRATEGIES, STRATEGIES, certainty, select, uncertainty
+
+
+@dataclass
+class Candidate:
+    task_id: int
+    label: str
+    score: float
+    uncertainty: float
+    split: str
+
+
+def select_tasks(client, project_id: int, strategy: str = "least-confidence", k: int = 20,
+                 max_score: float | None = None, model_version: str | None = None, split: str | None = "train",
+                 seed: int = 0, view_title: str | None = DEFAULT_VIEW) -> dict:
+    """Rank unlabeled tasks of `split` (default train; "all" for every task) by the uncertainty of their
+    predictions; save the top K as a Data Manager view.
+
+    Predictions of `model_version` count, by default the project's (what "Label All Tasks" and the score column
+    follow), else each task's latest. The result says whether Label Studio's queue serves in the same order.
+    """
+    import numpy as np
+
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    check_split(split)
+    target = project_target(client, project_id)
+    all_tasks = load_tasks(client, project_id)
+    current = project_model_version(client, project_id)
+    if model_version is None and current and any(p.model_version == current for t in all_tasks for p in t.predictions):
+        model_version = current
+    tasks = [t for t in all_tasks if not t.is_labeled and in_split(t, split)]
+    pool, probs, stored = [], [], []
+    for task in tasks:
+        pred = latest_prediction(task, model_version)
+        p = prediction_probs(pred, target.labels) if pred is not None else None
+        if p is None:
+            if strategy != "random":
+                continue
+            p = {}
+        pool.append(task)
+        probs.append([p.get(label, 0.0) for label in target.labels])
+        stored.append(pred.score if pred is not None and isinstance(pred.score, (int, float)) else np.nan)
+    if not pool:
+        raise NotFound(f"no unlabeled task of project {project_id}"
+                       + (f" in the {split} split" if split not in (None, "all") else "") + " has a prediction"
+                       + (f" of model version {model_version!r}" if model_version else "")
+                       + "; run `datalabel al preannotate` first")
+    matrix = np.asarray(probs, dtype=float)
+    chosen = select(matrix, strategy, k, None if strategy == "random" else max_score, seed)
+    u = uncertainty(matrix, strategy, seed)
+    picked = [Candidate(pool[i].id, target.labels[int(matrix[i].argmax())] if matrix[i].any() else "",
+                        float(matrix[i].max()), float(u[i]), task_split(pool[i])) for i in chosen]
+    if not picked:
+        raise NotFound(f"no task has a top score <= {max_score}; raise --max-score")
+    view = save_view(client, project_id, view_title, [c.task_id for c in picked]) if view_title else None
+    # the queue orders by the stored scores: it agrees with this ranking when they are this strategy's certainty
+    same_order = (strategy in SCORE_STRATEGIES and model_version is not None and model_version == current
+                  and bool(np.allclose(np.asarray(stored), certainty(matrix, strategy), atol=1e-5)))
+    return {"project": project_id, "strategy": strategy, "split": split or "all", "model_version": model_version,
+            "pool": len(pool), "selected": [c.__dict__ for c in picked], "view": view,
+            "queue_matches": same_order}
