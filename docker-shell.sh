@@ -51,36 +51,21 @@ compose() {
   fi
 }
 
-# Credentials are generated once, readable only by you, and never committed (secrets/ is git-ignored).
-new_secret() {
-  local name=$1 value=$2
-  [[ -s $SECRETS_DIR/$name ]] && return 0
-  (umask 077 && printf '%s\n' "$value" > "$SECRETS_DIR/$name")
+# Credentials are generated once, readable only by you, and never committed (secrets/ is git-ignored), by the
+# one generator both start paths use (standard library only, so any python3 runs it before anything is installed).
+# For the containers it also writes Compose env files, read on this side as you: they arrive whatever user a
+# container runs as.
+make_secrets() {  # [--compose]
+  local python=python3
+  [[ -x $ROOT/.venv/bin/python ]] && python=$ROOT/.venv/bin/python
+  command -v "$python" > /dev/null || { echo "error: python3 is needed to generate the credentials; install it" >&2; exit 2; }
+  PYTHONPATH="$ROOT/data-labeling" "$python" -m datalabel.credentials "$SECRETS_DIR" "$@" || exit 2
 }
 secret() {
   local value
   value=$(<"$SECRETS_DIR/$1")
   [[ -n $value ]] || { echo "error: $SECRETS_DIR/$1 is empty; delete it and run ./docker-shell.sh again" >&2; exit 2; }
   printf '%s' "$value"
-}
-make_secrets() {
-  mkdir -p "$SECRETS_DIR"
-  new_secret ls_admin_user "admin@example.com"
-  new_secret ls_admin_password "$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')"
-  new_secret ls_api_token "$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  new_secret postgres_password "$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')"
-}
-# The containers get their credentials through Compose env files, read on this side as you: they arrive whatever
-# user a container runs as. Rewritten on each start from the files above, so those stay the one source.
-write_env_files() {
-  (
-    umask 077
-    printf 'LABEL_STUDIO_USERNAME=%s\nLABEL_STUDIO_PASSWORD=%s\nLABEL_STUDIO_USER_TOKEN=%s\nPOSTGRE_PASSWORD=%s\n' \
-      "$(secret ls_admin_user)" "$(secret ls_admin_password)" "$(secret ls_api_token)" "$(secret postgres_password)" \
-      > "$SECRETS_DIR/label-studio.env"
-    printf 'LABEL_STUDIO_API_KEY=%s\n' "$(secret ls_api_token)" > "$SECRETS_DIR/cli.env"
-    printf 'POSTGRES_PASSWORD=%s\n' "$(secret postgres_password)" > "$SECRETS_DIR/postgres.env"
-  )
 }
 
 # KEY=VALUE in the Compose settings file; other lines (yours) are kept.
@@ -104,9 +89,8 @@ open_shell() {  # $1: file of export lines
 
 local_up() {
   scripts/ensure-venv.sh
-  make_secrets
   mkdir -p .stack
-  .venv/bin/python -m datalabel.embedded up --root "$ROOT" --port "${LABEL_STUDIO_PORT:-8080}" --env-file .stack/env
+  SECRETS_DIR=$SECRETS_DIR .venv/bin/python -m datalabel.embedded up --root "$ROOT" --port "${LABEL_STUDIO_PORT:-8080}" --env-file .stack/env
   open_shell .stack/env
 }
 
@@ -164,8 +148,7 @@ configure_compose() {
 }
 
 docker_up() {
-  make_secrets
-  write_env_files
+  make_secrets --compose
   configure_compose
   local network=${DATALABEL_NETWORK:-data-labeling-network}
   docker network inspect "$network" >/dev/null 2>&1 || docker network create "$network" >/dev/null
@@ -204,8 +187,7 @@ choose_gcsfuse() {
 }
 
 versioning_shell() {
-  make_secrets
-  write_env_files
+  make_secrets --compose
   [[ -f $COMPOSE_ENV ]] || { echo "error: start the stack first: ./docker-shell.sh" >&2; exit 1; }
   choose_gcsfuse
   mkdir -p "${DATASET_REPO_DIR:-dataset-repo}"

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "data-labeling"))
 
-from datalabel import active, embedded, ls, samples  # noqa: E402
+from datalabel import active, credentials, embedded, ls, samples  # noqa: E402
 from datalabel.config import Settings  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def run_upload(n_tasks: int, work: Path, split_tasks: int = 0, split_baseline: b
     ls_server = None
     try:
         os.environ["STORAGE_EMULATOR_HOST"] = gcs_server.url
-        ls_server = embedded.start_label_studio(embedded.free_port(), work / "ls-data", embedded.ADMIN_USER,
+        ls_server = embedded.start_label_studio(embedded.free_port(), work / "ls-data", credentials.ADMIN_USER,
                                                 secrets.token_urlsafe(12), token, emulator_url=gcs_server.url,
                                                 log=logs / "label-studio.log")
         client = ls.connect(Settings(url=ls_server.url, api_key=token, emulator_host=gcs_server.url))

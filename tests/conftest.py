@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "data-labeling"), str(ROOT / "data-versioning")]
 
-from datalabel import embedded, gcs, ls  # noqa: E402
+from datalabel import credentials, embedded, gcs, ls  # noqa: E402
 from datalabel.config import Settings  # noqa: E402
 
 # Tests never reach outside the machine: no telemetry, no version checks.
@@ -75,7 +75,7 @@ def label_studio(gcs_emulator, tmp_path_factory, logs_dir):
         server = None
         try:
             server = embedded.start_label_studio(
-                embedded.free_port(), tmp_path_factory.mktemp("ls-data"), embedded.ADMIN_USER, password, token,
+                embedded.free_port(), tmp_path_factory.mktemp("ls-data"), credentials.ADMIN_USER, password, token,
                 emulator_url=gcs_emulator.url, log=logs_dir / f"label-studio-{attempt}.log",
             )
             ls.connect(Settings(url=server.url, api_key=token))  # it is ours: the preset token works
@@ -85,7 +85,7 @@ def label_studio(gcs_emulator, tmp_path_factory, logs_dir):
                 server.stop()
             if attempt == 2:
                 raise
-    yield LabelStudioServer(server.url, token, embedded.ADMIN_USER, password, server)
+    yield LabelStudioServer(server.url, token, credentials.ADMIN_USER, password, server)
     server.stop()
 
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from datalabel import active, embedded, samples
+from datalabel import active, embedded, ls, samples
 from datalabel.errors import ConfigError, LabError, NotFound
 from datalabel.tasks import Task
 
@@ -342,7 +342,7 @@ def test_cli_reports_bad_input_in_one_line(label_studio, ls_client, bucket, tmp_
 
 def _http(ls_client, method, path, **kwargs):
     """A raw call through the SDK's own HTTP client (same auth): for what the SDK's models leave out."""
-    resp = ls_client._client_wrapper.httpx_client.request(path, method=method, **kwargs)
+    resp = ls.raw_http(ls_client).request(path, method=method, **kwargs)
     assert resp.status_code == 200, resp.text
     return resp.json()
 

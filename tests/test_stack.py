@@ -5,7 +5,7 @@ import base64
 import json
 import urllib.request
 
-from datalabel import embedded, gcs, ls
+from datalabel import credentials, embedded, gcs, ls
 from datalabel.tasks import Task
 
 
@@ -59,8 +59,18 @@ def test_seeding_twice_creates_nothing_new(ls_client, bucket, tmp_path):
 
 
 def test_secrets_are_generated_once_and_private(tmp_path):
-    first = embedded.ensure_secrets(tmp_path / "secrets")
-    second = embedded.ensure_secrets(tmp_path / "secrets")
+    first = credentials.ensure(tmp_path / "secrets")
+    second = credentials.ensure(tmp_path / "secrets")
     assert first == second and len(first["token"]) == 40 and first["password"]
+    for path in (tmp_path / "secrets").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600
+    # an emptied file is generated again; the Compose env files carry the same values (both start paths share them)
+    (tmp_path / "secrets" / "ls_admin_password").write_text("")
+    third = credentials.ensure(tmp_path / "secrets")
+    assert third["token"] == first["token"] and third["password"] and third["password"] != first["password"]
+    credentials.write_compose_env_files(tmp_path / "secrets")
+    cli_env = (tmp_path / "secrets" / "cli.env").read_text()
+    assert cli_env == f"LABEL_STUDIO_API_KEY={first['token']}\n"
+    assert f"LABEL_STUDIO_PASSWORD={third['password']}\n" in (tmp_path / "secrets" / "label-studio.env").read_text()
     for path in (tmp_path / "secrets").iterdir():
         assert path.stat().st_mode & 0o777 == 0o600

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datalabel import embedded, gcs, labelconfig, samples
+from datalabel import credentials, embedded, gcs, labelconfig, samples
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
 from dataversion import load, repo, snapshot
 from versioning_helpers import (annotate, choice, imagefolder_labels, run_cli, run_notebook, sync, tasks_by_image,
@@ -64,7 +64,7 @@ def test_two_versions_diff_checkout_and_notebook(label_studio, ls_client, bucket
     assert manifest["label_config_digest"] == labelconfig.parse_config(
         ls_client.projects.get(id=project_id).label_config).digest
     assert sorted(manifest["annotation_ids"]) == sorted(ann_ids.values())
-    assert manifest["counts"]["per_annotator"] == {embedded.ADMIN_USER: 4} or \
+    assert manifest["counts"]["per_annotator"] == {credentials.ADMIN_USER: 4} or \
         sum(manifest["counts"]["per_annotator"].values()) == 4
     assert sum(manifest["counts"]["per_class"].values()) == 4
 

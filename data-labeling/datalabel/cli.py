@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import typer
 
-from .commands._common import API_KEY, JSON, URL
+from .commands import al, bucket, export, projects, setup, stats, storage
+from .commands.options import API_KEY, JSON, URL
 from .output import print_json, run_app
 
 app = typer.Typer(
@@ -18,7 +19,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
 
 
 @app.callback()
@@ -83,20 +83,15 @@ def demo(
                    f"ready to label at {settings.browser_url}/projects/{project_id}")
 
 
-def _register() -> None:
-    """Sub-command groups, one module each under datalabel/commands/."""
-    import importlib
-    import pkgutil
-
-    from . import commands
-
-    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{mod.name}")
-        if hasattr(module, "app"):
-            app.add_typer(module.app, name=getattr(module, "NAME", mod.name.replace("_", "-")))
-
-
-_register()
+# Sub-command groups (one module each under commands/) and the two single commands, registered by name here so
+# the whole command tree reads in one place.
+app.add_typer(projects.app, name="projects")
+app.add_typer(storage.app, name="storage")
+app.add_typer(bucket.app, name="bucket")
+app.add_typer(export.app, name="export")
+app.add_typer(al.app, name="al")
+app.command("setup")(setup.setup_cmd)
+app.command("stats")(stats.stats_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets as pysecrets
 import signal
 import socket
 import subprocess
@@ -18,10 +17,13 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import credentials, gcs, ls, output, samples
+from .config import Settings
 from .errors import LabError, ServerError
 from .files import pid_alive, write_text_atomic
+from .labelconfig import build_config
 
-ADMIN_USER = "admin@example.com"
+
 DEMO_BUCKET = "datalabel-local"
 DEMO_TITLE = "Digits demo"
 SOURCE_PREFIX = "images_unlabeled/"
@@ -195,26 +197,6 @@ def start_label_studio(port: int, data_dir: str | Path, username: str, password:
 # --- credentials ----------------------------------------------------------------------------------------------
 
 
-def ensure_secrets(secrets_dir: str | Path, postgres: bool = False) -> dict[str, str]:
-    """Admin user, password and API token (and a PostgreSQL password for the Docker stack): generated on
-    first start (mode 0600), read afterwards."""
-    folder = Path(secrets_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    values = {}
-    for name, make in (("ls_admin_user", lambda: ADMIN_USER),
-                       ("ls_admin_password", lambda: pysecrets.token_urlsafe(18)),
-                       ("ls_api_token", lambda: pysecrets.token_hex(20)),
-                       *((("postgres_password", lambda: pysecrets.token_urlsafe(18)),) if postgres else ())):
-        path = folder / name
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fp:
-                fp.write(make() + "\n")
-        values[name] = path.read_text().strip()
-    return {"username": values["ls_admin_user"], "password": values["ls_admin_password"],
-            "token": values["ls_api_token"]}
-
-
 # --- the whole embedded stack ---------------------------------------------------------------------------------
 
 
@@ -239,9 +221,6 @@ class StackInfo:
 def seed_demo(client, bucket: str, samples_dir: Path, limit: int | None = None, progress=None,
               title: str = DEMO_TITLE) -> int:
     """Bucket + sample images + demo project with source/target storage, synced. Idempotent. Returns project id."""
-    from . import gcs, ls, samples
-    from .labelconfig import build_config
-
     store = gcs.client()
     bkt = gcs.ensure_bucket(store, bucket)
     folder = samples.write_digits(samples_dir, limit=limit)
@@ -256,12 +235,13 @@ def seed_demo(client, bucket: str, samples_dir: Path, limit: int | None = None, 
 
 
 def up(root: str | Path, ls_port: int = 8080, gcs_port: int = 9023, seed: bool = True, limit: int | None = None,
-       progress=None) -> StackInfo:
-    """Start (or reuse) the embedded stack under `root` and seed it. State lives in root/.stack."""
+       progress=None, secrets_dir: str | Path | None = None) -> StackInfo:
+    """Start (or reuse) the embedded stack under `root` and seed it. State lives in root/.stack; credentials in
+    `secrets_dir` (default: $SECRETS_DIR, else root/secrets)."""
     root = Path(root).resolve()
     state = root / ".stack"
     info_file = state / "stack.json"
-    creds = ensure_secrets(root / "secrets")
+    creds = credentials.ensure(secrets_dir or os.environ.get("SECRETS_DIR") or root / "secrets")
     previous = json.loads(info_file.read_text()) if info_file.exists() else None
 
     if previous and pid_alive(previous["gcs_pid"]) and http_ok(previous["emulator_url"] + "/"):
@@ -282,9 +262,6 @@ def up(root: str | Path, ls_port: int = 8080, gcs_port: int = 9023, seed: bool =
                      None, ls_pid, gcs_pid)
     write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None}, indent=2))
     if seed:
-        from . import ls
-        from .config import Settings
-
         os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
         client = ls.connect(Settings(url=ls_url, api_key=creds["token"], bucket=DEMO_BUCKET))
         info.project_id = seed_demo(client, DEMO_BUCKET, state / "samples", limit=limit, progress=progress)
@@ -324,9 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             stopped = down(args.root)
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
             return 0
-        from .output import progress
-
-        with progress("uploading sample images") as advance:
+        with output.progress("uploading sample images") as advance:
             info = up(args.root, args.port, args.gcs_port, seed=not args.no_seed, progress=advance)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)

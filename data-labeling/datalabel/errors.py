@@ -1,7 +1,8 @@
 """One exception family for errors a person can act on.
 
 Library code raises `LabError` (or a subclass) with a one-line message that says what to do; the CLI catches it
-once, prints the message and exits non-zero. Anything else is a bug and keeps its traceback.
+once, prints the message and exits with the kind's code (EXIT_CODES, the table the README prints). Anything else
+is a bug and keeps its traceback.
 """
 
 
@@ -27,3 +28,14 @@ class NotFound(LabError):
     """A project, storage, bucket or prefix that does not exist."""
 
     exit_code = 4
+
+
+# What each exit code of both CLIs means (the README's table is this one).
+EXIT_CODES = {
+    0: "success",
+    1: "failure: the work could not be done (data that cannot be converted, a refused operation)",
+    2: "usage: a wrong option, value, label config or credentials file; nothing was changed",
+    3: "a service could not be reached or refused the request (Label Studio, the bucket, git/DVC remote)",
+    4: "not found: a project, storage, bucket, object, file or version that does not exist",
+    130: "interrupted (Ctrl-C); nothing half-written is left",
+}

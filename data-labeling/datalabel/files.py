@@ -1,7 +1,7 @@
 """File and process helpers shared by both CLIs: atomic single-file writes, whether a process still runs,
 whether processes can be forked.
 
-Standard library only (embedded.py, which uses it, must import without the virtualenv's packages).
+Standard library only.
 """
 from __future__ import annotations
 

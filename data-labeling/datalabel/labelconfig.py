@@ -96,7 +96,7 @@ def parse_labels(spec: str | list[str]) -> list[str]:
 def build_config(template: str, labels: list[str]) -> str:
     """A label-config XML for one of TEMPLATES with the given labels."""
     if template not in TEMPLATES:
-        raise LabError(f"unknown template {template!r}; choose one of: {', '.join(TEMPLATES)}")
+        raise ConfigError(f"unknown template {template!r}; choose one of: {', '.join(TEMPLATES)}")
     labels = parse_labels(labels)
     control, obj, key, extra = TEMPLATES[template]
     child = "Choice" if control == "Choices" else "Label"
@@ -123,36 +123,36 @@ def parse_config(xml: str) -> LabelConfig:
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
-        raise LabError(f"invalid label config XML: {exc}") from None
+        raise ConfigError(f"invalid label config XML: {exc}") from None
     if root.tag != "View":
-        raise LabError(f"invalid label config: the root tag must be <View>, not <{root.tag}>")
+        raise ConfigError(f"invalid label config: the root tag must be <View>, not <{root.tag}>")
     objects: dict[str, tuple[str, str]] = {}
     controls: list[Control] = []
     for el in root.iter():
         if el.tag in OBJECT_TAGS:
             name, value = el.get("name"), el.get("value", "")
             if not name or not value.startswith("$"):
-                raise LabError(f"invalid label config: <{el.tag}> needs name=\"...\" and value=\"$key\"")
+                raise ConfigError(f"invalid label config: <{el.tag}> needs name=\"...\" and value=\"$key\"")
             objects[name] = (el.tag, value[1:])
     for el in root.iter():
         if el.tag in CONTROL_TAGS:
             name, to_name = el.get("name"), el.get("toName")
             if not name or not to_name:
-                raise LabError(f"invalid label config: <{el.tag}> needs name=\"...\" and toName=\"...\"")
+                raise ConfigError(f"invalid label config: <{el.tag}> needs name=\"...\" and toName=\"...\"")
             for target in to_name.split(","):
                 if target not in objects:
-                    raise LabError(f"invalid label config: <{el.tag} name=\"{name}\"> points to unknown toName={target!r}")
+                    raise ConfigError(f"invalid label config: <{el.tag} name=\"{name}\"> points to unknown toName={target!r}")
             labels = [c.get("value", "") for c in el if c.tag in LABEL_CHILD]
             if any(not label for label in labels):
-                raise LabError(f"invalid label config: a label of <{el.tag} name=\"{name}\"> has no value")
+                raise ConfigError(f"invalid label config: a label of <{el.tag} name=\"{name}\"> has no value")
             dupes = sorted({label for label in labels if labels.count(label) > 1})
             if dupes:
-                raise LabError(f"invalid label config: duplicated label(s) {', '.join(dupes)} in {name!r}")
+                raise ConfigError(f"invalid label config: duplicated label(s) {', '.join(dupes)} in {name!r}")
             controls.append(Control(name, el.tag, to_name, labels))
     if not objects:
-        raise LabError("invalid label config: no data object (<Image>, <Text>, <Video>, ...) found")
+        raise ConfigError("invalid label config: no data object (<Image>, <Text>, <Video>, ...) found")
     if not controls:
-        raise LabError("invalid label config: no control tag (<Choices>, <RectangleLabels>, ...) found")
+        raise ConfigError("invalid label config: no control tag (<Choices>, <RectangleLabels>, ...) found")
     return LabelConfig(xml=xml, controls=controls, objects=objects)
 
 

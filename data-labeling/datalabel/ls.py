@@ -12,6 +12,7 @@ from typing import Iterator
 from .config import Settings, load_credentials
 from .errors import ConfigError, LabError, NotFound, ServerError
 from .gcs import norm_prefix
+from .labelconfig import parse_config
 
 
 @contextlib.contextmanager
@@ -38,16 +39,37 @@ def api_errors(what: str, url: str = "") -> Iterator[None]:
         raise ServerError(f"{what}: cannot reach Label Studio{where} ({type(exc).__name__}); is the server running?") from None
 
 
+_CLIENT_CLASS = None
+
+
+def _client_class():
+    """The SDK's `LabelStudio` client that also carries the Settings it was made from (commands need the URL and
+    bucket later). Made on first use: importing the SDK takes ~2 s, which `--help` and offline commands skip."""
+    global _CLIENT_CLASS
+    if _CLIENT_CLASS is None:
+        from label_studio_sdk import LabelStudio
+
+        class Client(LabelStudio):
+            def __init__(self, settings: Settings, **kwargs):
+                super().__init__(base_url=settings.url, api_key=settings.require_api_key(), **kwargs)
+                self.settings = settings
+
+        _CLIENT_CLASS = Client
+    return _CLIENT_CLASS
+
+
 def connect(settings: Settings | None = None, check: bool = True):
     """An SDK client for the configured server; with `check`, fail now if the server or token is wrong."""
-    from label_studio_sdk import LabelStudio
-
-    settings = settings or Settings.load()
-    client = LabelStudio(base_url=settings.url, api_key=settings.require_api_key(), timeout=120)
-    client.settings = settings  # commands need the URL and bucket later
+    client = _client_class()(settings or Settings.load(), timeout=120)
     if check:
         whoami(client)
     return client
+
+
+def raw_http(client):
+    """The SDK's own HTTP client (same auth, base URL, timeouts) for the one endpoint the SDK does not wrap
+    (project-less label-config validation). Reached through a private attribute: here only."""
+    return client._client_wrapper.httpx_client
 
 
 def whoami(client) -> dict:
@@ -70,8 +92,6 @@ def get_project(client, project_id: int):
 
 def project_config(client, project_id: int):
     """The project's label config, parsed (labelconfig.LabelConfig)."""
-    from .labelconfig import parse_config
-
     return parse_config(get_project(client, project_id).label_config)
 
 
@@ -194,24 +214,11 @@ def iter_task_json(client, project_id: int, page_size: int = 500, fields: str = 
 
 def count_tasks(client, project_id: int, filters: dict | None = None) -> int:
     """How many tasks of a project match Data Manager `filters` (all tasks without): one small request."""
-    params = {"project": project_id, "page_size": 1, "fields": "task_only"}
-    if filters:
-        params["query"] = json.dumps({"filters": filters})
-    # the SDK's pager hides the total; the Data Manager's list gives it with a one-task page
-    import httpx
-
-    http = client._client_wrapper.httpx_client
-    try:
-        resp = http.request("api/tasks/", method="GET", params=params)
-    except httpx.TransportError as exc:
-        raise ServerError(f"count tasks of project {project_id}: cannot reach Label Studio at {client.settings.url} "
-                          f"({type(exc).__name__}); is the server running?") from None
-    if resp.status_code != 200:
-        raise ServerError(f"count tasks of project {project_id}: HTTP {resp.status_code}")
-    try:
-        total = resp.json().get("total")
-    except ValueError:
-        total = None
+    query = json.dumps({"filters": filters}) if filters else None
+    with api_errors(f"count tasks of project {project_id}", client.settings.url):
+        # the first page of a one-task listing carries the total (the pager's response)
+        page = client.tasks.list(project=project_id, page_size=1, fields="task_only", query=query)
+    total = getattr(page.response, "total", None)
     if not isinstance(total, int) or total < 0:
         raise ServerError(f"count tasks of project {project_id}: the server sent no task count")
     return total
@@ -234,7 +241,7 @@ def validate_label_config(client, label_config: str) -> None:
     """
     import httpx
 
-    http = client._client_wrapper.httpx_client
+    http = raw_http(client)
     try:
         resp = http.request("api/projects/validate/", method="POST", json={"label_config": label_config})
     except httpx.TransportError as exc:
@@ -253,12 +260,12 @@ def validate_label_config(client, label_config: str) -> None:
         text = "; ".join(map(str, problems)) if isinstance(problems, list) else str(problems)
     except ValueError:
         text = resp.text
-    raise LabError(f"invalid label config: Label Studio says: {' '.join(text.split())[:300]}")
+    raise ConfigError(f"invalid label config: Label Studio says: {' '.join(text.split())[:300]}")
 
 
 def _storage_resource(client, kind: str):
     if kind not in ("source", "target"):
-        raise LabError(f"unknown storage kind {kind!r}; choose source or target")
+        raise ConfigError(f"unknown storage kind {kind!r}; choose source or target")
     return client.import_storage.gcs if kind == "source" else client.export_storage.gcs
 
 

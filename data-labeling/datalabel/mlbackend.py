@@ -18,6 +18,9 @@ project's model version, so "Label All Tasks" serves by its scores. Models are t
 writes; the newest `keep` files are kept.
 
 stdlib http.server only; bind 127.0.0.1 (Label Studio reaches it on loopback).
+
+Longer than 400 lines on purpose: the protocol, the retraining worker and the project-side connection (`connect`)
+are one contract with Label Studio, read together.
 """
 from __future__ import annotations
 
@@ -28,9 +31,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from . import active
+from . import active, ls
 from .config import Settings
-from .errors import LabError
+from .errors import ConfigError, LabError
 from .tasks import Task
 
 log = logging.getLogger("datalabel.mlbackend")
@@ -68,7 +71,7 @@ class Backend:
         if keep is not None and keep < 1:
             raise LabError(f"keep at least 1 model version (got {keep})")
         if strategy not in active.SCORE_STRATEGIES:
-            raise LabError(f"cannot score predictions by {strategy!r}; choose one of: "
+            raise ConfigError(f"cannot score predictions by {strategy!r}; choose one of: "
                            f"{', '.join(active.SCORE_STRATEGIES)}")
         self.models_dir = Path(models_dir)
         self.settings = settings  # Label Studio URL + token to read labels; else what /setup hands over
@@ -112,8 +115,6 @@ class Backend:
         return model.version if model else "untrained"
 
     def _client(self, project: int):
-        from . import ls
-
         if self.settings and self.settings.api_key:
             settings = self.settings
         elif project in self._access:
@@ -349,8 +350,6 @@ def connect(client, project_id: int, url: str, title: str = "datalabel-logreg", 
     backend's current version for the unlabeled tasks of `split` (asked of the backend through Label Studio, in
     one batch), and that version as the project's model version with uncertainty sampling, so "Label All Tasks"
     and the Data Manager's score column follow it."""
-    from . import ls
-
     url = url.rstrip("/")
     active.check_split(split)
     ls.get_project(client, project_id)
@@ -399,8 +398,6 @@ def align(client, project_id: int, version: str, split: str = "train") -> tuple[
 def retrieve_predictions(client, project_id: int, task_ids: list[int] | None = None) -> None:
     """Ask Label Studio to fetch predictions from the connected backend (the Data Manager's "Retrieve
     Predictions" action) for some tasks, or all of them."""
-    from . import ls
-
     selected = {"all": True, "excluded": []} if task_ids is None else {"all": False, "included": list(task_ids)}
     with ls.api_errors(f"retrieve predictions for project {project_id}", client.settings.url):
         client.actions.create(id="retrieve_tasks_predictions", project=project_id, selected_items=selected)

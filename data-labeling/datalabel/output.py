@@ -9,6 +9,8 @@ from typing import Callable, Iterator
 from rich.console import Console
 from rich.table import Table
 
+from .errors import LabError
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -17,8 +19,6 @@ def run_app(app, prog_name: str, argv: list[str] | None = None) -> None:
     """Run a typer app; a LabError or a bad option becomes one line on stderr and its exit code, never a
     traceback. Help (--help, or a group called without a command) prints as typer formats it."""
     import typer
-
-    from .errors import LabError
 
     try:
         code = app(args=argv, prog_name=prog_name, standalone_mode=False)

@@ -42,7 +42,7 @@ def resolve_config(template: str | None = None, labels: str | list[str] | None =
     if not template:
         raise LabError(f"no label config: pass --template ({', '.join(TEMPLATES)}) with --labels, or --config FILE")
     if template not in TEMPLATES:
-        raise LabError(f"unknown template {template!r}; choose one of: {', '.join(TEMPLATES)}")
+        raise ConfigError(f"unknown template {template!r}; choose one of: {', '.join(TEMPLATES)}")
     xml = build_config(template, read_labels(labels, labels_file))
     parse_config(xml)
     return xml
@@ -64,7 +64,7 @@ def check_title(title: str | None) -> str:
     """Label Studio takes titles of 3 to 50 characters; say so before calling it."""
     title = (title or "").strip()
     if not 3 <= len(title) <= 50:
-        raise LabError(f"project title must be 3 to 50 characters, got {len(title)}: pass --title \"My project\"")
+        raise ConfigError(f"project title must be 3 to 50 characters, got {len(title)}: pass --title \"My project\"")
     return title
 
 
@@ -131,7 +131,7 @@ def matching_files(bucket: str, prefix: str, regex: str = r".*", credentials_fil
     try:
         pattern = re.compile(regex)
     except re.error as exc:
-        raise LabError(f"invalid --regex {regex!r}: {exc}") from None
+        raise ConfigError(f"invalid --regex {regex!r}: {exc}") from None
     bkt = gcs.bucket(gcs.client(credentials_file), bucket)
     top = gcs.norm_prefix(prefix)
     count = sum(1 for blob in gcs.list_blobs(bkt, prefix)
@@ -195,7 +195,7 @@ def sync_one(client, storage_id: int, kind: str, timeout: float = 600.0) -> int:
 def sync(client, project_id: int, direction: str = "both", storage_id: int | None = None) -> list[dict]:
     """Sync the project's storages: source (bucket -> tasks), target (annotations -> bucket), or both."""
     if direction not in ("both", "source", "target"):
-        raise LabError(f"unknown direction {direction!r}; choose both, source or target")
+        raise ConfigError(f"unknown direction {direction!r}; choose both, source or target")
     ls.get_project(client, project_id)
     kinds = ("source", "target") if direction == "both" else (direction,)
     storages = [(kind, s) for kind in kinds for s in ls.list_storages(client, project_id, kind)]

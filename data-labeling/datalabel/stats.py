@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Iterable
 
-from .tasks import Task, choose_annotation
+from . import ls
+from .errors import LabError
+from .labelconfig import parse_config
+from .tasks import Task, choose_annotation, iter_tasks
 
 
 def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users: dict[str, str] | None = None,
@@ -74,11 +77,6 @@ def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users:
 
 def project_stats(client, project_id: int, policy: str = "latest") -> dict:
     """`compute_stats` for a live Label Studio project (labels in config order, annotators by email)."""
-    from . import ls
-    from .errors import LabError
-    from .labelconfig import parse_config
-    from .tasks import iter_tasks
-
     project = ls.get_project(client, project_id)
     try:
         labels = parse_config(project.label_config).labels

@@ -18,7 +18,7 @@ from typing import IO, Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from .errors import LabError
+from .errors import ConfigError, LabError
 
 try:  # orjson decodes several times faster; the stdlib decoder does the same job without it
     import orjson
@@ -214,7 +214,7 @@ def choose_annotation(task: Task, policy: str = "latest") -> Annotation | None:
     Skipped / cancelled annotations are never chosen.
     """
     if policy not in POLICIES:
-        raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+        raise ConfigError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
     anns = task.annotations
     if len(anns) == 1:  # the common case: nothing to choose between, whatever the policy
         return None if anns[0].was_cancelled else anns[0]

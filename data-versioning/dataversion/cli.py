@@ -15,7 +15,10 @@ from pathlib import Path
 import typer
 
 import dataversion  # noqa: F401  (environment for gcsfs/DVC)
-from datalabel.output import print_json, print_table, progress, run_app
+from datalabel.api import Settings, connect, print_json, print_table, progress, run_app, setting
+from datalabel.api import cli_options as opts
+
+from . import repo as repo_mod
 
 app = typer.Typer(
     help="Version labeled snapshots (annotations + images) as DVC datasets in a gs:// remote.\n\n"
@@ -28,8 +31,8 @@ app = typer.Typer(
 
 RepoOpt = typer.Option(".", "--repo", envvar="DATASET_REPO", show_envvar=True,
                        help="The dataset repository (git + DVC).")
-BucketOpt = typer.Option(None, "--bucket", envvar="GCS_BUCKET_NAME", show_envvar=True, help="The bucket.")
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+BucketOpt = opts.BUCKET
+JsonOpt = opts.JSON
 
 
 @app.callback()
@@ -38,8 +41,6 @@ def _root() -> None:
 
 
 def _bucket(bucket: str | None) -> str:
-    from datalabel.config import Settings
-
     return Settings.load(bucket=bucket).require_bucket()
 
 
@@ -57,9 +58,6 @@ def init(
 
     Example: dataversion init --repo /work/datasets --bucket my-labels
     """
-    from . import repo as repo_mod
-    from datalabel.config import setting
-
     info = repo_mod.init(repo, _bucket(bucket), remote_prefix, endpoint,
                          credentials_file=setting("GOOGLE_APPLICATION_CREDENTIALS"),
                          jobs=jobs or (4 if endpoint else None))
@@ -78,12 +76,12 @@ def snapshot(
     label_config: Path = typer.Option(None, "--label-config", help="Label config XML file (instead of the API)."),
     fmt: str = typer.Option("imagefolder", "--format", "-f", help="imagefolder, coco or yolo (any export format)."),
     labels_prefix: str = typer.Option("labels/", help="Where the project's target storage writes annotations."),
-    policy: str = typer.Option("latest", help="Which annotation counts per task: latest, ground-truth, majority."),
+    policy: str = opts.POLICY,
     mount: Path = typer.Option(None, envvar="GCS_MOUNT_DIR", show_envvar=True,
                                help="Read the bucket through this gcsfuse mount instead of the GCS API."),
     out: Path = typer.Option(None, help="Output folder (default: REPO/dataset)."),
-    url: str = typer.Option(None, "--url", envvar="LABEL_STUDIO_URL", help="Label Studio URL."),
-    api_key: str = typer.Option(None, "--api-key", envvar="LABEL_STUDIO_API_KEY", help="Label Studio API token."),
+    url: str = opts.URL,
+    api_key: str = opts.API_KEY,
     concurrency: int = typer.Option(None, help="Requests in flight (default 32; 4 against the emulator)."),
     json_out: bool = JsonOpt,
 ):
@@ -92,17 +90,13 @@ def snapshot(
     Example: dataversion snapshot --project 3 --format coco
     """
     from . import snapshot as snap
-    from .repo import DATASET_DIR, require_repo
-    from datalabel.config import Settings, setting
 
     client = None
     if label_config is None and project is not None:
-        from datalabel import ls
-
-        client = ls.connect(Settings.load(url=url, api_key=api_key))
+        client = connect(Settings.load(url=url, api_key=api_key))
     config, project_id = snap.load_label_config(project, label_config, client)
-    root = require_repo(repo) if out is None else None
-    dest = out or root / DATASET_DIR
+    root = repo_mod.require_repo(repo) if out is None else None
+    dest = out or root / repo_mod.DATASET_DIR
     name = _bucket(bucket)
     with progress("Snapshot") as advance:
         manifest = snap.snapshot(dest, name, fmt, config, project_id, labels_prefix, policy, mount,
@@ -135,8 +129,6 @@ def commit(
 
     Example: dataversion commit -m "200 more digits, 3 relabeled"
     """
-    from . import repo as repo_mod
-
     with progress("dvc add, dvc push, git commit and tag"):
         info = repo_mod.commit(repo, message, tag)
     if json_out:
@@ -153,8 +145,6 @@ def versions(repo: Path = RepoOpt, json_out: bool = JsonOpt):
 
     Example: dataversion versions
     """
-    from . import repo as repo_mod
-
     rows = repo_mod.list_versions(repo)
     if json_out:
         print_json(rows)
@@ -177,8 +167,6 @@ def diff(
 
     Example: dataversion diff dataset_v1 dataset_v2
     """
-    from . import repo as repo_mod
-
     out = repo_mod.diff(repo, old, new)
     if json_out:
         print_json(out)
@@ -206,8 +194,6 @@ def checkout(
 
     Example: dataversion checkout dataset_v1 /tmp/digits_v1
     """
-    from . import repo as repo_mod
-
     with progress(f"Reading {version}"):
         info = repo_mod.checkout(repo, version, dest)
     if json_out:

@@ -10,17 +10,17 @@ to the repository or the bucket.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 from pathlib import Path
 
 import dataversion  # noqa: F401  (sets the gcsfs/DVC environment before they are imported)
-from datalabel.errors import LabError, NotFound, ServerError
+from datalabel.api import LabError, NotFound, ServerError
 
-DATASET_DIR = "dataset"
-MANIFEST = "manifest.json"
-TAG_PREFIX = "dataset_v"
+from .common import DATASET_DIR, MANIFEST, TAG_PREFIX, tool_env
+
 
 
 def remote_config(endpoint: str | None = None) -> dict | None:
@@ -46,10 +46,8 @@ def filesystem(repo: str, rev: str, endpoint: str | None = None):
 
 def versions(repo: str) -> list[str]:
     """The dataset_vN tags of a repository (path or git URL), oldest first, without cloning it."""
-    from . import repo as repo_mod
-
     proc = subprocess.run(["git", "ls-remote", "--tags", str(repo)], capture_output=True, text=True,
-                          env=repo_mod.tool_env(), timeout=120)
+                          env=tool_env(), timeout=120)
     if proc.returncode != 0:
         raise NotFound(f"cannot list versions of {repo}: {proc.stderr.strip().splitlines()[-1:] or ['?']}")
     tags = {line.split("refs/tags/")[-1].removesuffix("^{}") for line in proc.stdout.splitlines()}
@@ -59,8 +57,6 @@ def versions(repo: str) -> list[str]:
 
 def manifest(repo: str, rev: str, endpoint: str | None = None) -> dict:
     """The version's manifest: counts, label-config hash, Label Studio project, and one entry per item."""
-    import json
-
     fs = filesystem(repo, rev, endpoint)
     try:
         return json.loads(fs.read_text(MANIFEST))

@@ -23,42 +23,10 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from datalabel.errors import ConfigError, LabError, NotFound, ServerError
-from datalabel.files import write_text_atomic
+from datalabel.api import ConfigError, LabError, NotFound, ServerError, write_text_atomic
 
-from . import QUIET_ENV
-
-DATASET_DIR = "dataset"
-MANIFEST = "manifest.json"
-TAG_PREFIX = "dataset_v"
-REMOTE = "store"
-DEFAULT_REMOTE_PREFIX = "dvc_store"
-MOUNT_ENV = "GCS_MOUNT_DIR"  # set by the container's entrypoint to where the bucket is mounted
-
-
-def tool_env() -> dict[str, str]:
-    """Environment for git/dvc subprocesses: no analytics, no prompts, an identity if git has none."""
-    env = {**os.environ, **QUIET_ENV, "GIT_TERMINAL_PROMPT": "0"}
-    if not _git_identity_configured():
-        env.setdefault("GIT_AUTHOR_NAME", "dataversion")
-        env.setdefault("GIT_AUTHOR_EMAIL", "dataversion@localhost")
-        env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
-        env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
-    return env
-
-
-_IDENTITY: bool | None = None
-
-
-def _git_identity_configured() -> bool:
-    global _IDENTITY
-    if _IDENTITY is None:
-        if shutil.which("git") is None:
-            raise ConfigError("git is not installed (the dataset history is a git repository); install git")
-        out = subprocess.run(["git", "config", "--get", "user.email"], capture_output=True, text=True)
-        _IDENTITY = bool(out.stdout.strip()) or bool(os.environ.get("GIT_AUTHOR_EMAIL"))
-    return _IDENTITY
-
+from .common import DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, TAG_PREFIX, refuse_mounted, tool_env
+from .load import download
 
 def _error_line(stderr: str, stdout: str = "") -> str:
     """The line of a tool's output that says what went wrong (DVC prints `ERROR: ...`)."""
@@ -303,29 +271,6 @@ def diff(repo: str | Path, old: str, new: str) -> dict:
 # --- reading a version into a folder --------------------------------------------------------------------------
 
 
-def mount_points() -> list[Path]:
-    """Where the bucket is mounted: the entrypoint's GCS_MOUNT_DIR and any gcsfuse mount of this machine."""
-    points = []
-    if os.environ.get(MOUNT_ENV):
-        points.append(Path(os.environ[MOUNT_ENV]))
-    try:
-        for line in Path("/proc/self/mounts").read_text().splitlines():
-            fields = line.split()
-            if len(fields) >= 3 and fields[2] in ("fuse.gcsfuse", "fuse.gcsfs"):
-                points.append(Path(fields[1].replace("\\040", " ")))
-    except OSError:
-        pass
-    return [p.resolve() for p in points]
-
-
-def refuse_mounted(dest: Path) -> None:
-    dest = dest.resolve()
-    for point in mount_points():
-        if dest == point or point in dest.parents:
-            raise ConfigError(f"refusing to write into {dest}: it is inside the bucket mount {point}; "
-                              "check versions out into a local folder")
-
-
 def checkout(repo: str | Path, rev: str, dest: str | Path, endpoint: str | None = None) -> dict:
     """Copy dataset version `rev` into the new folder `dest` (never the workspace, never the bucket mount).
 
@@ -339,8 +284,6 @@ def checkout(repo: str | Path, rev: str, dest: str | Path, endpoint: str | None 
     if dest.exists() and any(dest.iterdir()):
         raise ConfigError(f"{dest} is not empty; check out into a new or empty folder")
     manifest = read_manifest(repo, rev)
-    from .load import download
-
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
     try:

@@ -13,6 +13,7 @@ Either way nothing is written to the bucket, and an empty or unreadable source i
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,14 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from datalabel import gcs
-from datalabel.errors import ConfigError, LabError, NotFound, ServerError
-from datalabel.export import RUN_ONLY, BucketObjects, TaskCache
-from datalabel.files import write_text_atomic
-from datalabel.labelconfig import LabelConfig, read_config_file
-from datalabel.tasks import Task, choose_annotation
+from datalabel.api import (RUN_ONLY, BucketObjects, ConfigError, LabelConfig, LabError, NotFound, ServerError, Task,
+                           TaskCache, check_key, choose_annotation, connect, convert, gs_url_from_ref, norm_prefix,
+                           project_config, read_config_file, split_url, storage_client, write_text_atomic)
 
-MANIFEST = "manifest.json"
+from .common import MANIFEST, refuse_mounted
+
 DEFAULT_LABELS_PREFIX = "labels/"
 EMULATOR_CONCURRENCY = 4
 CLOUD_CONCURRENCY = 32
@@ -54,7 +53,7 @@ class MountSource:
         self.workers = workers
 
     def describe(self, prefix: str = "") -> str:
-        return f"{self.root / prefix} (gs://{self.bucket}/{gcs.norm_prefix(prefix)} mounted)"
+        return f"{self.root / prefix} (gs://{self.bucket}/{norm_prefix(prefix)} mounted)"
 
     def check(self) -> None:
         if not self.root.is_dir():
@@ -68,7 +67,7 @@ class MountSource:
 
     def list(self, prefix: str) -> dict[str, str]:
         """File key -> version (modification time and size)."""
-        base = self._inside(self.root / gcs.check_key(prefix))
+        base = self._inside(self.root / check_key(prefix))
         if not base.is_dir():
             return {}
         out = {}
@@ -84,7 +83,7 @@ class MountSource:
     def read_many(self, keys: list[str], progress: Callable[[int], None] | None = None) -> list[bytes]:
         def one(key: str) -> bytes:
             try:
-                data = self._inside(self.root / gcs.check_key(key)).read_bytes()
+                data = self._inside(self.root / check_key(key)).read_bytes()
             except FileNotFoundError:
                 raise NotFound(f"{self.root / key} disappeared while reading; read it again") from None
             except OSError as exc:
@@ -97,7 +96,7 @@ class MountSource:
             return list(pool.map(one, keys))
 
     def _path(self, url: str) -> Path:
-        bucket, key = gcs.split_url(url)  # refuses keys with '..', '/...', '\\'
+        bucket, key = split_url(url)  # refuses keys with '..', '/...', '\\'
         if bucket != self.bucket:
             raise ConfigError(f"{url} is in bucket {bucket!r}, but only gs://{self.bucket} is mounted")
         return self._inside(self.root / key)
@@ -129,7 +128,7 @@ def open_source(bucket: str, mount: str | Path | None = None, credentials_file: 
         raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
     if mount:
         return MountSource(mount, bucket)
-    return BucketObjects(bucket, gcs.client(credentials_file), concurrency or default_concurrency())
+    return BucketObjects(bucket, storage_client(credentials_file), concurrency or default_concurrency())
 
 
 # --- annotations -----------------------------------------------------------------------------------------------
@@ -137,9 +136,7 @@ def open_source(bucket: str, mount: str | Path | None = None, credentials_file: 
 
 def cache_path(repo: Path, bucket: str, prefix: str) -> Path:
     """Where a dataset repository keeps its label cache for one source (DVC's own tmp dir, ignored by git)."""
-    import hashlib
-
-    key = hashlib.sha1(f"{bucket}/{gcs.norm_prefix(prefix)}".encode()).hexdigest()[:12]
+    key = hashlib.sha1(f"{bucket}/{norm_prefix(prefix)}".encode()).hexdigest()[:12]
     return Path(repo) / ".dvc" / "tmp" / f"dataversion-labels-{key}.sqlite"
 
 
@@ -171,10 +168,8 @@ def load_label_config(project_id: int | None = None, config_file: str | Path | N
         return read_config_file(config_file), project_id
     if project_id is None:
         raise ConfigError("no label config: pass --project ID (read from Label Studio) or --label-config FILE")
-    from datalabel import ls
-
-    client = client or ls.connect()
-    return ls.project_config(client, project_id), project_id
+    client = client or connect()
+    return project_config(client, project_id), project_id
 
 
 # --- snapshot --------------------------------------------------------------------------------------------------
@@ -191,7 +186,7 @@ def build_manifest(tasks: list[Task], config: LabelConfig, fmt: str, policy: str
         labels = sorted(dict.fromkeys(ann.labels))
         per_class.update(labels)
         per_annotator[ann.completed_by or "unknown"] += 1
-        items.append({"source": gcs.gs_url_from_ref(ref) or ref, "task": task.id,
+        items.append({"source": gs_url_from_ref(ref) or ref, "task": task.id,
                       "annotation": ann.id, "annotator": ann.completed_by, "labels": labels})
     projects = sorted({t.project for t in tasks if t.project is not None})
     # No timestamp here: this file is versioned with the data, so the same labels give the same bytes (and the
@@ -202,7 +197,7 @@ def build_manifest(tasks: list[Task], config: LabelConfig, fmt: str, policy: str
         "label_studio_project": project_id if project_id is not None else (projects[0] if len(projects) == 1 else None),
         "label_config_digest": config.digest,
         "classes": config.labels,
-        "source": {"labels": source, "labels_prefix": gcs.norm_prefix(labels_prefix),
+        "source": {"labels": source, "labels_prefix": norm_prefix(labels_prefix),
                    "images_prefixes": sorted({it["source"].rsplit("/", 1)[0] + "/" for it in items
                                               if isinstance(it["source"], str)})},
         "counts": {"items": len(items), "per_class": dict(sorted(per_class.items())),
@@ -223,10 +218,6 @@ def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config:
     Images already in a previous snapshot at `out_dir` are linked, not downloaded again; with `cache`,
     annotation files are only downloaded when they changed.
     """
-    from datalabel.export import convert
-
-    from .repo import refuse_mounted
-
     if config is None:
         raise ConfigError("no label config: pass --project ID or --label-config FILE")
     out_dir = Path(out_dir).absolute()

@@ -5,32 +5,22 @@ from typing import List, Optional
 
 import typer
 
-NAME = "al"
+from .options import API_KEY, JSON, URL, client as connect
+
 app = typer.Typer(
     help="Active learning: a model pre-annotates, annotators correct the least certain tasks first, the model "
          "retrains, repeat.",
     no_args_is_help=True,
 )
 
-URL = typer.Option(None, "--url", envvar="LABEL_STUDIO_URL", show_envvar=True, help="Label Studio URL.")
-API_KEY = typer.Option(None, "--api-key", envvar="LABEL_STUDIO_API_KEY", show_envvar=True,
-                       help="Label Studio API token.")
 PROJECT = typer.Option(..., "--project", "-p", help="Project id (see `datalabel projects list`).")
 MODELS = typer.Option("models", "--models-dir", envvar="DATALABEL_MODELS_DIR", show_envvar=True,
                       help="Folder of saved model versions (one sub-folder per project).")
-JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 KEEP = typer.Option(5, "--keep-models", envvar="DATALABEL_KEEP_MODELS", show_envvar=True, min=1,
                     help="Model files kept per project; older versions are deleted after a training.")
 SCORE = typer.Option("least-confidence", "--strategy", "-s",
                      help="What a prediction's score is the certainty of (least-confidence, margin, entropy); "
                           "Label Studio serves the lowest score first. Use the strategy you select with.")
-
-
-def _client(url, api_key):
-    from .. import ls
-    from ..config import Settings
-
-    return ls.connect(Settings.load(url=url, api_key=api_key))
 
 
 @app.command("split")
@@ -48,7 +38,7 @@ def split_cmd(project: int = PROJECT,
     from .. import active
     from ..output import print_json, progress
 
-    client = _client(url, api_key)
+    client = connect(url, api_key)
     with progress("assign splits") as advance:
         result = active.assign_splits(client, project, seed, valid, test, reassign, progress=advance)
     if json_out:
@@ -80,7 +70,7 @@ def preannotate_cmd(project: int = PROJECT,
     from .. import active
     from ..output import print_json, progress
 
-    client = _client(url, api_key)
+    client = connect(url, api_key)
     with progress("upload predictions") as advance:
         result = active.preannotate(client, project, model_path=model, file=source, model_version=model_version,
                                     include_labeled=include_labeled, models_dir=models_dir, strategy=strategy,
@@ -118,7 +108,7 @@ def select_cmd(project: int = PROJECT,
     from .. import active
     from ..output import print_json, print_table
 
-    client = _client(url, api_key)
+    client = connect(url, api_key)
     result = active.select_tasks(client, project, strategy, top_k, max_score, model_version, split, seed, view)
     if json_out:
         return print_json(result)
@@ -147,7 +137,7 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
     from .. import active
     from ..output import print_json, progress
 
-    client = _client(url, api_key)
+    client = connect(url, api_key)
     with progress("read images") as advance:
         model = active.train_project(client, project, models_dir, policy, only_if_changed=not force, keep=keep,
                                      progress=advance)
@@ -201,7 +191,7 @@ def connect_cmd(project: int = PROJECT,
     from .. import mlbackend
     from ..output import print_json
 
-    client = _client(url, api_key)
+    client = connect(url, api_key)
     result = mlbackend.connect(client, project, backend, title, split)
     if retrieve:
         mlbackend.retrieve_predictions(client, project)

@@ -5,9 +5,8 @@ from typing import List, Optional
 
 import typer
 
-from ._common import BUCKET, CREDENTIALS, JSON, URL, say, settings
+from .options import BUCKET, CREDENTIALS, JSON, URL, say, settings
 
-NAME = "bucket"
 app = typer.Typer(help="The GCS bucket: upload files, show info, CORS for the labeling UI.", no_args_is_help=True)
 cors_app = typer.Typer(help="CORS rules that let the labeling UI's origin read the bucket.", no_args_is_help=True)
 app.add_typer(cors_app, name="cors")

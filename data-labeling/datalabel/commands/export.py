@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ._common import API_KEY, BUCKET, JSON, URL
+from .options import API_KEY, BUCKET, JSON, POLICY, URL
 
-NAME = "export"
 app = typer.Typer(
     help="Export and convert annotations: COCO, YOLO, Pascal VOC, ImageFolder, CSV, JSON-MIN, MOT (video).\n\n"
     "Examples:\n\n"
@@ -28,8 +27,6 @@ PREFIX = typer.Option(None, "--prefix", help="Target-storage prefix in the bucke
                       "the JSON Label Studio wrote there.")
 FROM_FILE = typer.Option(None, "--from-file", help="A Label Studio JSON export file to convert offline.")
 CONFIG = typer.Option(None, "--config", help="Label config XML file (class order); else taken from --project.")
-POLICY = typer.Option("latest", "--policy",
-                      help="Annotation per task when several exist: latest, ground-truth (else latest), majority.")
 IMAGES = typer.Option(True, "--images/--no-images", help="Download the images from the bucket into the output.")
 WORKERS = typer.Option(None, "--workers", min=1, help="Processes for --from-file --no-images to COCO/YOLO "
                        "(default: every usable core; 1: one process). The output is the same either way.")
@@ -135,7 +132,7 @@ def formats_cmd(project: int = PROJECT, url: str = URL, api_key: str = API_KEY, 
     """
     from .. import export
     from ..output import print_json, print_table
-    from ._common import client
+    from .options import client
 
     ours = export.describe_formats()
     server = None
@@ -172,7 +169,7 @@ def convert_cmd(
     from .. import export, gcs
     from ..config import Settings
     from ..output import progress
-    from ._common import client as make_client
+    from .options import client as make_client
 
     options = dict(include_unlabeled=include_unlabeled, frame_size=_frame_size(frame_size), allow_empty=allow_empty,
                    allow_unknown_labels=allow_unknown_labels, all_frames=all_frames)
@@ -209,7 +206,7 @@ def api_cmd(
       datalabel export api --project 3 --type COCO --output coco.zip
     """
     from .. import export
-    from ._common import client
+    from .options import client
 
     path = export.export_from_api(client(url, api_key), project, export_type, output, timeout)
     typer.echo(f"{export_type} export of project {project} -> {path} ({path.stat().st_size} bytes)")
@@ -237,7 +234,7 @@ def watch_cmd(
     from .. import export, gcs
     from ..config import Settings
     from ..errors import ConfigError
-    from ._common import client as make_client
+    from .options import client as make_client
 
     size = _frame_size(frame_size)
     settings = Settings.load(url=url, api_key=api_key, bucket=bucket)

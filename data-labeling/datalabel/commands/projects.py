@@ -5,9 +5,8 @@ from typing import Optional
 
 import typer
 
-from ._common import API_KEY, CONFIG_FILE, JSON, LABELS, LABELS_FILE, TEMPLATE, URL, client, say
+from .options import API_KEY, CONFIG_FILE, JSON, LABELS, LABELS_FILE, TEMPLATE, URL, client, say
 
-NAME = "projects"
 app = typer.Typer(help="Label Studio projects: list, show, create (from a template or an XML config), delete.",
                   no_args_is_help=True)
 

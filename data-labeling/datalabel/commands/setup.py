@@ -5,14 +5,9 @@ from typing import Optional
 
 import typer
 
-from ._common import (API_KEY, BUCKET, CONFIG_FILE, CREDENTIALS, JSON, LABELS, LABELS_FILE, TEMPLATE, URL,
+from .options import (API_KEY, BUCKET, CONFIG_FILE, CREDENTIALS, JSON, LABELS, LABELS_FILE, TEMPLATE, URL,
                       client, say, settings)
 
-NAME = "setup"
-app = typer.Typer(context_settings={"allow_interspersed_args": True}, subcommand_metavar="")
-
-
-@app.callback(invoke_without_command=True)
 def setup_cmd(
     title: str = typer.Option(..., "--title", "-t", help="Project title; an existing project with it is reused."),
     template: Optional[str] = TEMPLATE, labels: Optional[str] = LABELS,

@@ -3,18 +3,11 @@ from __future__ import annotations
 
 import typer
 
-from ._common import API_KEY, JSON, URL, client
+from .options import API_KEY, JSON, POLICY, URL, client
 
-NAME = "stats"
-# options may follow the project id (`datalabel stats 3 --json`)
-app = typer.Typer(context_settings={"allow_interspersed_args": True}, subcommand_metavar="")
-
-
-@app.callback(invoke_without_command=True)
 def stats_cmd(
     project: int = typer.Argument(..., help="Project id."),
-    policy: str = typer.Option("latest", "--policy",
-                               help="Which annotation counts per task for classes: latest, ground-truth, majority."),
+    policy: str = POLICY,
     url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):
     """Task, class, annotator and prediction counts of a project (a table, or --json for scripts).
@@ -27,12 +20,11 @@ def stats_cmd(
     """
     from ..output import print_json
     from ..stats import project_stats
+    from ..errors import ConfigError
     from ..tasks import POLICIES
 
     if policy not in POLICIES:
-        from ..errors import LabError
-
-        raise LabError(f"unknown --policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+        raise ConfigError(f"unknown --policy {policy!r}; choose one of: {', '.join(POLICIES)}")
     result = project_stats(client(url, api_key), project, policy)
     if json_out:
         print_json(result)

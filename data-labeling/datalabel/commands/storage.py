@@ -5,9 +5,8 @@ from typing import Optional
 
 import typer
 
-from ._common import API_KEY, BUCKET, CREDENTIALS, JSON, URL, client, say, settings
+from .options import API_KEY, BUCKET, CREDENTIALS, JSON, URL, client, say, settings
 
-NAME = "storage"
 app = typer.Typer(help="Cloud storage of a project: add source/target, list, sync, remove. Adding the same "
                        "bucket+prefix twice reuses the storage.", no_args_is_help=True)
 
@@ -133,12 +132,11 @@ def remove_cmd(
       datalabel storage remove 3 --id 5 --kind source
       datalabel storage remove 3 --bucket my-bucket --prefix labels/ --kind target
     """
+    from ..errors import ConfigError
     from ..projects import remove_storage
 
     if kind is not None and kind not in ("source", "target"):
-        from ..errors import LabError
-
-        raise LabError(f"unknown --kind {kind!r}; choose source or target")
+        raise ConfigError(f"unknown --kind {kind!r}; choose source or target")
     rows = remove_storage(client(url, api_key), project, storage_id, kind, bucket, prefix)
     if json_out:
         _print(rows, True, "")

@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 from . import parallel, sources
 from .. import formats
-from ..errors import LabError
+from ..errors import ConfigError, LabError
 from ..files import can_fork
 from ..formats import DESCRIPTIONS, WRITERS, Item, Writer, writer_for
 from ..labelconfig import LabelConfig
@@ -119,7 +119,7 @@ def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | P
     the tasks (returns stats), the report, the swap into place; on any error nothing is left behind."""
     writer_cls = writer_for(fmt)
     if policy not in POLICIES:
-        raise LabError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+        raise ConfigError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
     frame_size = check_frame_size(frame_size)
     formats.check_config(fmt, config)
     out_dir = Path(out_dir).absolute()

@@ -14,7 +14,7 @@ tables.py (JSON-MIN, CSV), coco.py, yolo.py (YOLO, YOLO-OBB, YOLO pose), voc.py,
 """
 from __future__ import annotations
 
-from ..errors import LabError
+from ..errors import ConfigError, LabError
 from ..labelconfig import LabelConfig
 from .base import SHAPES, Writer, dump_line, dumps
 from .coco import CocoWriter
@@ -60,7 +60,7 @@ def writer_for(fmt: str) -> type[Writer]:
     try:
         return WRITERS[fmt.lower()]
     except KeyError:
-        raise LabError(f"unknown format {fmt!r}; choose one of: {', '.join(WRITERS)}") from None
+        raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(WRITERS)}") from None
 
 
 def check_config(fmt: str, config: LabelConfig) -> type[Writer]:

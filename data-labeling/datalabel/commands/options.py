@@ -1,4 +1,4 @@
-"""Options and helpers shared by the project-lifecycle command groups (projects, storage, bucket, stats, setup)."""
+"""Options and helpers shared by the commands of `datalabel` (and defined once: same flag, same help everywhere)."""
 from __future__ import annotations
 
 import typer
@@ -15,6 +15,8 @@ TEMPLATE = typer.Option(None, "--template", help="Template name; see `datalabel 
 LABELS = typer.Option(None, "--labels", "-l", help="Comma-separated labels, e.g. brie,gouda.")
 LABELS_FILE = typer.Option(None, "--labels-file", help="File with one label per line.")
 CONFIG_FILE = typer.Option(None, "--config", help="A label-config XML file instead of a template.")
+POLICY = typer.Option("latest", "--policy",
+                      help="Annotation per task when several exist: latest, ground-truth (else latest), majority.")
 
 
 def settings(url=None, api_key=None, bucket=None, credentials=None):

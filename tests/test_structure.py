@@ -1,0 +1,150 @@
+"""The code's shape, checked: no import cycles, no imports hidden in functions to dodge one, the versioning side
+uses only the labeling side's public core, one module per concern of a readable size, and the exit-code table the
+README prints is the one the code uses. Pure static checks (ast), no server."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"datalabel": ROOT / "data-labeling" / "datalabel", "dataversion": ROOT / "data-versioning" / "dataversion"}
+# Command modules import the library inside each command so `--help` and every command start fast: that is a
+# start-up choice, not a cycle dodge, and is allowed there only.
+LAZY_ALLOWED = re.compile(r"^(datalabel\.cli|datalabel\.commands(\..*)?|dataversion\.cli)$")
+MAX_LINES = 400
+PUBLIC_CORE = "datalabel.api"
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for name, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            parts = list(path.relative_to(folder.parent).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+MODULES = modules()
+
+
+def imports(name: str, path: Path) -> list[tuple[str, bool, int]]:
+    """(imported internal module, at module level?, line) for every import statement of a module."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    for node in tree.body:  # `if TYPE_CHECKING:` / try blocks at module level count as module level
+        if isinstance(node, (ast.If, ast.Try)):
+            top.update(id(n) for n in ast.walk(node))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+                else node.module
+            # `from pkg import mod` imports the module pkg.mod; `from mod import name` imports mod
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            while target not in MODULES and "." in target:
+                target = target.rpartition(".")[0]
+            if target in MODULES and target != name:
+                out.append((target, id(node) in top, node.lineno))
+    return out
+
+
+GRAPH = {name: imports(name, path) for name, path in MODULES.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_import_checker_sees_a_cycle_and_a_hidden_import():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    # relative imports resolve as Python resolves them, and a function-level import is told apart
+    found = dict((t, top) for t, top, _ in imports("datalabel.export.conversion", MODULES["datalabel.export.conversion"]))
+    assert found["datalabel.export.naming"] is True and found["datalabel.formats"] is True
+
+
+def test_no_import_cycles_anywhere():
+    graph = {name: {target for target, _, _ in edges} for name, edges in GRAPH.items()}
+    assert cycles(graph) == []
+
+
+def test_library_modules_import_their_own_package_at_the_top_only():
+    hidden = [f"{MODULES[name].relative_to(ROOT)}:{line} imports {target}"
+              for name, edges in GRAPH.items() if not LAZY_ALLOWED.match(name)
+              for target, top, line in edges if not top]
+    assert hidden == []
+
+
+def test_the_versioning_side_uses_only_the_public_core():
+    used = {target for name, edges in GRAPH.items() if name.startswith("dataversion")
+            for target, _, _ in edges if target.startswith("datalabel")}
+    assert used == {PUBLIC_CORE}
+    api = importlib.import_module(PUBLIC_CORE)
+    assert all(hasattr(api, name) for name in api.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_each_module_is_readable_in_one_sitting(name):
+    text = MODULES[name].read_text(encoding="utf-8")
+    lines = text.count("\n")
+    if lines > MAX_LINES:
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        assert "Longer than" in doc, f"{name} has {lines} lines and no reason at its top (a 'Longer than ...' line)"
+
+
+def test_the_readme_prints_the_exit_codes_the_code_uses():
+    from datalabel.errors import EXIT_CODES, ConfigError, LabError, NotFound, ServerError
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for code, meaning in EXIT_CODES.items():
+        assert f"| {code} | {meaning} |" in readme
+    assert (LabError.exit_code, ConfigError.exit_code, ServerError.exit_code, NotFound.exit_code) == (1, 2, 3, 4)
+
+
+def test_the_readme_module_table_names_every_module():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, path in MODULES.items():
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        rel = path.relative_to(PACKAGES[name.split(".")[0]])
+        assert f"`{rel.as_posix()}`" in readme or f"`{rel.parent.as_posix()}/`" in readme, f"{rel} is not in the README"
