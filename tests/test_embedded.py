@@ -3,8 +3,37 @@ from __future__ import annotations
 
 import os
 
+from pathlib import Path
+
 from datalabel import embedded, gcs, ls
 from datalabel.config import Settings
+
+
+def command_lines() -> dict[int, bytes]:
+    out = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                out[int(proc.name)] = (proc / "cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                pass
+    return out
+
+
+def assert_secrets_stay_private(root: Path, info) -> None:
+    """No process's command line (world-readable) holds the password or token; every file under .stack/ that
+    holds one is the owner's only, and so is .stack/ itself."""
+    secrets = [info.password.encode(), info.token.encode()]
+    leaking = {pid: line[:80] for pid, line in command_lines().items() if any(s in line for s in secrets)}
+    assert leaking == {}
+    state = root / ".stack"
+    assert state.stat().st_mode & 0o777 == 0o700
+    holders = []
+    for path in state.rglob("*"):
+        if path.is_file() and any(s in path.read_bytes() for s in secrets):
+            holders.append(path)
+            assert path.stat().st_mode & 0o077 == 0, f"{path} holds a secret and others can read it"
+    assert any(p.suffix == ".sqlite3" for p in holders), "Label Studio's database holds the token (checked above)"
 
 
 def test_up_twice_then_down(tmp_path, monkeypatch):
@@ -12,6 +41,7 @@ def test_up_twice_then_down(tmp_path, monkeypatch):
     first = embedded.up(tmp_path, embedded.free_port(), embedded.free_port(), limit=12)
     try:
         assert (tmp_path / "secrets" / "ls_api_token").stat().st_mode & 0o777 == 0o600
+        assert_secrets_stay_private(tmp_path, first)
         second = embedded.up(tmp_path, limit=12)
         assert (second.ls_pid, second.gcs_pid, second.project_id) == (first.ls_pid, first.gcs_pid, first.project_id)
         client = ls.connect(Settings(url=second.label_studio_url, api_key=second.token))
@@ -27,3 +57,43 @@ def test_up_twice_then_down(tmp_path, monkeypatch):
     assert stopped == ["Label Studio", "GCS emulator"]
     assert not embedded.pid_alive(first.ls_pid) and not embedded.pid_alive(first.gcs_pid)
     assert embedded.down(tmp_path) == []
+
+
+def test_a_restart_keeps_every_address_and_two_starts_at_once_make_one_stack(tmp_path, monkeypatch):
+    """What recorded an address (.stack/env, a DVC remote, a connected ML backend) still reaches the servers after
+    a restart; two starts at the same moment (two shells) give one stack, and one `down` stops everything."""
+    import threading
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    ls_port, gcs_port = embedded.free_port(), embedded.free_port()
+    results, errors = [], []
+
+    def start():
+        try:
+            results.append(embedded.up(tmp_path, ls_port, gcs_port, seed=False))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert errors == [] and len(results) == 2
+        a, b = results
+        assert (a.ls_pid, a.gcs_pid) == (b.ls_pid, b.gcs_pid), "the second start reused the first one's servers"
+        assert embedded.down(tmp_path) == ["Label Studio", "GCS emulator"]
+        # the default ports are now taken by someone else: the restart still takes the recorded ones
+        again = embedded.up(tmp_path, embedded.free_port(), embedded.free_port(), seed=False)
+        assert (again.label_studio_url, again.emulator_url) == (a.label_studio_url, a.emulator_url)
+        # the emulator alone died (killed): the next start brings it back on the same address, Label Studio stays
+        embedded.stop_pid(again.gcs_pid)
+        third = embedded.up(tmp_path, seed=False)
+        assert third.emulator_url == again.emulator_url and third.ls_pid == again.ls_pid
+        assert embedded.http_ok(third.emulator_url + "/")
+    finally:
+        embedded.down(tmp_path)
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    alive = [pid for r in results for pid in (r.ls_pid, r.gcs_pid) if embedded.pid_alive(pid)]
+    assert alive == []

@@ -6,6 +6,8 @@ uploaded, a demo project with source and target storage, synced. Running it agai
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -105,9 +107,11 @@ def stop_pid(pid: int, timeout: float = 15.0) -> None:
 def _spawn(name: str, cmd: list[str], env: dict, log: Path, health: str, port: int, timeout: float,
            cwd: Path | None = None) -> Server:
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    # the servers' files (Label Studio's database holds the API token, logs may hold request data) are the
+    # owner's only: the log is opened 0600 and the server runs with umask 077
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=cwd)
+                                start_new_session=True, cwd=cwd, umask=0o077)
     server = Server(name, f"http://127.0.0.1:{port}", port, proc.pid, str(log), health)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -185,10 +189,10 @@ def start_label_studio(port: int, data_dir: str | Path, username: str, password:
     data_dir.mkdir(parents=True, exist_ok=True)
     cmd = [_bin("label-studio"), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
            "--data-dir", str(data_dir),
-           # --opt=value: a generated password may start with "-", which argparse would take for an option
-           f"--username={username}", f"--password={password}", f"--user-token={token}",
            "--enable-legacy-api-token"]
     env = label_studio_env(emulator_url)
+    # the admin and token go by environment, never the command line (any local user reads /proc/*/cmdline)
+    env.update(LABEL_STUDIO_USERNAME=username, LABEL_STUDIO_PASSWORD=password, LABEL_STUDIO_USER_TOKEN=token)
     env["LABEL_STUDIO_BASE_DATA_DIR"] = str(data_dir)
     return _spawn("Label Studio", cmd, env, Path(log), f"http://127.0.0.1:{port}/health", port, timeout,
                   cwd=data_dir)
@@ -234,26 +238,49 @@ def seed_demo(client, bucket: str, samples_dir: Path, limit: int | None = None, 
     return project.id
 
 
+@contextlib.contextmanager
+def _stack_lock(state: Path):
+    """One start or stop of a stack at a time (two shells started at once): the second waits, then reuses."""
+    state.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(state / "lock", os.O_RDWR | os.O_CREAT, 0o600), "r+") as fp:
+        fcntl.flock(fp, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fp, fcntl.LOCK_UN)
+
+
 def up(root: str | Path, ls_port: int = 8080, gcs_port: int = 9023, seed: bool = True, limit: int | None = None,
        progress=None, secrets_dir: str | Path | None = None) -> StackInfo:
     """Start (or reuse) the embedded stack under `root` and seed it. State lives in root/.stack; credentials in
     `secrets_dir` (default: $SECRETS_DIR, else root/secrets)."""
+    with _stack_lock(Path(root).resolve() / ".stack"):
+        return _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir)
+
+
+def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir) -> StackInfo:
     root = Path(root).resolve()
     state = root / ".stack"
     info_file = state / "stack.json"
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)  # server data, logs and the stack's state: the owner's only
     creds = credentials.ensure(secrets_dir or os.environ.get("SECRETS_DIR") or root / "secrets")
     previous = json.loads(info_file.read_text()) if info_file.exists() else None
 
     if previous and pid_alive(previous["gcs_pid"]) and http_ok(previous["emulator_url"] + "/"):
         gcs_url, gcs_pid = previous["emulator_url"], previous["gcs_pid"]
     else:
-        port = gcs_port if port_is_free(gcs_port) else free_port()
+        port = _stable_port(previous and previous.get("emulator_url"), gcs_port)
         server = start_emulator(port, state / "gcs", log=state / "logs" / "gcs.log")
         gcs_url, gcs_pid = server.url, server.pid
-    if previous and pid_alive(previous["ls_pid"]) and http_ok(previous["label_studio_url"] + "/health"):
+    ls_alive = previous and pid_alive(previous["ls_pid"]) and http_ok(previous["label_studio_url"] + "/health")
+    if ls_alive and previous["emulator_url"] != gcs_url:
+        stop_pid(previous["ls_pid"])  # it points at an emulator address that is gone: restart it on the new one
+        ls_alive = False
+    if ls_alive:
         ls_url, ls_pid = previous["label_studio_url"], previous["ls_pid"]
     else:
-        port = ls_port if port_is_free(ls_port) else free_port()
+        port = _stable_port(previous and previous.get("label_studio_url"), ls_port)
         server = start_label_studio(port, state / "label-studio", creds["username"], creds["password"],
                                     creds["token"], gcs_url, log=state / "logs" / "label-studio.log")
         ls_url, ls_pid = server.url, server.pid
@@ -269,18 +296,29 @@ def up(root: str | Path, ls_port: int = 8080, gcs_port: int = 9023, seed: bool =
     return info
 
 
+def _stable_port(previous_url: str | None, wanted: int) -> int:
+    """The port a server had on the last start, so every component that recorded its address (.stack/env, a
+    dataset repository's DVC remote, a connected ML backend) still reaches it; else `wanted`; else any."""
+    if previous_url:
+        port = int(previous_url.rsplit(":", 1)[-1].split("/")[0])
+        if port_is_free(port):
+            return port
+    return wanted if port_is_free(wanted) else free_port()
+
+
 def down(root: str | Path) -> list[str]:
     """Stop the embedded stack's servers; data stays for the next start."""
-    info_file = Path(root).resolve() / ".stack" / "stack.json"
-    if not info_file.exists():
+    state = Path(root).resolve() / ".stack"
+    if not (state / "stack.json").exists():
         return []
-    previous = json.loads(info_file.read_text())
-    stopped = []
-    for name, key in (("Label Studio", "ls_pid"), ("GCS emulator", "gcs_pid")):
-        if pid_alive(previous.get(key)):
-            stop_pid(previous[key])
-            stopped.append(name)
-    return stopped
+    with _stack_lock(state):
+        previous = json.loads((state / "stack.json").read_text())
+        stopped = []
+        for name, key in (("Label Studio", "ls_pid"), ("GCS emulator", "gcs_pid")):
+            if pid_alive(previous.get(key)):
+                stop_pid(previous[key])
+                stopped.append(name)
+        return stopped
 
 
 def main(argv: list[str] | None = None) -> int:
