@@ -35,25 +35,42 @@ def test_upload_skips_unchanged_files_and_info_counts_them(label_studio, bucket,
     assert text.ok and f"gs://{bucket.name}" in text.stdout and "CORS origins: none" in text.stdout
 
 
-def test_cors_defaults_to_the_label_studio_origin(label_studio, bucket, storage_client):
+def test_cors_changes_only_the_stacks_own_origin(label_studio, bucket, storage_client):
     env = label_studio.env(bucket.name)
     assert run_cli("bucket", "cors", "show", "--json", env=env).json() == []
+    # another application already lets its own site read the bucket: that rule is never touched
+    foreign = {"origin": ["https://viewer.example.org"], "method": ["GET"], "maxAgeSeconds": 60}
+    stored = storage_client.get_bucket(bucket.name)
+    stored.cors = [foreign]
+    stored.patch()
+
     made = run_cli("bucket", "cors", "set", env=env)
     assert made.ok and label_studio.url in made.stdout, made
-    shown = run_cli("bucket", "cors", "show", "--json", env=env)
-    assert shown.ok, shown
-    rules = shown.json()
-    assert [r["origin"] for r in rules] == [[label_studio.url]]
-    assert "*" not in str(rules) and set(rules[0]["method"]) == {"GET", "HEAD"}
+    rules = run_cli("bucket", "cors", "show", "--json", env=env).json()
+    assert [r["origin"] for r in rules] == [foreign["origin"], [label_studio.url]]
+    assert rules[0] == foreign and "*" not in str(rules) and set(rules[1]["method"]) == {"GET", "HEAD"}
     assert storage_client.get_bucket(bucket.name).cors == rules  # really stored on the bucket
+    assert run_cli("bucket", "cors", "set", env=env).ok  # again: still one rule for the origin
+    assert run_cli("bucket", "cors", "show", "--json", env=env).json() == rules
 
     other = run_cli("bucket", "cors", "set", "--origin", "https://labels.example.com/", "--origin",
                     "http://localhost:8080", "--json", env=env)
-    assert other.ok and other.json()[0]["origin"] == ["https://labels.example.com", "http://localhost:8080"]
+    assert other.ok and [r["origin"] for r in other.json()] == [
+        foreign["origin"], [label_studio.url], ["https://labels.example.com", "http://localhost:8080"]]
     assert "labels.example.com" in run_cli("bucket", "info", env=env).stdout
 
-    gone = run_cli("bucket", "cors", "remove", env=env)
+    for bad in ("not an origin", "https://labels.example.com/app", "ftp://x.example", "https://"):
+        assert_user_error(run_cli("bucket", "cors", "set", "--origin", bad, env=env), "not a browser origin", code=2)
+    assert storage_client.get_bucket(bucket.name).cors == other.json()  # refused: nothing changed
+
+    gone = run_cli("bucket", "cors", "remove", env=env)  # the Label Studio origin only
     assert gone.ok, gone
+    left = storage_client.get_bucket(bucket.name).cors
+    assert [r["origin"] for r in left] == [foreign["origin"], ["https://labels.example.com", "http://localhost:8080"]]
+    assert run_cli("bucket", "cors", "remove", "--origin", "http://localhost:8080", env=env).ok
+    assert [r["origin"] for r in storage_client.get_bucket(bucket.name).cors] == [
+        foreign["origin"], ["https://labels.example.com"]]
+    assert run_cli("bucket", "cors", "remove", "--all", env=env).ok
     assert run_cli("bucket", "cors", "show", env=env).stdout.strip() == "no CORS rules"
     assert storage_client.get_bucket(bucket.name).cors == []
 

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -358,20 +359,53 @@ def get_cors(bkt) -> list[dict]:
     return list(bkt.cors or [])
 
 
+def check_origin(origin: str) -> str:
+    """A browser origin (scheme://host[:port]), or "*" when asked for explicitly; ConfigError otherwise."""
+    value = (origin or "").strip().rstrip("/")
+    if value == "*":
+        return value
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment:
+        raise ConfigError(f"not a browser origin: {origin!r}; give scheme://host[:port], e.g. http://127.0.0.1:8080")
+    return value
+
+
+def _without(rules: list[dict], origins: set[str]) -> list[dict]:
+    """The rules with `origins` taken out; a rule left with no origin is dropped, every other rule kept as is."""
+    out = []
+    for rule in rules:
+        rule = dict(rule)
+        kept = [o for o in rule.get("origin", []) if o.rstrip("/") not in origins]
+        if kept:
+            rule["origin"] = kept
+            out.append(rule)
+        elif not rule.get("origin"):
+            out.append(rule)  # not ours to judge: a rule without origins stays
+    return out
+
+
 def set_cors(bkt, origins: list[str], methods: Iterable[str] = CORS_METHODS, max_age: int = 3600) -> list[dict]:
-    """Let browsers on `origins` read the bucket's objects (the labeling UI loads images straight from it)."""
-    origins = [o.strip().rstrip("/") for o in origins if o and o.strip()]
-    if not origins:
+    """Let browsers on `origins` read the bucket's objects (the labeling UI loads images straight from it).
+
+    Only the rule for these origins changes: rules for other origins (another app's) are kept as they are."""
+    wanted = [check_origin(o) for o in origins if o and o.strip()]
+    if not wanted:
         raise ConfigError("no CORS origin given: pass --origin https://your-label-studio")
-    bkt.cors = [{"origin": origins, "method": list(methods),
-                 "responseHeader": ["Content-Type", "Content-Length", "Range"], "maxAgeSeconds": max_age}]
+    bkt.reload()
+    rule = {"origin": wanted, "method": list(methods),
+            "responseHeader": ["Content-Type", "Content-Length", "Range"], "maxAgeSeconds": max_age}
+    bkt.cors = _without(get_cors(bkt), set(wanted)) + [rule]
     _api_call(f"set CORS on bucket {bkt.name!r}", bkt.patch)
     return get_cors(bkt)
 
 
-def remove_cors(bkt) -> None:
-    bkt.cors = []
+def remove_cors(bkt, origins: list[str] | None) -> list[dict]:
+    """Take `origins` out of the bucket's CORS rules (every rule with `origins` None); the rest stays.
+    Returns the rules left."""
+    bkt.reload()
+    bkt.cors = [] if origins is None else _without(get_cors(bkt), {check_origin(o) for o in origins})
     _api_call(f"remove CORS from bucket {bkt.name!r}", bkt.patch)
+    return get_cors(bkt)
 
 
 def bucket_info(bkt, prefix: str = "") -> dict:

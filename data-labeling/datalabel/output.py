@@ -34,10 +34,28 @@ def run_app(app, prog_name: str, argv: list[str] | None = None) -> None:
             ctx = getattr(exc, "ctx", None)
             _error_line(f"{message} (see: {ctx.command_path if ctx is not None else prog_name} --help)")
         sys.exit(getattr(exc, "exit_code", 2))
+    except OSError as exc:  # the machine said no (a path that cannot be written, a full disk): one line, no traceback
+        _error_line(os_error_line(exc))
+        sys.exit(EXIT_OS_ERROR)
     except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) and --help return their exit code
+
+
+EXIT_OS_ERROR = 1
+
+
+def os_error_line(exc: OSError) -> str:
+    """What the system refused, where, and what to do about the usual cases."""
+    import errno
+
+    where = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or type(exc).__name__
+    hint = {errno.ENOSPC: "free some space and run again (nothing half-written was kept)",
+            errno.EACCES: "pick a folder you can write to", errno.EROFS: "pick a writable folder",
+            errno.ENOENT: "check the path"}.get(exc.errno, "")
+    return f"{where}: {reason}" + (f"; {hint}" if hint else "") if where else reason + (f"; {hint}" if hint else "")
 
 
 def _error_line(message: str) -> None:

@@ -64,3 +64,11 @@ def refuse_mounted(dest: Path) -> None:
         if dest == point or point in dest.parents:
             raise ConfigError(f"refusing to write into {dest}: it is inside the bucket mount {point}; "
                               "check versions out into a local folder")
+
+
+def check_rev(rev: str) -> str:
+    """A version name from the user, refused before git or DVC sees it if it could be read as an option (a leading
+    "-") or holds whitespace or control characters. Git calls also take it after `--end-of-options`."""
+    if not isinstance(rev, str) or not rev or rev.startswith("-") or any(c.isspace() or ord(c) < 32 for c in rev):
+        raise ConfigError(f"not a version name: {rev!r}; use a tag such as {TAG_PREFIX}1 (see `dataversion versions`)")
+    return rev

@@ -19,7 +19,7 @@ from pathlib import Path
 import dataversion  # noqa: F401  (sets the gcsfs/DVC environment before they are imported)
 from datalabel.api import LabError, NotFound, ServerError
 
-from .common import DATASET_DIR, MANIFEST, TAG_PREFIX, tool_env
+from .common import DATASET_DIR, MANIFEST, TAG_PREFIX, check_rev, tool_env
 
 
 
@@ -33,6 +33,7 @@ def remote_config(endpoint: str | None = None) -> dict | None:
 
 def filesystem(repo: str, rev: str, endpoint: str | None = None):
     """A read-only view of the repository at `rev` (git files + DVC-tracked data)."""
+    check_rev(rev)
     from dvc.api import DVCFileSystem
 
     try:

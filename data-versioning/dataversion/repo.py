@@ -25,7 +25,8 @@ from pathlib import Path
 
 from datalabel.api import ConfigError, LabError, NotFound, ServerError, write_text_atomic
 
-from .common import DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, TAG_PREFIX, refuse_mounted, tool_env
+from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, TAG_PREFIX, check_rev, refuse_mounted,
+                     tool_env)
 from .load import download
 
 def _error_line(stderr: str, stdout: str = "") -> str:
@@ -219,14 +220,28 @@ def _remote(repo: Path) -> str:
     return ""
 
 
+def resolve(repo: Path, rev: str) -> str:
+    """The commit a version name points at (NotFound if none): every later git call gets this hash."""
+    check_rev(rev)
+    proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+                          cwd=repo, env=tool_env(), capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise NotFound(f"no dataset version {rev!r} in {repo} (see `dataversion versions`)")
+    return proc.stdout.strip()
+
+
 def read_manifest(repo: str | Path, rev: str) -> dict:
     """The manifest of a version, from git (no data download)."""
     repo = require_repo(repo)
-    proc = subprocess.run(["git", "show", f"{rev}:{MANIFEST}"], cwd=repo, env=tool_env(), capture_output=True,
+    commit = resolve(repo, rev)
+    proc = subprocess.run(["git", "show", f"{commit}:{MANIFEST}"], cwd=repo, env=tool_env(), capture_output=True,
                           text=True)
     if proc.returncode != 0:
-        raise NotFound(f"no dataset version {rev!r} in {repo} (see `dataversion versions`)")
-    return json.loads(proc.stdout)
+        raise NotFound(f"{rev!r} of {repo} has no {MANIFEST}; it is not a dataset version")
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise LabError(f"the {MANIFEST} of {rev!r} in {repo} is not valid JSON") from None
 
 
 def list_versions(repo: str | Path) -> list[dict]:
@@ -284,10 +299,11 @@ def checkout(repo: str | Path, rev: str, dest: str | Path, endpoint: str | None 
     if dest.exists() and any(dest.iterdir()):
         raise ConfigError(f"{dest} is not empty; check out into a new or empty folder")
     manifest = read_manifest(repo, rev)
+    commit = resolve(repo, rev)  # DVC reads the commit, not a name it could take for something else
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
     try:
-        count = download(str(repo), rev, tmp, endpoint=endpoint)
+        count = download(str(repo), commit, tmp, endpoint=endpoint)
         if dest.exists():
             dest.rmdir()
         os.replace(tmp, dest)

@@ -117,13 +117,30 @@ def cors_show_cmd(bucket: str = BUCKET, credentials: str = CREDENTIALS, json_out
 
 
 @cors_app.command("remove")
-def cors_remove_cmd(bucket: str = BUCKET, credentials: str = CREDENTIALS):
-    """Remove every CORS rule from the bucket.
+def cors_remove_cmd(
+    origin: Optional[List[str]] = typer.Option(None, "--origin", "-o",
+                                               help="Origin to remove (repeatable). Default: the Label Studio URL."),
+    all_rules: bool = typer.Option(False, "--all", help="Remove every CORS rule, other apps' too."),
+    url: str = URL, bucket: str = BUCKET, credentials: str = CREDENTIALS, json_out: bool = JSON,
+):
+    """Stop letting an origin (default: the Label Studio URL) read the bucket; rules for other origins stay.
 
-    Example: datalabel bucket cors remove --bucket my-bucket
+    Examples:
+      datalabel bucket cors remove --bucket my-bucket
+      datalabel bucket cors remove --all
     """
     from .. import gcs
+    from ..errors import ConfigError
+    from ..output import print_json
 
+    if all_rules and origin:
+        raise ConfigError("give --origin or --all, not both")
+    origins = None if all_rules else (list(origin or []) or [settings(url=url).browser_url])
     bkt = _bucket(bucket, credentials)
-    gcs.remove_cors(bkt)
-    say(f"CORS rules removed from gs://{bkt.name}")
+    rules = gcs.remove_cors(bkt, origins)
+    if json_out:
+        print_json(rules)
+    elif origins is None:
+        say(f"CORS rules removed from gs://{bkt.name}")
+    else:
+        say(f"CORS: {', '.join(origins)} removed from gs://{bkt.name}; {len(rules)} other rule(s) kept")
