@@ -279,7 +279,7 @@ def test_train_saves_versions_and_preannotates_unlabeled_tasks(ls_client, bucket
     first = active.train_project(ls_client, pid, models)
     n_train = sum(active.task_split(t) == "train" for t in labeled)
     assert first.version == "logreg-v1" and first.n_train == n_train
-    assert (models / f"project-{pid}" / "logreg-v1.joblib").is_file()
+    assert (models / f"project-{pid}" / "logreg-v1.json").is_file()
     second = active.train_project(ls_client, pid, models)
     assert second.version == "logreg-v2"
     assert active.load_model("latest", models, pid).version == "logreg-v2"
@@ -290,7 +290,7 @@ def test_train_saves_versions_and_preannotates_unlabeled_tasks(ls_client, bucket
     _annotate(ls_client, extra, truth[_file_name(extra)])
     third = active.train_project(ls_client, pid, models, only_if_changed=True, keep=2)
     assert third.version == "logreg-v3" and third.n_train == n_train + 1
-    assert sorted(p.name for p in (models / f"project-{pid}").iterdir()) == ["logreg-v2.joblib", "logreg-v3.joblib"]
+    assert sorted(p.name for p in (models / f"project-{pid}").iterdir()) == ["logreg-v2.json", "logreg-v3.json"]
 
     result = active.preannotate(ls_client, pid, model_path="latest", models_dir=models)
     held = [t for t in tasks[28:] if t.id != extra.id]
@@ -393,3 +393,37 @@ def test_preannotate_lines_up_versions_scores_and_the_queue(ls_client, bucket, t
 
     # a strategy the stored scores are not the certainty of: said so, not hidden
     assert active.select_tasks(ls_client, pid, "entropy", k=5, view_title=None)["queue_matches"] is False
+
+
+def test_a_model_file_is_data_never_code(tmp_path):
+    """A saved model round-trips exactly; a file that is not one (a pickle that would run code, broken JSON, numbers
+    that do not fit) is refused with one line and nothing of it runs."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((60, active.PIXELS ** 2))
+    y = [str(i % 3) for i in range(60)]
+    model = active.PixelModel("", ["0", "1", "2"], active.fit(x, y), active.PIXELS, 60)
+    path = active.save_model(model, tmp_path, 7)
+    assert path == active.model_path(tmp_path, 7, "logreg-v1") and path.suffix == ".json"
+    loaded = active.load_model("latest", tmp_path, 7)
+    assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x)) and loaded.classes == model.classes
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    hostile = tmp_path / "project-7" / "logreg-v2.json"
+    hostile.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(LabError, match="not a model saved by"):
+        active.load_model("latest", tmp_path, 7)
+    assert not marker.exists()
+    broken = json.loads(path.read_text())
+    broken["estimator"]["coef"] = [[1.0, 2.0]]
+    hostile.write_text(json.dumps(broken))
+    with pytest.raises(LabError, match="do not fit together"):
+        active.load_model(hostile)

@@ -127,3 +127,22 @@ def test_label_studio_gets_predictions_and_a_new_annotation_retrains(ls_client, 
     mlbackend.retrieve_predictions(ls_client, pid, [probe.id])
     versions = sorted(p.model_version for p in active.load_tasks_by_id(ls_client, [probe.id])[0].predictions)
     assert versions == ["logreg-v1", "logreg-v2"]
+
+
+def test_a_failure_answers_500_without_its_details(tmp_path, caplog):
+    """The backend's error text (paths, values, library internals) stays in its log; the caller gets an incident id."""
+
+    class Broken(mlbackend.Backend):
+        def predict(self, payload):
+            raise RuntimeError("details of /home/someone/secret-path")
+
+    server, url = mlbackend.start_in_thread(Broken(tmp_path / "models"))
+    try:
+        with caplog.at_level("ERROR", logger="datalabel.mlbackend"):
+            status, body = _call(url, "/predict", {"tasks": [{"id": 1, "data": {}}], "project": "1.0"})
+        assert status == 500 and "incident" in body["error"] and "secret-path" not in json.dumps(body)
+        incident = body["error"].split("incident ")[1].split(")")[0]
+        assert incident in caplog.text and "secret-path" in caplog.text  # the operator still has the details
+        assert _call(url, "/predict", b"[1, 2]")[0] == 400  # not an object: a plain 400
+    finally:
+        server.shutdown()

@@ -28,6 +28,8 @@ import json
 import logging
 import threading
 import time
+import uuid
+from urllib.parse import parse_qs, urlparse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -40,6 +42,7 @@ log = logging.getLogger("datalabel.mlbackend")
 
 ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "ANNOTATION_DELETED"}
 DEFAULT_KEEP = 5
+MAX_BODY = 64 << 20  # a /predict of thousands of tasks fits; a body that would fill memory does not
 
 
 def trains_on_annotations(payload: dict) -> bool:
@@ -241,7 +244,7 @@ class Backend:
                     self.trainings += 1
                 log.info("project %s: trained %s on %d labels (valid accuracy %s)", project, model.version,
                          model.n_train, model.valid_accuracy)
-                path = active.model_dir(self.models_dir, project) / f"{model.version}.joblib"
+                path = active.model_path(self.models_dir, project, model.version)
                 published = active.preannotate(client, project, model_path=path, strategy=self.strategy,
                                                split=self.split, loader=loader)
                 self.last_error = None
@@ -251,8 +254,8 @@ class Backend:
                 # too few labels, server gone: keep serving the current version
                 self.last_error = str(exc)
                 log.warning("project %s: not retrained: %s", project, exc)
-            except Exception as exc:  # a bug must not kill the worker; it is reported on /health
-                self.last_error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a bug must not kill the worker; /health names it, the log has the details
+                self.last_error = f"retraining failed ({type(exc).__name__}); see the ML backend's log"
                 log.exception("project %s: retraining failed", project)
             finally:
                 with self._lock:
@@ -276,6 +279,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
+        if not 0 <= length <= MAX_BODY:
+            raise ValueError(f"a body of {length} bytes (at most {MAX_BODY})")
         raw = self.rfile.read(length) if length else b""
         if not raw:
             return {}
@@ -289,8 +294,6 @@ class Handler(BaseHTTPRequestHandler):
         if path in ("", "/health"):
             return self._send(200, self.backend.health())
         if path == "/versions":
-            from urllib.parse import parse_qs, urlparse
-
             project = project_id_of(parse_qs(urlparse(self.path).query).get("project", [None])[0])
             return self._send(200, self.backend.versions(project))
         if path == "/metrics":
@@ -319,9 +322,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, {"status": "ok"})
         except LabError as exc:
             return self._send(400, {"error": str(exc)})
-        except Exception as exc:  # report, don't drop the connection: Label Studio shows the error
-            log.exception("%s failed", path)
-            return self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
+        except Exception:  # answer, don't drop the connection; the details stay in this process's log
+            incident = uuid.uuid4().hex[:8]
+            log.exception("%s failed (incident %s)", path, incident)
+            return self._send(500, {"error": f"internal error (incident {incident}); see the ML backend's log"})
         return self._send(404, {"error": f"no such endpoint: {path}"})
 
 

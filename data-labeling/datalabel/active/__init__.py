@@ -19,7 +19,7 @@ Tasks are read through the shared model in `tasks.py`; Label Studio is reached o
 """
 from .images import PIXELS, ImageLoader, pixels
 from .model import (MODEL_PREFIX, PixelModel, fit, labeled_examples, labels_digest, list_versions, load_model,
-                    model_dir, prune_models, save_model, train_project)
+                    model_dir, model_path, prune_models, save_model, train_project)
 from .predictions import (PredictionRow, create_predictions_one_by_one, import_predictions, latest_prediction,
                           preannotate, predict_tasks, prediction_json, prediction_probs, read_prediction_file,
                           rows_to_predictions)
@@ -34,7 +34,7 @@ from .scoring import SCORE_STRATEGIES, STRATEGIES, certainty, select, uncertaint
 __all__ = ["assign_splits", "Candidate", "certainty", "check_split", "create_predictions_one_by_one", "DEFAULT_VIEW",
     "fit", "ImageLoader", "import_predictions", "in_split", "labeled_examples", "labels_digest", "latest_prediction",
     "list_versions", "load_digit_features", "load_model", "load_tasks", "load_tasks_by_id", "media_url", "model_dir",
-    "MODEL_PREFIX", "PixelModel", "PIXELS", "pixels", "plan_splits", "preannotate", "predict_tasks",
+    "model_path", "MODEL_PREFIX", "PixelModel", "PIXELS", "pixels", "plan_splits", "preannotate", "predict_tasks",
     "prediction_json", "prediction_probs", "PredictionRow", "project_model_version", "project_target",
     "prune_models", "read_prediction_file", "rows_to_predictions", "save_model", "save_view", "SCORE_STRATEGIES",
     "select", "select_tasks", "simulate", "Simulation", "SPLIT_FIELD", "split_of", "SPLITS", "stable_key",

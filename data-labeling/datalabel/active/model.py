@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -61,18 +62,76 @@ def fit(features, labels: Sequence[str], seed: int = 0):
     return est
 
 
+SUFFIX = ".json"
+FILE_FORMAT = "datalabel-logreg/1"
+
+
 def model_dir(models_dir: str | Path, project_id: int | str) -> Path:
     return Path(models_dir) / f"project-{project_id}"
+
+
+def model_path(models_dir: str | Path, project_id: int | str, version: str) -> Path:
+    return model_dir(models_dir, project_id) / f"{version}{SUFFIX}"
 
 
 def list_versions(models_dir: str | Path, project_id: int | str) -> list[tuple[int, Path]]:
     folder = model_dir(models_dir, project_id)
     found = []
-    for path in folder.glob(f"{MODEL_PREFIX}*.joblib"):
-        m = re.fullmatch(re.escape(MODEL_PREFIX) + r"(\d+)\.joblib", path.name)
+    for path in folder.glob(f"{MODEL_PREFIX}*{SUFFIX}"):
+        m = re.fullmatch(re.escape(MODEL_PREFIX) + r"(\d+)" + re.escape(SUFFIX), path.name)
         if m:
             found.append((int(m.group(1)), path))
     return sorted(found)
+
+
+# A model file is data, never code: the fitted numbers and the metadata as JSON (a pickle, as joblib writes, runs
+# whatever code whoever could write the file put in it when it is loaded).
+
+
+def model_json(model: PixelModel) -> str:
+    est = model.estimator
+    return json.dumps({
+        "format": FILE_FORMAT, "version": model.version, "classes": model.classes, "size": model.size,
+        "n_train": model.n_train, "n_valid": model.n_valid, "valid_accuracy": model.valid_accuracy,
+        "trained_at": model.trained_at, "extra": model.extra,
+        "estimator": {"coef": est.coef_.tolist(), "intercept": est.intercept_.tolist(),
+                      "classes": [str(c) for c in est.classes_], "C": est.C, "max_iter": est.max_iter},
+    }, indent=1)
+
+
+def model_from_json(text: str, where: str) -> PixelModel:
+    """The model in a file written by `save_model`; LabError for anything else (checked, never executed)."""
+    import numpy as np
+
+    def refuse(why: str) -> LabError:
+        return LabError(f"{where} is not a model saved by `datalabel al train` ({why})")
+
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise refuse("not JSON") from None
+    if not isinstance(obj, dict) or obj.get("format") != FILE_FORMAT:
+        raise refuse(f"no format {FILE_FORMAT!r}")
+    try:
+        size, classes, raw = int(obj["size"]), [str(c) for c in obj["classes"]], obj["estimator"]
+        coef = np.asarray(raw["coef"], dtype=float)
+        intercept = np.asarray(raw["intercept"], dtype=float)
+        est_classes = np.asarray([str(c) for c in raw["classes"]])
+    except (KeyError, TypeError, ValueError):
+        raise refuse("fields missing or of the wrong type") from None
+    rows = 1 if len(est_classes) == 2 else len(est_classes)
+    if not 1 <= size <= 64 or len(est_classes) < 2 or coef.shape != (rows, size * size) \
+            or intercept.shape != (rows,) or not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+        raise refuse("the numbers do not fit together")
+    est = make_estimator()
+    est.set_params(C=float(raw.get("C", est.C)), max_iter=int(raw.get("max_iter", est.max_iter)))
+    est.coef_, est.intercept_, est.classes_ = coef, intercept, est_classes
+    est.n_features_in_ = size * size
+    est.n_iter_ = np.zeros(1, dtype=int)
+    accuracy = obj.get("valid_accuracy")
+    return PixelModel(str(obj.get("version", "")), classes, est, size, int(obj.get("n_train", 0)),
+                      int(obj.get("n_valid", 0)), None if accuracy is None else float(accuracy),
+                      str(obj.get("trained_at", "")), obj.get("extra") if isinstance(obj.get("extra"), dict) else {})
 
 
 def save_model(model: PixelModel, models_dir: str | Path, project_id: int | str) -> Path:
@@ -80,8 +139,6 @@ def save_model(model: PixelModel, models_dir: str | Path, project_id: int | str)
 
     The version number is picked here, so two trainers never write the same version.
     """
-    import joblib
-
     folder = model_dir(models_dir, project_id)
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
@@ -91,8 +148,8 @@ def save_model(model: PixelModel, models_dir: str | Path, project_id: int | str)
             versions = list_versions(models_dir, project_id)
             n = (versions[-1][0] if versions else 0) + 1
             model.version = f"{MODEL_PREFIX}{n}"
-            joblib.dump(model, tmp)
-            final = folder / f"{model.version}.joblib"
+            Path(tmp).write_text(model_json(model), encoding="utf-8")
+            final = model_path(models_dir, project_id, model.version)
             try:
                 os.link(tmp, final)
                 return final
@@ -104,8 +161,6 @@ def save_model(model: PixelModel, models_dir: str | Path, project_id: int | str)
 
 def load_model(path: str | Path | None, models_dir: str | Path = "models", project_id: int | str | None = None) -> PixelModel:
     """A saved model: a file path, or 'latest' / None for the project's newest version."""
-    import joblib
-
     if path in (None, "latest"):
         versions = list_versions(models_dir, project_id) if project_id is not None else []
         if not versions:
@@ -116,12 +171,12 @@ def load_model(path: str | Path | None, models_dir: str | Path = "models", proje
     if not path.is_file():
         raise NotFound(f"model file not found: {path}")
     try:
-        model = joblib.load(path)
-    except Exception as exc:  # pickle raises many unrelated types on a bad file
-        raise LabError(f"cannot load model {path}: {type(exc).__name__}") from None
-    if not isinstance(model, PixelModel):
-        raise LabError(f"{path} is not a model saved by `datalabel al train`")
-    return model
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    except OSError as exc:
+        raise LabError(f"cannot read model {path}: {exc.strerror}") from None
+    return model_from_json(text, str(path))
 
 
 def labeled_examples(tasks: Iterable[Task], policy: str = "latest", labels: Sequence[str] | None = None

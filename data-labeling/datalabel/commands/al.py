@@ -148,7 +148,7 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
         typer.echo(f"labels unchanged since {newest.version}: nothing trained (--force to train anyway)")
         return
     info = {**model.info(), "trained": True,
-            "path": str(active.model_dir(models_dir, project) / f"{model.version}.joblib")}
+            "path": str(active.model_path(models_dir, project, model.version))}
     if json_out:
         return print_json(info)
     acc = "n/a (no labeled valid tasks)" if model.valid_accuracy is None else f"{model.valid_accuracy:.3f}"
@@ -158,7 +158,7 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
 
 @app.command("serve")
 def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
-              port: int = typer.Option(9090, "--port", help="Port to listen on."),
+              port: int = typer.Option(9090, "--port", min=1, max=65535, help="Port to listen on."),
               keep: int = KEEP, strategy: str = SCORE,
               models_dir: str = MODELS, url: str = URL, api_key: str = API_KEY):
     """Run the ML backend Label Studio calls for predictions and retraining (until Ctrl-C).
