@@ -108,7 +108,7 @@ def test_bad_storage_input_creates_nothing(label_studio, ls_client, bucket, proj
         (["add-target", project, "--bucket", f"missing-{uuid.uuid4().hex[:8]}"], "does not exist", 4),
         (["add-source", project, "--prefix", "empty/"], "no file under", 4),
         (["add-source", project, "--prefix", "images/", "--regex", r".*\.jpg$"], "no file under", 4),
-        (["add-source", project, "--prefix", "images/", "--regex", "("], "invalid --regex", 1),
+        (["add-source", project, "--prefix", "images/", "--regex", "("], "invalid --regex", 2),
         (["add-source", project, "--prefix", "images/", "--credentials", tmp_path / "nope.json"],
          "credentials file not found", 2),
         (["add-source", project, "--prefix", "images/", "--credentials", not_json], "not JSON", 2),
@@ -117,9 +117,9 @@ def test_bad_storage_input_creates_nothing(label_studio, ls_client, bucket, proj
         (["list", 987654], "project 987654 does not exist", 4),
         (["sync", project], "no storage to sync", 4),
         (["sync", project, "--id", 987654], "no storage 987654", 4),
-        (["sync", project, "--direction", "sideways"], "unknown direction", 1),
+        (["sync", project, "--direction", "sideways"], "unknown direction", 2),
         (["remove", project, "--id", 987654], "no matching storage", 4),
-        (["remove", project], "say which storage", 1),
+        (["remove", project], "say which storage", 2),
     ]
     for args, message, code in cases:
         assert_user_error(run_cli("storage", *args, env=env), message, code=code)
@@ -130,7 +130,9 @@ def test_bad_storage_input_creates_nothing(label_studio, ls_client, bucket, proj
 
 def test_credentials_content_is_what_label_studio_receives(tmp_path):
     """The key file's JSON content (not its path) goes into the storage; checked with a recording client."""
-    key = {"type": "service_account", "project_id": "demo", "client_email": "x@demo.iam.gserviceaccount.com"}
+    key = {"type": "service_account", "project_id": "demo", "client_email": "x@demo.iam.gserviceaccount.com",
+           "private_key": "-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n-----END PRIVATE KEY-----\n",
+           "token_uri": "https://oauth2.googleapis.com/token"}
     path = tmp_path / "key.json"
     path.write_text(json.dumps(key))
     calls = []

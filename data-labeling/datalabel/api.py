@@ -3,31 +3,31 @@
 Everything else in `datalabel` is internal and may change between versions; these names keep their meaning.
 
     errors     LabError (one actionable line) and its kinds ConfigError, ServerError, NotFound; EXIT_CODES
-    settings   Settings (flags > environment > ./.env), setting(name)
+    settings   Settings (flags > environment > ./.env), setting(name), check_url, load_credentials
     output     run_app (a typer app whose errors are one line and an exit code), print_json, print_table, progress;
                cli_options: the typer options both CLIs share (--url, --api-key, --bucket, --json, --policy)
     files      write_text_atomic
     Label      connect(settings) -> checked SDK client; project_config(client, id) -> LabelConfig
     Studio
-    bucket     check_key, split_url, norm_prefix, gs_url_from_ref (untrusted object keys and URLs), storage_client
+    bucket     check_bucket_name, check_key, split_url, norm_prefix, gs_url_from_ref (untrusted object keys and URLs), storage_client
     tasks      Task, choose_annotation (the one model of Label Studio's task / annotation JSON)
     configs    LabelConfig, read_config_file
     export     convert (tasks -> a training format, atomically), RUN_ONLY, BucketObjects and TaskCache (the
                incremental reader of target storage)
 """
 from .commands import options as cli_options
-from .config import Settings, setting
+from .config import Settings, check_url, load_credentials, setting
 from .errors import EXIT_CODES, ConfigError, LabError, NotFound, ServerError
 from .export import RUN_ONLY, BucketObjects, TaskCache, convert
 from .files import write_text_atomic
-from .gcs import check_key, gs_url_from_ref, norm_prefix, split_url
+from .gcs import check_bucket_name, check_key, gs_url_from_ref, norm_prefix, split_url
 from .gcs import client as storage_client
 from .labelconfig import LabelConfig, read_config_file
 from .ls import connect, project_config
 from .output import print_json, print_table, progress, run_app
 from .tasks import Task, choose_annotation
 
-__all__ = ["BucketObjects", "check_key", "cli_options", "choose_annotation", "ConfigError", "connect", "convert", "EXIT_CODES",
-           "gs_url_from_ref", "LabelConfig", "LabError", "norm_prefix", "NotFound", "print_json", "print_table",
+__all__ = ["BucketObjects", "check_bucket_name", "check_key", "check_url", "cli_options", "choose_annotation", "ConfigError", "connect", "convert", "EXIT_CODES",
+           "gs_url_from_ref", "LabelConfig", "load_credentials", "LabError", "norm_prefix", "NotFound", "print_json", "print_table",
            "progress", "project_config", "read_config_file", "run_app", "RUN_ONLY", "ServerError", "Settings",
            "setting", "split_url", "storage_client", "Task", "TaskCache", "write_text_atomic"]

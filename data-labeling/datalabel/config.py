@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .gcs import check_bucket_name
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -40,6 +42,18 @@ def setting(name: str, default: str | None = None) -> str | None:
     if file and Path(file).is_file():
         return Path(file).read_text(encoding="utf-8").strip()
     return read_dotenv().get(name) or default
+
+
+def check_url(url: str | None, what: str) -> str:
+    """An http(s) URL with a host; ConfigError naming the setting otherwise."""
+    parts = urllib.parse.urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ConfigError(f"{what} is not an http(s) URL: {url!r}; e.g. http://127.0.0.1:8080")
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number or out of range)
+    except ValueError:
+        raise ConfigError(f"{what} has an invalid port: {url!r}") from None
+    return url
 
 
 @dataclass
@@ -71,13 +85,27 @@ class Settings:
     def require_api_key(self) -> str:
         if not self.api_key:
             raise ConfigError("no Label Studio API token: set LABEL_STUDIO_API_KEY or pass --api-key")
+        if any(c.isspace() or ord(c) < 32 for c in self.api_key):
+            raise ConfigError("the Label Studio API token holds a space or a line break; copy it again "
+                              "(Account & Settings > Access Token) into LABEL_STUDIO_API_KEY")
         return self.api_key
+
+    def require_url(self) -> str:
+        return check_url(self.url, "LABEL_STUDIO_URL (or --url)")
 
     def require_bucket(self, bucket: str | None = None) -> str:
         name = bucket or self.bucket
         if not name:
             raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
-        return name
+        return check_bucket_name(name)
+
+
+# what Google's client libraries need of each kind of key file
+CREDENTIAL_FIELDS = {
+    "service_account": ("client_email", "private_key", "token_uri"),
+    "authorized_user": ("client_id", "client_secret", "refresh_token"),
+    "external_account": ("audience", "token_url"),
+}
 
 
 def load_credentials(path: str | None) -> dict | None:
@@ -93,4 +121,11 @@ def load_credentials(path: str | None) -> dict | None:
         raise ConfigError(f"credentials file is not JSON: {path} (download the service-account key as JSON)") from None
     if not isinstance(content, dict) or "type" not in content:
         raise ConfigError(f"credentials file is not a service-account key: {path} (no 'type' field)")
+    needed = CREDENTIAL_FIELDS.get(content["type"])
+    if needed is None:
+        raise ConfigError(f"credentials file {path} is of type {str(content['type'])[:40]!r}; use a service-account key "
+                          f"({', '.join(CREDENTIAL_FIELDS)})")
+    missing = [k for k in needed if not isinstance(content.get(k), str) or not content[k].strip()]
+    if missing:
+        raise ConfigError(f"credentials file {path} lacks {', '.join(missing)}; download the key again (JSON)")
     return content

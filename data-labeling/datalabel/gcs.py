@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -125,6 +126,7 @@ def bucket(gcs, name: str):
     """An existing bucket, or NotFound with the name in the message."""
     from google.api_core import exceptions
 
+    check_bucket_name(name)
     bound = retry_timeout()
     try:
         # a bounded retry budget: a wrong host fails in seconds, not after the default two minutes
@@ -153,8 +155,24 @@ def ensure_bucket(gcs, name: str, location: str | None = None):
 
 
 def norm_prefix(prefix: str) -> str:
-    prefix = prefix.strip("/")
+    """A folder of a bucket as "a/b/" ("" for the whole bucket); a prefix that could leave a folder is refused."""
+    prefix = (prefix or "").strip("/")
+    check_key(prefix, f"prefix {prefix!r}")
     return prefix + "/" if prefix else ""
+
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+
+
+def check_bucket_name(name: str) -> str:
+    """A name Google Cloud Storage accepts: 3-63 characters (222 with dots) of a-z 0-9 - _ ., starting and ending
+    with a letter or digit; said here, before any request, instead of a confusing answer from the API."""
+    parts = (name or "").split(".")
+    if not _BUCKET_NAME.fullmatch(name or "") or any(len(p) > 63 or not p for p in parts) or ".." in name \
+            or (len(parts) == 1 and len(name) > 63) or name.startswith("goog"):
+        raise ConfigError(f"not a valid bucket name: {name!r}; use 3-63 lowercase letters, digits, '-', '_' or '.', "
+                          "starting and ending with a letter or digit")
+    return name
 
 
 def _short(exc: BaseException | None) -> str:

@@ -60,7 +60,9 @@ def _client_class():
 
 def connect(settings: Settings | None = None, check: bool = True):
     """An SDK client for the configured server; with `check`, fail now if the server or token is wrong."""
-    client = _client_class()(settings or Settings.load(), timeout=120)
+    settings = settings or Settings.load()
+    settings.require_url()
+    client = _client_class()(settings, timeout=120)
     if check:
         whoami(client)
     return client

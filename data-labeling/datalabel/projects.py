@@ -230,7 +230,7 @@ def remove_storage(client, project_id: int, storage_id: int | None = None, kind:
                 continue
             chosen.append((k, storage))
     if storage_id is None and bucket is None and prefix is None:
-        raise LabError("say which storage to remove: --id N, or --bucket/--prefix")
+        raise ConfigError("say which storage to remove: --id N, or --bucket/--prefix")
     if not chosen:
         raise NotFound(f"project {project_id} has no matching storage (see `datalabel storage list {project_id}`)")
     if storage_id is not None and len(chosen) > 1:
@@ -277,6 +277,7 @@ def setup(client, title: str, label_config: str, bucket: str, source_prefix: str
     title = check_title(title)
     check_credentials(credentials_file)
     parse_config(label_config)
+    gcs.norm_prefix(source_prefix), gcs.norm_prefix(target_prefix)  # a prefix that could leave its folder: refused
     existing = ls.find_project(client, title)
     if existing is not None and not _same_config(existing.label_config or "", label_config):
         raise LabError(f"project {title!r} already exists (id {existing.id}) with a different label config; "
@@ -293,11 +294,16 @@ def setup(client, title: str, label_config: str, bucket: str, source_prefix: str
     files = matching_files(bucket, source_prefix, regex, credentials_file, recursive)
 
     project, project_created = create_project(client, title, label_config, description)
-    source, source_created = ls.ensure_source_storage(client, project.id, bucket, source_prefix, regex=regex,
-                                                      use_blob_urls=use_blob_urls, credentials_file=credentials_file,
-                                                      recursive=recursive)
-    target, target_created = ls.ensure_target_storage(client, project.id, bucket, target_prefix,
-                                                      credentials_file=credentials_file)
+    try:
+        source, source_created = ls.ensure_source_storage(client, project.id, bucket, source_prefix, regex=regex,
+                                                          use_blob_urls=use_blob_urls,
+                                                          credentials_file=credentials_file, recursive=recursive)
+        target, target_created = ls.ensure_target_storage(client, project.id, bucket, target_prefix,
+                                                          credentials_file=credentials_file)
+    except LabError:
+        if project_created:  # Label Studio refused a storage: the project made a moment ago goes too
+            ls.delete_project(client, project.id)
+        raise
     imported = sync_one(client, source.id, "source")
     exported = sync_one(client, target.id, "target")
     cors = gcs.set_cors(bkt, [cors_origin]) if cors_origin else []

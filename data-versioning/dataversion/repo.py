@@ -23,7 +23,8 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from datalabel.api import ConfigError, LabError, NotFound, ServerError, write_text_atomic
+from datalabel.api import (ConfigError, LabError, NotFound, ServerError, check_bucket_name, check_url,
+                           load_credentials, norm_prefix, write_text_atomic)
 
 from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, TAG_PREFIX, check_rev, refuse_mounted,
                      tool_env)
@@ -84,6 +85,14 @@ def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, end
     """
     if not bucket:
         raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
+    check_bucket_name(bucket)  # everything is checked before anything is created
+    norm_prefix(prefix)
+    if endpoint:
+        check_url(endpoint, "--endpoint (STORAGE_EMULATOR_HOST)")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
+    if credentials_file:
+        load_credentials(credentials_file)
     path = Path(path).resolve()
     path.mkdir(parents=True, exist_ok=True)
     created = []

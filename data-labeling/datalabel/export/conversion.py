@@ -223,8 +223,10 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
         for item in items:
             dests = writer.image_dests(item) if images is not None else []
             if dests and item.url is None:
-                stats["images_not_in_bucket"] += 1
-                continue
+                # a dataset without its image is a silently wrong dataset: http:// or file: media are not copied
+                ref = str(item.task.media_url(key) or "")[:100]
+                raise LabError(f"task {item.task.id}: its media {ref!r} is not in a gs:// bucket, so it cannot be "
+                               "copied into the dataset; fix the task's URL (labels alone: export convert --no-images)")
             for rel in dests:
                 item.placed.append(rel)
                 placed.append((rel, item.url))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from .. import gcs, ls
+from ..gcs import norm_prefix
 from ..errors import LabError, NotFound, ServerError
 from ..tasks import Task, iter_tasks, merge_tasks
 
@@ -286,7 +287,10 @@ def read_target_storage(bucket, prefix: str, cache: str | Path | None = None, st
     source = BucketObjects(bucket, storage_client)
     store = TaskCache(cache)
     try:
-        store.sync_source(source, prefix, progress)
+        counts = store.sync_source(source, prefix, progress)
+        if not any(counts[k] for k in ("new", "changed", "unchanged")):
+            raise NotFound(f"no annotation files under {source.url(norm_prefix(prefix))}; check --prefix (the target "
+                           "storage's prefix, e.g. labels/) and that it was synced (datalabel storage sync)")
         yield from store.tasks()
     finally:
         store.close()
