@@ -25,17 +25,32 @@ usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 mode=auto
 action=up
 gcs=auto
+die() { echo "error: $*" >&2; exit 2; }
 for arg in "$@"; do
   case $arg in
-    --local) mode=local ;;
-    --docker) mode=docker ;;
-    --emulator) gcs=emulator ;;
-    --gcs) gcs=google ;;
+    --local) [[ $mode == docker ]] && die "--local and --docker exclude each other"; mode=local ;;
+    --docker) [[ $mode == local ]] && die "--local and --docker exclude each other"; mode=docker ;;
+    --emulator) [[ $gcs == google ]] && die "--emulator and --gcs exclude each other"; gcs=emulator ;;
+    --gcs) [[ $gcs == emulator ]] && die "--emulator and --gcs exclude each other"; gcs=google ;;
     up | down | versioning) action=$arg ;;
     -h | --help) usage; exit 0 ;;
-    *) echo "error: unknown argument '$arg' (see ./docker-shell.sh --help)" >&2; exit 2 ;;
+    *) die "unknown argument '$arg' (see ./docker-shell.sh --help)" ;;
   esac
 done
+[[ $mode == local && $gcs == google ]] && die "--gcs needs the Docker stack; the embedded default runs the local emulator"
+# settings from the environment, checked before anything starts
+check_port() {  # $1: variable name
+  local value=${!1:-}
+  [[ -z $value ]] && return 0
+  [[ $value =~ ^[0-9]+$ ]] && ((value >= 1 && value <= 65535)) || die "$1 must be a port number (1-65535), not '$value'"
+}
+check_port LABEL_STUDIO_PORT
+check_port GCS_EMULATOR_PORT
+[[ -z ${DEMO_LIMIT:-} || ${DEMO_LIMIT} =~ ^[1-9][0-9]*$ ]] || die "DEMO_LIMIT must be a positive number of images, not '${DEMO_LIMIT}'"
+[[ -z ${LS_DATABASE:-} || ${LS_DATABASE} == postgresql || ${LS_DATABASE} == sqlite ]] ||
+  die "LS_DATABASE must be postgresql or sqlite, not '${LS_DATABASE}'"
+[[ -z ${GCS_BUCKET_NAME:-} || ${GCS_BUCKET_NAME} =~ ^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$ ]] ||
+  die "GCS_BUCKET_NAME '${GCS_BUCKET_NAME}' is not a valid bucket name (3-63 of a-z 0-9 - _ .)"
 
 docker_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 if [[ $mode == auto ]]; then

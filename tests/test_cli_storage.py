@@ -110,7 +110,7 @@ def test_bad_storage_input_creates_nothing(label_studio, ls_client, bucket, proj
         (["add-source", project, "--prefix", "images/", "--regex", r".*\.jpg$"], "no file under", 4),
         (["add-source", project, "--prefix", "images/", "--regex", "("], "invalid --regex", 2),
         (["add-source", project, "--prefix", "images/", "--credentials", tmp_path / "nope.json"],
-         "credentials file not found", 2),
+         "credentials file not found", 4),
         (["add-source", project, "--prefix", "images/", "--credentials", not_json], "not JSON", 2),
         (["add-source", project, "--prefix", "images/", "--credentials", not_key], "not a service-account key", 2),
         (["add-source", 987654, "--prefix", "images/"], "project 987654 does not exist", 4),

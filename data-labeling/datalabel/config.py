@@ -12,7 +12,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, NotFound
 from .gcs import check_bucket_name
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -114,7 +114,7 @@ def load_credentials(path: str | None) -> dict | None:
         return None
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"credentials file not found: {path} (set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON)")
+        raise NotFound(f"credentials file not found: {path} (set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON)")
     try:
         content = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -322,6 +322,30 @@ class _GaveUp(Exception):
         self.last = last
 
 
+# What an image's first bytes are, by its suffix: a file named .png that is not a PNG would become a task that
+# cannot be shown.
+IMAGE_MAGIC = {".png": (b"\x89PNG",), ".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",),
+               ".gif": (b"GIF87a", b"GIF89a"), ".bmp": (b"BM",), ".webp": (b"RIFF",),
+               ".tif": (b"II*\x00", b"MM\x00*"), ".tiff": (b"II*\x00", b"MM\x00*")}
+
+
+def check_upload(folder: Path, files: list[Path]) -> None:
+    """Before anything is uploaded: some files, none empty, images that are what their suffix says."""
+    if not files:
+        raise NotFound(f"no files in {folder} (hidden files are skipped); nothing to upload")
+    for path in files:
+        size = path.stat().st_size
+        if size == 0:
+            raise ConfigError(f"{path} is empty (0 bytes); remove it and upload again (nothing was uploaded)")
+        magic = IMAGE_MAGIC.get(path.suffix.lower())
+        if magic:
+            with open(path, "rb") as fp:
+                head = fp.read(12)
+            if not head.startswith(magic) or (path.suffix.lower() == ".webp" and head[8:12] != b"WEBP"):
+                raise ConfigError(f"{path} is not a {path.suffix.lstrip('.').upper()} image; fix or remove it "
+                                  "(nothing was uploaded)")
+
+
 def upload_folder(bkt, folder: str | Path, prefix: str, workers: int = WORKERS,
                   progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Upload every file below `folder` to `prefix/`, skipping blobs that already hold the same bytes (MD5)."""
@@ -330,6 +354,7 @@ def upload_folder(bkt, folder: str | Path, prefix: str, workers: int = WORKERS,
         raise ConfigError(f"not a folder: {folder}")
     prefix = norm_prefix(prefix)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    check_upload(folder, files)
     existing = {b.name: b.md5_hash for b in bkt.list_blobs(prefix=prefix)}
 
     def one(path: Path) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .errors import ConfigError, LabError
+from .errors import ConfigError, LabError, NotFound
 
 # template name -> (control tag, object tag, data key, extra attributes of the control)
 TEMPLATES = {
@@ -86,7 +86,7 @@ def parse_labels(spec: str | list[str]) -> list[str]:
     items = spec if isinstance(spec, list) else spec.replace("\n", ",").split(",")
     labels = [item.strip() for item in items if item.strip()]
     if not labels:
-        raise LabError("no labels given: pass --labels a,b,c or a file with one label per line")
+        raise ConfigError("no labels given: pass --labels a,b,c or a file with one label per line")
     dupes = sorted({label for label in labels if labels.count(label) > 1})
     if dupes:
         raise LabError(f"duplicated label(s): {', '.join(dupes)}; each label must appear once")
@@ -160,5 +160,5 @@ def read_config_file(path: str | Path) -> LabelConfig:
     """A label config from an XML file, checked like any other."""
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"label config file not found: {path}")
+        raise NotFound(f"label config file not found: {path}")
     return parse_config(file.read_text(encoding="utf-8"))

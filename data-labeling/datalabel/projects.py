@@ -23,12 +23,12 @@ def read_labels(labels: str | list[str] | None = None, labels_file: str | Path |
     if labels_file:
         path = Path(labels_file)
         if not path.is_file():
-            raise ConfigError(f"labels file not found: {labels_file}")
+            raise NotFound(f"labels file not found: {labels_file}")
         text = path.read_text(encoding="utf-8")
         lines = [line for line in text.splitlines() if not line.strip().startswith("#")]
         return parse_labels(",".join(lines))
     if labels is None:
-        raise LabError("no labels given: pass --labels a,b,c or --labels-file FILE")
+        raise ConfigError("no labels given: pass --labels a,b,c or --labels-file FILE")
     return parse_labels(labels)
 
 

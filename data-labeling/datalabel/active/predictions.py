@@ -113,7 +113,7 @@ def read_prediction_file(path: str | Path) -> list[PredictionRow]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"predictions file not found: {path}")
+        raise NotFound(f"predictions file not found: {path}")
     rows: list[PredictionRow] = []
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):

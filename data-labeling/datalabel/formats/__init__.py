@@ -14,7 +14,7 @@ tables.py (JSON-MIN, CSV), coco.py, yolo.py (YOLO, YOLO-OBB, YOLO pose), voc.py,
 """
 from __future__ import annotations
 
-from ..errors import ConfigError, LabError
+from ..errors import ConfigError
 from ..labelconfig import LabelConfig
 from .base import SHAPES, Writer, dump_line, dumps
 from .coco import CocoWriter
@@ -69,6 +69,6 @@ def check_config(fmt: str, config: LabelConfig) -> type[Writer]:
     if not writer.fits(config):
         tags = {c.tag for c in config.controls}
         fits = [name for name, w in WRITERS.items() if w.fits(config)]
-        raise LabError(f"{writer.name} writes {writer.what}, and the label config has none "
+        raise ConfigError(f"{writer.name} writes {writer.what}, and the label config has none "
                        f"(its controls: {', '.join(sorted(tags))}); choose one of: {', '.join(fits)}")
     return writer
