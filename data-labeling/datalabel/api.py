@@ -9,7 +9,8 @@ Everything else in `datalabel` is internal and may change between versions; thes
     files      write_text_atomic
     Label      connect(settings) -> checked SDK client; project_config(client, id) -> LabelConfig
     Studio
-    bucket     check_bucket_name, check_key, split_url, norm_prefix, gs_url_from_ref (untrusted object keys and URLs), storage_client
+    bucket     check_bucket_name, check_key, split_url, norm_prefix, gs_url_from_ref (untrusted object keys and URLs), storage_client,
+               retry_timeout (how long storage calls keep retrying)
     tasks      Task, choose_annotation (the one model of Label Studio's task / annotation JSON)
     configs    LabelConfig, read_config_file
     export     convert (tasks -> a training format, atomically), RUN_ONLY, BucketObjects and TaskCache (the
@@ -20,14 +21,16 @@ from .config import Settings, check_url, load_credentials, setting
 from .errors import EXIT_CODES, ConfigError, LabError, NotFound, ServerError
 from .export import RUN_ONLY, BucketObjects, TaskCache, convert
 from .files import write_text_atomic
-from .gcs import check_bucket_name, check_key, gs_url_from_ref, norm_prefix, split_url
+from .gcs import (RETRY_TIMEOUT_ENV, check_bucket_name, check_key, gs_url_from_ref, norm_prefix, retry_timeout,
+                  split_url)
 from .gcs import client as storage_client
 from .labelconfig import LabelConfig, read_config_file
 from .ls import connect, project_config
 from .output import print_json, print_table, progress, run_app
 from .tasks import Task, choose_annotation
 
-__all__ = ["BucketObjects", "check_bucket_name", "check_key", "check_url", "cli_options", "choose_annotation", "ConfigError", "connect", "convert", "EXIT_CODES",
-           "gs_url_from_ref", "LabelConfig", "load_credentials", "LabError", "norm_prefix", "NotFound", "print_json", "print_table",
-           "progress", "project_config", "read_config_file", "run_app", "RUN_ONLY", "ServerError", "Settings",
-           "setting", "split_url", "storage_client", "Task", "TaskCache", "write_text_atomic"]
+__all__ = ["BucketObjects", "check_bucket_name", "check_key", "check_url", "choose_annotation", "cli_options",
+           "ConfigError", "connect", "convert", "EXIT_CODES", "gs_url_from_ref", "LabelConfig", "LabError",
+           "load_credentials", "norm_prefix", "NotFound", "print_json", "print_table", "progress", "project_config",
+           "read_config_file", "retry_timeout", "RETRY_TIMEOUT_ENV", "run_app", "RUN_ONLY", "ServerError", "setting",
+           "Settings", "split_url", "storage_client", "Task", "TaskCache", "write_text_atomic"]

@@ -309,9 +309,11 @@ def _stable_port(previous_url: str | None, wanted: int) -> int:
 def down(root: str | Path) -> list[str]:
     """Stop the embedded stack's servers; data stays for the next start."""
     state = Path(root).resolve() / ".stack"
-    if not (state / "stack.json").exists():
+    if not state.is_dir():
         return []
-    with _stack_lock(state):
+    with _stack_lock(state):  # a start in progress finishes first, so what it starts is stopped too
+        if not (state / "stack.json").exists():
+            return []
         previous = json.loads((state / "stack.json").read_text())
         stopped = []
         for name, key in (("Label Studio", "ls_pid"), ("GCS emulator", "gcs_pid")):

@@ -13,7 +13,7 @@ import os
 import re
 import time
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -208,14 +208,18 @@ def parallel(fn: Callable, items: Iterable, workers: int = WORKERS, progress: Ca
     """Run fn over items in threads (I/O bound), in order, reporting each finished item to `progress`."""
     items = list(items)
     results = [None] * len(items)
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items) or 1))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items) or 1)))
+    try:
         futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-        from concurrent.futures import as_completed
-
         for future in as_completed(futures):
             results[futures[future]] = future.result()
             if progress:
                 progress(1)
+    except BaseException:
+        # the first failure (or Ctrl-C) ends the run: what has not started is cancelled, not tried one by one
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return results
 
 
@@ -355,13 +359,16 @@ def upload_folder(bkt, folder: str | Path, prefix: str, workers: int = WORKERS,
     prefix = norm_prefix(prefix)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     check_upload(folder, files)
-    existing = {b.name: b.md5_hash for b in bkt.list_blobs(prefix=prefix)}
+    existing = _api_call(f"list gs://{bkt.name}/{prefix}", lambda: {
+        b.name: b.md5_hash for b in bkt.list_blobs(prefix=prefix, retry=api_retry(f"list gs://{bkt.name}/{prefix}"))})
 
     def one(path: Path) -> str:
         name = prefix + path.relative_to(folder).as_posix()
         if existing.get(name) and existing[name] == md5_b64(path):
             return "skipped"
-        bkt.blob(name).upload_from_filename(str(path))
+        what = f"upload gs://{bkt.name}/{name}"
+        _api_call(what, lambda: bkt.blob(name).upload_from_filename(str(path), retry=api_retry(what),
+                                                                    timeout=min(60.0, retry_timeout())))
         return "uploaded"
 
     outcome = parallel(one, files, workers, progress)
@@ -389,12 +396,20 @@ def _api_call(what: str, fn: Callable):
     """Run one metadata call, mapping google-cloud errors to one-line LabErrors."""
     from google.api_core import exceptions
 
+    import requests
+
     try:
         return fn()
     except exceptions.NotFound:
         raise NotFound(f"{what}: not found") from None
+    except exceptions.RetryError as exc:
+        raise ServerError(f"{what}: cannot reach the storage API: gave up after {retry_timeout():g} s of retries "
+                          f"(--retry-timeout or {RETRY_TIMEOUT_ENV} sets how long); last error: "
+                          f"{_short(exc.cause)}") from None
     except exceptions.GoogleAPIError as exc:
         raise ServerError(f"{what}: {exc}".splitlines()[0]) from None
+    except requests.exceptions.RequestException as exc:
+        raise ServerError(f"{what}: cannot reach the storage API ({_short(exc)})") from None
 
 
 def get_cors(bkt) -> list[dict]:

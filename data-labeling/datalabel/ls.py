@@ -112,7 +112,19 @@ def ensure_project(client, title: str, label_config: str, description: str = "")
     if found is not None:
         return found, False
     with api_errors(f"create project {title!r}", client.settings.url):
-        return client.projects.create(title=title, label_config=label_config, description=description), True
+        made = client.projects.create(title=title, label_config=label_config, description=description)
+    same = [p for p in list_projects(client) if p.title == title]
+    return _settle(made, same, lambda: delete_project(client, made.id))
+
+
+def _settle(made, same: list, remove):
+    """Two identical commands at the same moment each create one: both settle on the lowest id, and the one that
+    made another removes it. Returns (the kept one, whether this call made it)."""
+    first = min(same + [made], key=lambda x: x.id)
+    if first.id == made.id:
+        return made, True
+    remove()
+    return first, False
 
 
 # --- storages -------------------------------------------------------------------------------------------------
@@ -153,7 +165,9 @@ def ensure_source_storage(client, project_id: int, bucket: str, prefix: str, reg
     if credentials:
         kwargs["google_application_credentials"] = credentials
     with api_errors(f"add source storage gs://{bucket}/{prefix}", client.settings.url):
-        return client.import_storage.gcs.create(**kwargs), True
+        made = client.import_storage.gcs.create(**kwargs)
+    same = [st for st in list_storages(client, project_id, "source") if _same_place(st, bucket, prefix)]
+    return _settle(made, same, lambda: remove_storage(client, made.id, "source"))
 
 
 def ensure_target_storage(client, project_id: int, bucket: str, prefix: str, credentials_file: str | None = None,
@@ -168,7 +182,9 @@ def ensure_target_storage(client, project_id: int, bucket: str, prefix: str, cre
     if credentials:
         kwargs["google_application_credentials"] = credentials
     with api_errors(f"add target storage gs://{bucket}/{prefix}", client.settings.url):
-        return client.export_storage.gcs.create(**kwargs), True
+        made = client.export_storage.gcs.create(**kwargs)
+    same = [st for st in list_storages(client, project_id, "target") if _same_place(st, bucket, prefix)]
+    return _settle(made, same, lambda: remove_storage(client, made.id, "target"))
 
 
 def sync_storage(client, storage_id: int, kind: str = "source"):

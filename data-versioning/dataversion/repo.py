@@ -20,11 +20,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
-from datalabel.api import (ConfigError, LabError, NotFound, ServerError, check_bucket_name, check_url,
-                           load_credentials, norm_prefix, write_text_atomic)
+from datalabel.api import (RETRY_TIMEOUT_ENV, ConfigError, LabError, NotFound, ServerError, check_bucket_name,
+                           check_url, load_credentials, norm_prefix, retry_timeout, write_text_atomic)
 
 from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, TAG_PREFIX, check_rev, refuse_mounted,
                      tool_env)
@@ -39,22 +43,61 @@ def _error_line(stderr: str, stdout: str = "") -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def run(repo: Path, cmd: list[str], what: str, error: type[LabError] = LabError, timeout: float = 1800) -> str:
-    try:
-        proc = subprocess.run(cmd, cwd=repo, env=tool_env(), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise error(f"{what}: no answer after {timeout:.0f}s") from None
+def run(repo: Path, cmd: list[str], what: str, error: type[LabError] = LabError, timeout: float = 1800,
+        alive: Callable[[], bool] | None = None, grace: float = 20.0) -> str:
+    """Run a tool; its failure is one line. With `alive`, the tool is stopped once `alive()` has said False for
+    `grace` seconds in a row (the endpoint it talks to is gone: its own retries could go on for half an hour)."""
+    proc = subprocess.Popen(cmd, cwd=repo, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, down_since = time.monotonic() + timeout, None
+    while True:
+        try:
+            out, err = proc.communicate(timeout=1.0)
+            break
+        except subprocess.TimeoutExpired:
+            now = time.monotonic()
+            if alive is not None:
+                down_since = None if alive() else (down_since or now)
+            if now > deadline or (down_since is not None and now - down_since > grace):
+                proc.kill()
+                proc.communicate()
+                if now > deadline:
+                    raise error(f"{what}: no answer after {timeout:.0f}s") from None
+                raise error(f"{what}: the storage endpoint stopped answering (gave up after {grace:g} s; "
+                            f"{RETRY_TIMEOUT_ENV} sets how long)") from None
     if proc.returncode != 0:
-        raise error(f"{what} failed: {_error_line(proc.stderr, proc.stdout)[:400]}")
-    return proc.stdout
+        raise error(f"{what} failed: {_error_line(err, out)[:400]}")
+    return out
 
 
 def git(repo: Path, *args: str, what: str | None = None) -> str:
     return run(repo, ["git", *args], what or f"git {args[0]}")
 
 
-def dvc(repo: Path, *args: str, what: str | None = None, error: type[LabError] = LabError) -> str:
-    return run(repo, [sys.executable, "-m", "dvc", *args], what or f"dvc {args[0]}", error)
+def dvc(repo: Path, *args: str, what: str | None = None, error: type[LabError] = LabError,
+        alive: Callable[[], bool] | None = None) -> str:
+    return run(repo, [sys.executable, "-m", "dvc", *args], what or f"dvc {args[0]}", error, alive=alive,
+               grace=retry_timeout())
+
+
+def endpoint_alive(repo: Path) -> Callable[[], bool] | None:
+    """For a remote on a custom endpoint (the emulator): whether it still answers HTTP. None for Google's own."""
+    config = repo / ".dvc" / "config"
+    text = config.read_text(encoding="utf-8") if config.is_file() else ""
+    match = re.search(r"^\s*endpointurl\s*=\s*(\S+)", text, re.MULTILINE)
+    if not match:
+        return None
+    url = match.group(1)
+
+    def alive() -> bool:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+        except urllib.error.HTTPError:
+            return True  # it answered
+        except OSError:
+            return False
+        return True
+
+    return alive
 
 
 # --- set-up ---------------------------------------------------------------------------------------------------
@@ -191,7 +234,8 @@ def commit(repo: str | Path, message: str | None = None, tag: str | None = None)
     write_text_atomic(repo / MANIFEST, json.dumps(stamped, indent=1, sort_keys=True) + "\n")
     remote = _remote(repo)
     try:
-        dvc(repo, "push", f"{DATASET_DIR}.dvc", what=f"dvc push to {remote}", error=ServerError)
+        dvc(repo, "push", f"{DATASET_DIR}.dvc", what=f"dvc push to {remote}", error=ServerError,
+            alive=endpoint_alive(repo))
     except ServerError as exc:
         raise ServerError(f"{exc} -- nothing was committed or tagged; check that the bucket exists and is "
                           "reachable, then run the same command again") from None
