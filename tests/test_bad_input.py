@@ -54,6 +54,10 @@ def world(label_studio, ls_client, storage_client, gcs_emulator, tmp_path_factor
         done = run_cli(*args, env=env, module="dataversion")
         assert done.ok, done
 
+    # labels whose media is not in a bucket (an http URL): a dataset of them would have no images
+    odd = {"id": 99, "data": {"image": "http://example.com/x.png"}, "annotations": [{"id": 99, "result": [
+        {"type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": ["3"]}}]}]}
+    storage_client.bucket(name).blob("odd-labels/99").upload_from_string(json.dumps(odd))
     files = root / "files"
     files.mkdir()
     (files / "config.xml").write_text(labelconfig.build_config("image-classification", samples.DIGIT_LABELS))
@@ -256,6 +260,9 @@ CASES = [
      "unknown format", 2),
     ("snapshot-prefix-escape", "dataversion", ["snapshot", "--label-config", "{files}/config.xml",
                                                "--labels-prefix", "../x/"], {}, "unsafe", 2),
+    ("snapshot-media-not-in-bucket", "dataversion", ["snapshot", "--label-config", "{files}/config.xml",
+                                                     "--labels-prefix", "odd-labels/", "--out", "{files}/odd"], {},
+     "not in a gs:// bucket", 1),
     ("snapshot-config-broken", "dataversion", ["snapshot", "--label-config", "{files}/broken.xml"], {},
      "invalid label config", 2),
     # --- docker-shell.sh: refused before anything starts -------------------------------------------------------

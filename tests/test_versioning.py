@@ -10,7 +10,7 @@ import pytest
 
 from datalabel import credentials, embedded, gcs, labelconfig, samples
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
-from dataversion import load, repo, snapshot
+from dataversion import common, load, repo, snapshot
 from versioning_helpers import (annotate, choice, imagefolder_labels, run_cli, run_notebook, sync, tasks_by_image,
                                 upload_images)
 
@@ -247,14 +247,14 @@ def test_mount_source_reads_a_mounted_bucket_layout(bucket, tmp_path, digits_con
 def test_checkout_refuses_the_bucket_mount(dataset_repo, tmp_path, monkeypatch):
     mount = tmp_path / "mnt"
     mount.mkdir()
-    monkeypatch.setenv(repo.MOUNT_ENV, str(mount))
+    monkeypatch.setenv(common.MOUNT_ENV, str(mount))
     with pytest.raises(ConfigError, match="inside the bucket mount"):
         repo.checkout(dataset_repo, "dataset_v1", mount / "v1")
     with pytest.raises(ConfigError, match="inside the bucket mount"):
         snapshot.snapshot(mount / "out", "any", "imagefolder",
                           labelconfig.parse_config(labelconfig.build_config("image-classification", ["a"])))
     out = run_cli("checkout", "dataset_v1", str(mount / "v1"), "--repo", str(dataset_repo),
-                  env={repo.MOUNT_ENV: str(mount)})
+                  env={common.MOUNT_ENV: str(mount)})
     assert out.returncode == ConfigError.exit_code and out.stderr.startswith("error: refusing to write into")
     with pytest.raises(NotFound, match="no dataset version"):
         repo.checkout(dataset_repo, "dataset_v9", tmp_path / "v9")

@@ -218,7 +218,7 @@ def watch_cmd(
     policy: str = POLICY, images: bool = IMAGES, include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE,
     allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN, retry_timeout: str = RETRY_TIMEOUT,
     all_frames: bool = ALL_FRAMES,
-    interval: float = typer.Option(30.0, "--interval", min=1.0, help="Seconds between polls (at least 1)."),
+    interval: float = typer.Option(30.0, "--interval", min=0.0, help="Seconds between polls."),
     cycles: int = typer.Option(None, "--cycles", min=1, help="Stop after this many polls (default: run until Ctrl-C)."),
     state: Path = typer.Option(None, "--state", help="State file (default: .<output>.state.sqlite beside --output)."),
     bucket: str = BUCKET, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
