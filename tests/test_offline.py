@@ -60,7 +60,7 @@ def test_a_full_flow_of_the_embedded_stack_stays_on_loopback(tmp_path, monkeypat
             (["stats", str(info.project_id)], "datalabel"),
             (["setup", "--title", "Offline check", "--template", "image-classification", "--labels", "0,1",
               "--source-prefix", embedded.SOURCE_PREFIX, "--target-prefix", "offline-labels/"], "datalabel"),
-            (["export", "convert", "--project", str(info.project_id), "-f", "coco", "-o", str(tmp_path / "coco")],
+            (["export", "convert", "--project", str(info.project_id), "-f", "imagefolder", "-o", str(tmp_path / "out")],
              "datalabel"),
             (["init", "--bucket", info.bucket, "--endpoint", info.emulator_url], "dataversion"),
             (["snapshot", "--project", str(info.project_id)], "dataversion"),
