@@ -10,7 +10,7 @@
 #
 # Environment: GCS_BUCKET_NAME (your bucket; datalabel-local on the emulator), LABEL_STUDIO_PORT (8080),
 # GCS_EMULATOR_PORT (9023), LS_DATABASE=postgresql (Docker: PostgreSQL instead of SQLite), NO_SHELL=1 (start only),
-# DEMO_LIMIT=N (emulator: seed only N sample images).
+# DEMO_LIMIT=N (seed only N of the 1,797 sample images).
 # The Docker path writes its choices to ./.env, so `docker compose up -d` starts the same stack afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -11,6 +11,12 @@ want=$(stamp_of)
 if [[ -f .venv/.installed && $(cat .venv/.installed) == "$want" ]]; then
   exit 0
 fi
+# two starts at once (two terminals): one installs, the other waits for it and finds the venv ready
+if command -v flock > /dev/null; then
+  exec 9> .venv.lock
+  flock 9
+  [[ -f .venv/.installed && $(cat .venv/.installed) == "$want" ]] && exit 0
+fi
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
   echo "error: Python 3.10+ is needed (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2; exit 2; }
 

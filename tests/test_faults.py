@@ -299,3 +299,44 @@ def test_the_stack_restarted_while_an_ml_backend_is_connected(tmp_path, monkeypa
         if backend is not None:
             backend.stop()
         embedded.down(root)
+
+
+def test_two_shells_started_at_once_make_one_stack_and_down_stops_it(tmp_path):
+    """`./docker-shell.sh --local` twice at the same moment (two terminals) on one checkout: one Label Studio, one
+    emulator, and `./docker-shell.sh down` leaves none running."""
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    checkout = tmp_path / "checkout"  # the script works on its own folder: a checkout of this tree, venv shared
+    checkout.mkdir()
+    shutil.copy(root / "docker-shell.sh", checkout)
+    for name in ("scripts", "data-labeling", "data-versioning", "requirements.lock", ".venv"):
+        (checkout / name).symlink_to(root / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("STORAGE_EMULATOR_HOST", "SECRETS_DIR")}
+    env.update(NO_SHELL="1", DEMO_LIMIT="6", LABEL_STUDIO_PORT=str(embedded.free_port()),
+               GCS_EMULATOR_PORT=str(embedded.free_port()))
+    shell = ["bash", str(checkout / "docker-shell.sh")]
+
+    def ours() -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                if proc.name.isdigit() and str(checkout).encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+        return found
+
+    try:
+        procs = [subprocess.Popen([*shell, "--local"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [p.communicate(timeout=600) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        info = json.loads((checkout / ".stack" / "stack.json").read_text())
+        urls = {line for out, _ in outs for line in out.splitlines() if line.startswith("Label Studio:")}
+        assert urls == {f"Label Studio: {info['label_studio_url']}"}, outs
+        assert embedded.pid_alive(info["ls_pid"]) and embedded.pid_alive(info["gcs_pid"])
+        assert embedded.http_ok(info["label_studio_url"] + "/health")
+    finally:
+        down = subprocess.run([*shell, "down"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert not embedded.pid_alive(info["ls_pid"]) and not embedded.pid_alive(info["gcs_pid"])
+    assert ours() == []

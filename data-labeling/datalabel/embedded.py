@@ -342,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
             return 0
         with output.progress("uploading sample images") as advance:
-            info = up(args.root, args.port, args.gcs_port, seed=not args.no_seed, progress=advance)
+            limit = int(os.environ["DEMO_LIMIT"]) if os.environ.get("DEMO_LIMIT", "").isdigit() else None
+            info = up(args.root, args.port, args.gcs_port, seed=not args.no_seed, limit=limit, progress=advance)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -8,8 +8,9 @@ _FILE = os.environ.get("DATALABEL_AUDIT_FILE")
 
 
 def _record(kind, family, address):
-    line = json.dumps({"pid": os.getpid(), "argv": sys.argv[:3], "kind": kind, "family": family,
-                       "address": address}, default=str)
+    argv = getattr(sys, "orig_argv", sys.argv)[:4]  # the whole command line, `-m module` included
+    line = json.dumps({"pid": os.getpid(), "argv": argv, "kind": kind, "family": family, "address": address},
+                      default=str)
     fd = os.open(_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, (line + "\n").encode())
