@@ -1,0 +1,165 @@
+"""Whole-project reads at scale: each command against Label Studio's own JSON export of the same project.
+
+Starts a Label Studio (SQLite) and the GCS emulator on free loopback ports in a temp dir, builds a project of N
+tasks by bulk import (tasks share a pool of images; a third carry an annotation with a class and a box, every
+task a prediction with a score), syncs its target storage, then times side by side, in one run:
+
+  anchor     Label Studio's JSON export of the whole project (GET /api/projects/ID/export, download_all_tasks)
+  stats      datalabel stats ID --json
+  convert    datalabel export convert --project ID -f coco --no-images
+  select     datalabel al select --project ID --split all -k 20
+  snapshot   dataversion snapshot --project ID --format coco  (target-storage JSON + images, from the bucket)
+
+Each command runs in its own process; its peak RSS is that process's ru_maxrss. Ratios are command time /
+anchor time (the aim: <= 1.5 at 100k tasks; stats with a warm cache <= 0.2).
+
+    .venv/bin/python benchmarks/bench_scale.py            # 100,000 tasks
+    .venv/bin/python benchmarks/bench_scale.py --quick    # 5,000 tasks
+
+The last line printed is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "data-labeling"))
+
+from datalabel import credentials, embedded, gcs, ls, samples  # noqa: E402
+from datalabel.config import Settings  # noqa: E402
+
+LABELS = [str(d) for d in range(10)]
+CONFIG = ("<View>\n  <Image name=\"image\" value=\"$image\"/>\n  <Choices name=\"choice\" toName=\"image\">\n"
+          + "".join(f"    <Choice value=\"{label}\"/>\n" for label in LABELS) + "  </Choices>\n"
+          "  <RectangleLabels name=\"box\" toName=\"image\">\n"
+          + "".join(f"    <Label value=\"{label}\"/>\n" for label in LABELS) + "  </RectangleLabels>\n</View>\n")
+
+
+def build_tasks(n: int, bucket: str, pool: int, labeled: float, seed: int = 1) -> list[dict]:
+    rng = random.Random(seed)
+    tasks = []
+    for i in range(n):
+        image = f"gs://{bucket}/images/digit_{i % pool:04d}.png"
+        probs = [rng.random() for _ in LABELS]
+        total = sum(probs)
+        top = max(range(len(LABELS)), key=probs.__getitem__)
+        task = {"data": {"image": image}, "predictions": [{
+            "model_version": "bench-v1", "score": round(probs[top] / total, 4),
+            "result": [{"type": "choices", "from_name": "choice", "to_name": "image",
+                        "value": {"choices": [LABELS[top]]}}]}]}
+        if rng.random() < labeled:
+            label = rng.choice(LABELS)
+            task["annotations"] = [{"result": [
+                {"type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": [label]}},
+                {"type": "rectanglelabels", "from_name": "box", "to_name": "image", "original_width": 32,
+                 "original_height": 32, "value": {"x": 10.0, "y": 12.5, "width": 50.0, "height": 40.0,
+                                                  "rotation": 0, "rectanglelabels": [label]}}]}]
+        tasks.append(task)
+    return tasks
+
+
+def run(cmd: list[str], env: dict) -> dict:
+    """Run a command in its own process, reaped here so its own ru_maxrss is known: wall seconds, peak RSS."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or [out.decode(errors="replace")[-300:]]
+        raise SystemExit(f"{' '.join(cmd[2:6])} failed ({proc.returncode}): {tail[0]}")
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=100_000, help="project size (default 100,000)")
+    parser.add_argument("--quick", action="store_true", help="5,000 tasks")
+    parser.add_argument("--pool", type=int, default=500, help="distinct images the tasks share")
+    parser.add_argument("--labeled", type=float, default=0.3, help="fraction of tasks with an annotation")
+    parser.add_argument("--keep", help="keep the servers' data in this folder")
+    args = parser.parse_args()
+    n = 5_000 if args.quick else args.tasks
+
+    work = Path(args.keep or tempfile.mkdtemp(prefix="bench-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(20)
+    emulator = embedded.start_emulator(embedded.free_port(), log=work / "logs" / "gcs.log")
+    server = None
+    try:
+        os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
+        server = embedded.start_label_studio(embedded.free_port(), work / "ls-data", credentials.ADMIN_USER,
+                                             secrets.token_urlsafe(12), token, emulator_url=emulator.url,
+                                             log=work / "logs" / "label-studio.log", timeout=300)
+        client = ls.connect(Settings(url=server.url, api_key=token))
+        bucket = "bench-scale"
+        bkt = gcs.ensure_bucket(gcs.client(), bucket)
+        folder = samples.write_digits(work / "digits", limit=args.pool)
+        gcs.upload_folder(bkt, folder / "images", "images/")
+
+        started = time.perf_counter()
+        project = client.projects.create(title=f"Scale {n}", label_config=CONFIG)
+        tasks = build_tasks(n, bucket, args.pool, args.labeled)
+        for start in range(0, n, 5_000):
+            client.projects.import_tasks(id=project.id, request=tasks[start:start + 5_000])
+        target, _ = ls.ensure_target_storage(client, project.id, bucket, "labels/")
+        ls.sync_storage(client, target.id, "target")
+        ls.wait_storage(client, target.id, "target", timeout=7200)
+        build = time.perf_counter() - started
+        count = ls.count_tasks(client, project.id)
+        print(f"# built a project of {count} tasks in {build:.0f} s", flush=True)
+
+        # the anchor: Label Studio's own whole-project JSON export, streamed to a file
+        started = time.perf_counter()
+        with open(work / "anchor.json", "wb") as fp:
+            for chunk in client.projects.exports.download_sync(id=project.id, export_type="JSON",
+                                                               download_all_tasks=True):
+                fp.write(chunk)
+        anchor = round(time.perf_counter() - started, 2)
+        size_mb = round((work / "anchor.json").stat().st_size / 2**20, 1)
+        print(f"# anchor: Label Studio's JSON export, {size_mb} MB in {anchor} s", flush=True)
+
+        env = {**os.environ, "LABEL_STUDIO_URL": server.url, "LABEL_STUDIO_API_KEY": token,
+               "GCS_BUCKET_NAME": bucket, "STORAGE_EMULATOR_HOST": emulator.url, "COLUMNS": "200"}
+        py = sys.executable
+        pid = str(project.id)
+        results = {
+            "stats": run([py, "-m", "datalabel", "stats", pid, "--json"], env),
+            "convert": run([py, "-m", "datalabel", "export", "convert", "--project", pid, "-f", "coco",
+                            "--no-images", "-o", str(work / "coco")], env),
+            "select": run([py, "-m", "datalabel", "al", "select", "--project", pid, "--split", "all", "-k", "20",
+                           "--json"], env),
+            "snapshot": run([py, "-m", "dataversion", "snapshot", "--project", pid, "--format", "coco", "--out",
+                             str(work / "dataset")], env),
+        }
+        for name, r in results.items():
+            r["vs_ls_export"] = round(r["seconds"] / anchor, 2)
+            print(f"# {name}: {r['seconds']} s = {r['vs_ls_export']}x the anchor, peak RSS {r['peak_rss_mb']} MB",
+                  flush=True)
+        summary = {"tasks": count, "anchor_s": anchor, "export_mb": size_mb,
+                   **{f"{k}_vs_ls_export": r["vs_ls_export"] for k, r in results.items()},
+                   "peak_rss_mb": max(r["peak_rss_mb"] for r in results.values()),
+                   "runs": results, "build_s": round(build, 1), "database": "sqlite"}
+        print(json.dumps(summary))
+    finally:
+        if server is not None:
+            server.stop()
+        emulator.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
