@@ -205,7 +205,10 @@ def wait_storage(client, storage_id: int, kind: str = "source", timeout: float =
             storage = resource.get(id=storage_id)
         status = str(getattr(storage, "status", "") or "")
         if status.endswith("failed"):
-            raise ServerError(f"{kind} storage {storage_id} sync failed: {storage.traceback or status}".splitlines()[0])
+            # Label Studio keeps the worker's whole traceback: its last line says what went wrong
+            lines = [ln.strip() for ln in str(storage.traceback or "").splitlines() if ln.strip()]
+            raise ServerError(f"{kind} storage {storage_id} sync failed in Label Studio: "
+                              f"{(lines[-1] if lines else status)[:300]}")
         if status.endswith("completed") or status == "" or status == "None":
             return storage
         if time.monotonic() > deadline:

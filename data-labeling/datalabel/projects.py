@@ -6,6 +6,10 @@ datalabel/commands/ are thin wrappers over these; notebooks and tests call them 
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -265,6 +269,27 @@ class SetupResult:
         return asdict(self)
 
 
+@contextlib.contextmanager
+def _one_at_a_time(*key: str):
+    """Identical setups on this machine run one after the other (two terminals, a retried job): the second finds
+    everything made and its sync imports nothing twice. Across machines, creating settles on the lowest id
+    (ls._settle). The lock is a file in the user's cache folder, keyed by server and title."""
+    name = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
+    try:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datalabel" / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"setup-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # no writable home (a container user without one): the lowest-id settling still holds
+        yield
+        return
+    with os.fdopen(fd, "r+") as fp:
+        fcntl.flock(fp, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fp, fcntl.LOCK_UN)
+
+
 def setup(client, title: str, label_config: str, bucket: str, source_prefix: str = "images_unlabeled/",
           target_prefix: str = "labels/", regex: str = r".*", use_blob_urls: bool = True,
           credentials_file: str | None = None, upload_from: str | Path | None = None,
@@ -275,6 +300,13 @@ def setup(client, title: str, label_config: str, bucket: str, source_prefix: str
     the prefix) runs before the first thing is created.
     """
     title = check_title(title)
+    with _one_at_a_time(client.settings.url, title):
+        return _setup(client, title, label_config, bucket, source_prefix, target_prefix, regex, use_blob_urls,
+                      credentials_file, upload_from, cors_origin, description, progress, recursive)
+
+
+def _setup(client, title, label_config, bucket, source_prefix, target_prefix, regex, use_blob_urls,
+           credentials_file, upload_from, cors_origin, description, progress, recursive) -> SetupResult:
     check_credentials(credentials_file)
     parse_config(label_config)
     gcs.norm_prefix(source_prefix), gcs.norm_prefix(target_prefix)  # a prefix that could leave its folder: refused
