@@ -360,10 +360,12 @@ def test_preannotate_lines_up_versions_scores_and_the_queue(ls_client, bucket, t
     project = ls_client.projects.get(id=pid)
     assert project.sampling == "Uncertainty sampling" and project.model_version == "logreg-v1"
 
-    # the task model gets from the trimmed read (include=...) exactly what a full read gives
+    # the whole-project read (export + predictions) gives the task model exactly what the paged task list gives
+    # (media URLs as stored in both)
     from datalabel import ls
 
-    full = sorted((Task.from_json(obj) for obj in ls.iter_task_json(ls_client, pid)), key=lambda t: t.id)
+    full = sorted((Task.from_json(obj) for obj in ls.iter_task_json(ls_client, pid, resolve_uri=False)),
+                  key=lambda t: t.id)
     assert sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id) == full
     assert sum(t.is_labeled for t in full) == 20 and sum(bool(t.predictions) for t in full) > 0
 

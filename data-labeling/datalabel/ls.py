@@ -6,13 +6,16 @@ Label Studio knows where to look. Every SDK/HTTP failure is turned into a LabErr
 from __future__ import annotations
 
 import contextlib
+import io
 import json
-from typing import Iterator
+import tempfile
+from typing import Callable, Iterator
 
 from .config import Settings, load_credentials
 from .errors import ConfigError, LabError, NotFound, ServerError
 from .gcs import norm_prefix
 from .labelconfig import parse_config
+from .tasks import Prediction, Task, iter_tasks
 
 
 @contextlib.contextmanager
@@ -231,6 +234,32 @@ def iter_task_json(client, project_id: int, page_size: int = 500, fields: str = 
         for task in client.tasks.list(project=project_id, fields=fields, page_size=page_size, resolve_uri=resolve_uri,
                                       query=json.dumps(query) if query else None, include=include):
             yield task.model_dump(mode="json", exclude_none=True)
+
+
+def project_tasks(client, project_id: int, progress: Callable[[int], None] | None = None,
+                  timeout: float = 3600.0) -> Iterator[Task]:
+    """Every task of a project with its annotations (skipped ones too) and predictions, as the task model.
+
+    Two requests, the fastest whole-project read Label Studio offers (its paged task list costs it several times
+    more per task): its own JSON export (tasks and annotations; predictions by id only) streamed into a private
+    temporary file, bounded memory here, `progress` hearing the bytes; and the project's predictions, joined to
+    their tasks as the export is parsed back.
+    """
+    options = {"timeout_in_seconds": int(timeout)}
+    with tempfile.TemporaryFile() as fp:
+        with api_errors(f"export project {project_id}", client.settings.url):
+            for chunk in client.projects.exports.download_sync(id=project_id, export_type="JSON",
+                                                               download_all_tasks=True, request_options=options):
+                fp.write(chunk)
+                if progress:
+                    progress(len(chunk))
+            by_task: dict[int, list[Prediction]] = {}
+            for pred in client.predictions.list(project=project_id, request_options=options):
+                by_task.setdefault(pred.task, []).append(Prediction.from_json(pred.model_dump(mode="json")))
+        fp.seek(0)
+        for task in iter_tasks(io.TextIOWrapper(fp, encoding="utf-8")):
+            task.predictions = by_task.pop(task.id, [])
+            yield task
 
 
 def count_tasks(client, project_id: int, filters: dict | None = None) -> int:

@@ -6,12 +6,12 @@ JSON that target storage wrote to the bucket.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Iterable
+from typing import Callable, Iterable
 
 from . import ls
 from .errors import LabError
 from .labelconfig import parse_config
-from .tasks import Task, choose_annotation, iter_tasks
+from .tasks import Task, choose_annotation
 
 
 def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users: dict[str, str] | None = None,
@@ -75,13 +75,15 @@ def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users:
     }
 
 
-def project_stats(client, project_id: int, policy: str = "latest") -> dict:
-    """`compute_stats` for a live Label Studio project (labels in config order, annotators by email)."""
+def project_stats(client, project_id: int, policy: str = "latest",
+                  progress: Callable[[int], None] | None = None) -> dict:
+    """`compute_stats` for a live Label Studio project (labels in config order, annotators by email), read as one
+    whole-project export (`ls.project_tasks`); `progress` hears the bytes read."""
     project = ls.get_project(client, project_id)
     try:
         labels = parse_config(project.label_config).labels
     except LabError:  # a config our parser does not know still has countable tasks
         labels = None
-    out = compute_stats(iter_tasks(ls.iter_task_json(client, project_id)), labels=labels,
+    out = compute_stats(ls.project_tasks(client, project_id, progress), labels=labels,
                         users=ls.user_emails(client), policy=policy)
     return {"project": {"id": project.id, "title": project.title}, **out}

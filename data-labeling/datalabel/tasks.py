@@ -157,9 +157,15 @@ class Task(msgspec.Struct, gc=False):
     id: int | None
     data: dict
     annotations: list[Annotation] = []  # msgspec gives each instance its own empty list / dict
-    predictions: list[Prediction] = []
+    # Label Studio's JSON export lists predictions by id only: those ids are dropped (ls.project_tasks adds the
+    # predictions themselves)
+    predictions: list[Prediction | int] = []
     meta: dict = {}
     project: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.predictions and type(self.predictions[0]) is int:
+            self.predictions = [p for p in self.predictions if type(p) is not int]
 
     @property
     def valid_annotations(self) -> list[Annotation]:
@@ -201,7 +207,8 @@ class Task(msgspec.Struct, gc=False):
         get = obj.get
         predictions = get("predictions")
         return cls(get("id"), get("data") or {}, [Annotation.from_json(a) for a in get("annotations") or ()],
-                   [Prediction.from_json(p) for p in predictions] if predictions else [], get("meta") or {},
+                   [Prediction.from_json(p) for p in predictions if isinstance(p, dict)] if predictions else [],
+                   get("meta") or {},
                    get("project"))
 
 

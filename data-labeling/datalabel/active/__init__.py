@@ -23,7 +23,7 @@ from .model import (MODEL_PREFIX, PixelModel, fit, labeled_examples, labels_dige
 from .predictions import (PredictionRow, create_predictions_one_by_one, import_predictions, latest_prediction,
                           preannotate, predict_tasks, prediction_json, prediction_probs, read_prediction_file,
                           rows_to_predictions)
-from .project import (DEFAULT_VIEW, TASK_KEYS, UNCERTAINTY_SAMPLING, Target, load_tasks, load_tasks_by_id,
+from .project import (DEFAULT_VIEW, UNCERTAINTY_SAMPLING, Target, load_tasks, load_tasks_by_id,
                       project_model_version, project_target, save_view, target_of, use_for_sampling, view_task_ids)
 from .selection import Candidate, select_tasks
 from .simulation import Simulation, load_digit_features, simulate, write_report
@@ -38,5 +38,5 @@ __all__ = ["assign_splits", "Candidate", "certainty", "check_split", "create_pre
     "prediction_json", "prediction_probs", "PredictionRow", "project_model_version", "project_target",
     "prune_models", "read_prediction_file", "rows_to_predictions", "save_model", "save_view", "SCORE_STRATEGIES",
     "select", "select_tasks", "simulate", "Simulation", "SPLIT_FIELD", "split_of", "SPLITS", "stable_key",
-    "stored_split", "STRATEGIES", "Target", "target_of", "TASK_KEYS", "task_split", "train_project", "uncertainty",
+    "stored_split", "STRATEGIES", "Target", "target_of", "task_split", "train_project", "uncertainty",
     "UNCERTAINTY_SAMPLING", "use_for_sampling", "view_task_ids", "write_report", "write_splits_one_by_one"]

@@ -14,14 +14,9 @@ from ..tasks import Task
 DEFAULT_VIEW = "Active learning: label next"
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"  # Label Studio's project setting: lowest prediction score first
 
-# What the task model reads; the server sends only these. Label Studio applies the same list to each annotation,
-# so the annotation keys (result, completed_by, ...) are named too; predictions come whole.
-TASK_KEYS = ("id,data,meta,project,annotations,predictions,"
-             "result,completed_by,was_cancelled,ground_truth,created_at,updated_at")
-
-
 def load_tasks(client, project_id: int) -> list[Task]:
-    return [Task.from_json(obj) for obj in ls.iter_task_json(client, project_id, include=TASK_KEYS)]
+    """Every task of the project with annotations and predictions, in one whole-project read."""
+    return list(ls.project_tasks(client, project_id))
 
 
 def load_tasks_by_id(client, task_ids: Iterable[int]) -> list[Task]:

@@ -115,10 +115,9 @@ def _source_tasks(project, prefix, from_file, bucket, client, storage, progress)
     if prefix is not None:
         return export.read_target_storage(bucket, prefix, storage_client=storage, progress=progress)
     if project is not None:
-        from ..tasks import iter_tasks
         from .. import ls
 
-        return iter_tasks(ls.iter_task_json(client, project))
+        return ls.project_tasks(client, project, progress)
     raise ConfigError("no source: pass --project ID (API), --prefix labels/ (bucket) or --from-file export.json")
 
 

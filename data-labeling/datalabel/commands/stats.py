@@ -18,14 +18,15 @@ def stats_cmd(
       datalabel stats 3
       datalabel stats 3 --json | jq .tasks
     """
-    from ..output import print_json
+    from ..output import print_json, progress
     from ..stats import project_stats
     from ..errors import ConfigError
     from ..tasks import POLICIES
 
     if policy not in POLICIES:
         raise ConfigError(f"unknown --policy {policy!r}; choose one of: {', '.join(POLICIES)}")
-    result = project_stats(client(url, api_key), project, policy)
+    with progress(f"read project {project}") as advance:
+        result = project_stats(client(url, api_key), project, policy, progress=advance)
     if json_out:
         print_json(result)
     else:
