@@ -131,7 +131,7 @@ def test_bad_storage_input_creates_nothing(label_studio, ls_client, bucket, proj
 def test_credentials_content_is_what_label_studio_receives(tmp_path):
     """The key file's JSON content (not its path) goes into the storage; checked with a recording client."""
     key = {"type": "service_account", "project_id": "demo", "client_email": "x@demo.iam.gserviceaccount.com",
-           "private_key": "-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n-----END PRIVATE KEY-----\n",
+           "private_key": "placeholder: the recording client never signs with it",
            "token_uri": "https://oauth2.googleapis.com/token"}
     path = tmp_path / "key.json"
     path.write_text(json.dumps(key))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -225,8 +226,6 @@ def test_label_studio_killed_during_export_and_snapshot(tmp_path, gcs_emulator, 
             leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith((".out", ".dataset"))]
             assert leftovers == []
             server = start_ls()
-            import shutil
-
             shutil.rmtree(out, ignore_errors=True)
             again = run_cli(*args, env=env, module=module)
             assert again.ok, again
@@ -304,8 +303,6 @@ def test_the_stack_restarted_while_an_ml_backend_is_connected(tmp_path, monkeypa
 def test_two_shells_started_at_once_make_one_stack_and_down_stops_it(tmp_path):
     """`./docker-shell.sh --local` twice at the same moment (two terminals) on one checkout: one Label Studio, one
     emulator, and `./docker-shell.sh down` leaves none running."""
-    import shutil
-
     root = Path(__file__).resolve().parent.parent
     checkout = tmp_path / "checkout"  # the script works on its own folder: a checkout of this tree, venv shared
     checkout.mkdir()

@@ -7,7 +7,6 @@ uploaded, a demo project with source and target storage, synced. Running it agai
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -22,7 +21,7 @@ from pathlib import Path
 from . import credentials, gcs, ls, output, samples
 from .config import Settings
 from .errors import LabError, ServerError
-from .files import pid_alive, write_text_atomic
+from .files import exclusive_lock, pid_alive, write_text_atomic
 from .labelconfig import build_config
 
 
@@ -242,12 +241,8 @@ def seed_demo(client, bucket: str, samples_dir: Path, limit: int | None = None, 
 def _stack_lock(state: Path):
     """One start or stop of a stack at a time (two shells started at once): the second waits, then reuses."""
     state.mkdir(parents=True, exist_ok=True)
-    with os.fdopen(os.open(state / "lock", os.O_RDWR | os.O_CREAT, 0o600), "r+") as fp:
-        fcntl.flock(fp, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fp, fcntl.LOCK_UN)
+    with exclusive_lock(state / "lock"):
+        yield
 
 
 def up(root: str | Path, ls_port: int = 8080, gcs_port: int = 9023, seed: bool = True, limit: int | None = None,

@@ -1,11 +1,12 @@
-"""File and process helpers shared by both CLIs: atomic single-file writes, whether a process still runs,
-whether processes can be forked.
+"""File and process helpers shared by both CLIs: atomic single-file writes, an exclusive lock between processes,
+whether a process still runs, whether processes can be forked.
 
 Standard library only.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -32,6 +33,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """One holder at a time across processes (a lock file, 0600, created if missing); others wait."""
+    with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+") as fp:
+        fcntl.flock(fp, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fp, fcntl.LOCK_UN)
 
 
 def pid_alive(pid: int | None) -> bool:

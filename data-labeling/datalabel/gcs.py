@@ -449,7 +449,6 @@ def set_cors(bkt, origins: list[str], methods: Iterable[str] = CORS_METHODS, max
     wanted = [check_origin(o) for o in origins if o and o.strip()]
     if not wanted:
         raise ConfigError("no CORS origin given: pass --origin https://your-label-studio")
-    bkt.reload()
     rule = {"origin": wanted, "method": list(methods),
             "responseHeader": ["Content-Type", "Content-Length", "Range"], "maxAgeSeconds": max_age}
     bkt.cors = _without(get_cors(bkt), set(wanted)) + [rule]
@@ -460,7 +459,6 @@ def set_cors(bkt, origins: list[str], methods: Iterable[str] = CORS_METHODS, max
 def remove_cors(bkt, origins: list[str] | None) -> list[dict]:
     """Take `origins` out of the bucket's CORS rules (every rule with `origins` None); the rest stays.
     Returns the rules left."""
-    bkt.reload()
     bkt.cors = [] if origins is None else _without(get_cors(bkt), {check_origin(o) for o in origins})
     _api_call(f"remove CORS from bucket {bkt.name!r}", bkt.patch)
     return get_cors(bkt)

@@ -7,7 +7,6 @@ datalabel/commands/ are thin wrappers over these; notebooks and tests call them 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 from . import gcs, ls
 from .config import load_credentials
 from .errors import ConfigError, LabError, NotFound
+from .files import exclusive_lock
 from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels, read_config_file
 
 # --- label configs --------------------------------------------------------------------------------------------
@@ -275,19 +275,14 @@ def _one_at_a_time(*key: str):
     everything made and its sync imports nothing twice. Across machines, creating settles on the lowest id
     (ls._settle). The lock is a file in the user's cache folder, keyed by server and title."""
     name = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
-    try:
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datalabel" / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / f"setup-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # no writable home (a container user without one): the lowest-id settling still holds
-        yield
-        return
-    with os.fdopen(fd, "r+") as fp:
-        fcntl.flock(fp, fcntl.LOCK_EX)
+    with contextlib.ExitStack() as held:
         try:
-            yield
-        finally:
-            fcntl.flock(fp, fcntl.LOCK_UN)
+            folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datalabel" / "locks"
+            folder.mkdir(parents=True, exist_ok=True)
+            held.enter_context(exclusive_lock(folder / f"setup-{name}.lock"))
+        except (OSError, RuntimeError):  # no (writable) home, as for a container user: lowest-id settling holds
+            pass
+        yield
 
 
 def setup(client, title: str, label_config: str, bucket: str, source_prefix: str = "images_unlabeled/",
