@@ -18,9 +18,9 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import credentials, gcs, ls, output, samples
+from . import credentials, gcs, ls, output, postgres, samples
 from .config import Settings
-from .errors import LabError, ServerError
+from .errors import ConfigError, LabError, ServerError
 from .files import exclusive_lock, pid_alive, write_text_atomic
 from .labelconfig import build_config
 
@@ -73,18 +73,15 @@ class Server:
     pid: int
     log: str
     health: str
+    stop_signal: int = signal.SIGTERM
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server's whole process group (Label Studio spawns workers)."""
-        stop_pid(self.pid, timeout)
-
-    @property
-    def alive(self) -> bool:
-        return pid_alive(self.pid) and http_ok(self.health)
+        stop_pid(self.pid, timeout, self.stop_signal)
 
 
-def stop_pid(pid: int, timeout: float = 15.0) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def stop_pid(pid: int, timeout: float = 15.0, first: int = signal.SIGTERM) -> None:
+    for sig in (first, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
@@ -104,7 +101,9 @@ def stop_pid(pid: int, timeout: float = 15.0) -> None:
 
 
 def _spawn(name: str, cmd: list[str], env: dict, log: Path, health: str, port: int, timeout: float,
-           cwd: Path | None = None) -> Server:
+           cwd: Path | None = None, ready=None) -> Server:
+    """Start `cmd` in its own session and wait until `ready()` (default: `health` answers HTTP 200)."""
+    ready = ready or (lambda: http_ok(health))
     log.parent.mkdir(parents=True, exist_ok=True)
     # the servers' files (Label Studio's database holds the API token, logs may hold request data) are the
     # owner's only: the log is opened 0600 and the server runs with umask 077
@@ -117,7 +116,7 @@ def _spawn(name: str, cmd: list[str], env: dict, log: Path, health: str, port: i
         if proc.poll() is not None:
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             raise ServerError(f"{name} exited during start (code {proc.returncode}): {tail[0][:200]}; log: {log}")
-        if http_ok(health):
+        if ready():
             return server
         time.sleep(0.3)
     server.stop()
@@ -158,8 +157,9 @@ LOOPBACK_ML_ENV = {
 }
 
 
-def label_studio_env(emulator_url: str | None) -> dict:
-    """Environment for the Label Studio process: no telemetry; GCS calls and image proxying go to the emulator."""
+def label_studio_env(emulator_url: str | None, database: dict[str, str] | None = None) -> dict:
+    """Environment for the Label Studio process: no telemetry; GCS calls and image proxying go to the emulator;
+    SQLite in its data folder unless `database` (postgres.label_studio_env) names a PostgreSQL server."""
     env = {
         **os.environ,
         **QUIET_ENV,
@@ -168,6 +168,7 @@ def label_studio_env(emulator_url: str | None) -> dict:
         "DJANGO_DB": "sqlite",
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         **LOOPBACK_ML_ENV,
+        **(database or {}),
     }
     if emulator_url:
         env["STORAGE_EMULATOR_HOST"] = emulator_url
@@ -179,8 +180,9 @@ def label_studio_env(emulator_url: str | None) -> dict:
 
 def start_label_studio(port: int, data_dir: str | Path, username: str, password: str, token: str,
                        emulator_url: str | None = None, log: str | Path = "label-studio.log",
-                       timeout: float = 240.0) -> Server:
-    """Label Studio on 127.0.0.1:port. The user and token are created on the first start of `data_dir`."""
+                       timeout: float = 240.0, database: dict[str, str] | None = None) -> Server:
+    """Label Studio on 127.0.0.1:port. The user and token are created on the first start of `data_dir` (of the
+    database, with `database`: see label_studio_env)."""
     if not port_is_free(port):
         # Label Studio would silently move to another port; refuse instead
         raise ServerError(f"port {port} is already in use; pick another with --port")
@@ -189,7 +191,7 @@ def start_label_studio(port: int, data_dir: str | Path, username: str, password:
     cmd = [_bin("label-studio"), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
            "--data-dir", str(data_dir),
            "--enable-legacy-api-token"]
-    env = label_studio_env(emulator_url)
+    env = label_studio_env(emulator_url, database)
     # the admin and token go by environment, never the command line (any local user reads /proc/*/cmdline)
     env.update(LABEL_STUDIO_USERNAME=username, LABEL_STUDIO_PASSWORD=password, LABEL_STUDIO_USER_TOKEN=token)
     env["LABEL_STUDIO_BASE_DATA_DIR"] = str(data_dir)
@@ -197,7 +199,24 @@ def start_label_studio(port: int, data_dir: str | Path, username: str, password:
                   cwd=data_dir)
 
 
-# --- credentials ----------------------------------------------------------------------------------------------
+def start_postgres(port: int, data_dir: str | Path, password: str, log: str | Path = "postgres.log",
+                   timeout: float = 60.0) -> Server:
+    """PostgreSQL on 127.0.0.1:port with its cluster in `data_dir` (made on the first start) and Label Studio's
+    database in it. Stopped with SIGINT (PostgreSQL's fast shutdown; SIGTERM would wait for every client)."""
+    if not port_is_free(port):
+        raise ServerError(f"port {port} is already in use; pick another with POSTGRES_PORT")
+    data_dir, log = Path(data_dir), Path(log)
+    if not postgres.initialized(data_dir):
+        postgres.init(data_dir, password, log)
+    server = _spawn("PostgreSQL", postgres.server_command(data_dir, port), {**os.environ, **QUIET_ENV}, log,
+                    f"postgresql://127.0.0.1:{port}", port, timeout, ready=lambda: postgres.accepts(port))
+    server.stop_signal = signal.SIGINT
+    try:
+        postgres.ensure_database(port, password, timeout)
+    except Exception:
+        server.stop()
+        raise
+    return server
 
 
 # --- the whole embedded stack ---------------------------------------------------------------------------------
@@ -214,6 +233,9 @@ class StackInfo:
     project_id: int | None
     ls_pid: int
     gcs_pid: int
+    database: str = "sqlite"
+    postgres_url: str | None = None
+    pg_pid: int | None = None
 
     def env(self) -> dict[str, str]:
         """What a shell needs to use the CLIs against this stack."""
@@ -245,22 +267,32 @@ def _stack_lock(state: Path):
         yield
 
 
+DATABASES = ("sqlite", "postgresql")
+
+
 def up(root: str | Path, ls_port: int = 8080, gcs_port: int = 9023, seed: bool = True, limit: int | None = None,
-       progress=None, secrets_dir: str | Path | None = None) -> StackInfo:
+       progress=None, secrets_dir: str | Path | None = None, database: str | None = None,
+       pg_port: int = 5432) -> StackInfo:
     """Start (or reuse) the embedded stack under `root` and seed it. State lives in root/.stack; credentials in
-    `secrets_dir` (default: $SECRETS_DIR, else root/secrets)."""
+    `secrets_dir` (default: $SECRETS_DIR, else root/secrets). `database`: Label Studio's, "sqlite" (a file in its
+    data folder) or "postgresql" (a local server, data in root/.stack/postgres); default: the last start's choice,
+    else sqlite."""
+    if database is not None and database not in DATABASES:
+        raise ConfigError(f"unknown database {database!r}; choose one of: {', '.join(DATABASES)}")
     with _stack_lock(Path(root).resolve() / ".stack"):
-        return _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir)
+        return _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir, database, pg_port)
 
 
-def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir) -> StackInfo:
+def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir, database, pg_port) -> StackInfo:
     root = Path(root).resolve()
     state = root / ".stack"
     info_file = state / "stack.json"
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o700)  # server data, logs and the stack's state: the owner's only
-    creds = credentials.ensure(secrets_dir or os.environ.get("SECRETS_DIR") or root / "secrets")
     previous = json.loads(info_file.read_text()) if info_file.exists() else None
+    database = database or (previous or {}).get("database") or "sqlite"
+    creds = credentials.ensure(secrets_dir or os.environ.get("SECRETS_DIR") or root / "secrets",
+                               postgres=database == "postgresql")
 
     if previous and pid_alive(previous["gcs_pid"]) and http_ok(previous["emulator_url"] + "/"):
         gcs_url, gcs_pid = previous["emulator_url"], previous["gcs_pid"]
@@ -268,20 +300,35 @@ def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir) -> StackInf
         port = _stable_port(previous and previous.get("emulator_url"), gcs_port)
         server = start_emulator(port, state / "gcs", log=state / "logs" / "gcs.log")
         gcs_url, gcs_pid = server.url, server.pid
+    pg_url = pg_pid = db_env = None
+    previous_pg = previous and previous.get("pg_pid")
+    if database == "postgresql":
+        if previous_pg and pid_alive(previous_pg) and postgres.accepts(_port_of(previous["postgres_url"])):
+            pg_url, pg_pid = previous["postgres_url"], previous_pg
+        else:
+            port = _stable_port(previous and previous.get("postgres_url"), pg_port)
+            server = start_postgres(port, state / "postgres", creds["postgres"], log=state / "logs" / "postgres.log")
+            pg_url, pg_pid = server.url, server.pid
+        db_env = postgres.label_studio_env(_port_of(pg_url), creds["postgres"])
     ls_alive = previous and pid_alive(previous["ls_pid"]) and http_ok(previous["label_studio_url"] + "/health")
-    if ls_alive and previous["emulator_url"] != gcs_url:
-        stop_pid(previous["ls_pid"])  # it points at an emulator address that is gone: restart it on the new one
+    if ls_alive and (previous["emulator_url"], previous.get("database", "sqlite"), previous.get("postgres_url")) \
+            != (gcs_url, database, pg_url):
+        # it points at an emulator or a database that is gone or not the one asked for: restart it on the new ones
+        stop_pid(previous["ls_pid"])
         ls_alive = False
+    if database == "sqlite" and previous_pg and pid_alive(previous_pg):
+        stop_pid(previous_pg, first=signal.SIGINT)  # back to SQLite: the PostgreSQL of the last start is not used
     if ls_alive:
         ls_url, ls_pid = previous["label_studio_url"], previous["ls_pid"]
     else:
         port = _stable_port(previous and previous.get("label_studio_url"), ls_port)
         server = start_label_studio(port, state / "label-studio", creds["username"], creds["password"],
-                                    creds["token"], gcs_url, log=state / "logs" / "label-studio.log")
+                                    creds["token"], gcs_url, log=state / "logs" / "label-studio.log",
+                                    database=db_env)
         ls_url, ls_pid = server.url, server.pid
 
     info = StackInfo(ls_url, gcs_url, DEMO_BUCKET, creds["username"], creds["password"], creds["token"],
-                     None, ls_pid, gcs_pid)
+                     None, ls_pid, gcs_pid, database, pg_url, pg_pid)
     write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None}, indent=2))
     if seed:
         os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
@@ -295,10 +342,14 @@ def _stable_port(previous_url: str | None, wanted: int) -> int:
     """The port a server had on the last start, so every component that recorded its address (.stack/env, a
     dataset repository's DVC remote, a connected ML backend) still reaches it; else `wanted`; else any."""
     if previous_url:
-        port = int(previous_url.rsplit(":", 1)[-1].split("/")[0])
+        port = _port_of(previous_url)
         if port_is_free(port):
             return port
     return wanted if port_is_free(wanted) else free_port()
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[-1].split("/")[0])
 
 
 def down(root: str | Path) -> list[str]:
@@ -311,9 +362,11 @@ def down(root: str | Path) -> list[str]:
             return []
         previous = json.loads((state / "stack.json").read_text())
         stopped = []
-        for name, key in (("Label Studio", "ls_pid"), ("GCS emulator", "gcs_pid")):
+        # Label Studio first: PostgreSQL's fast shutdown would cut its connections under it
+        for name, key, sig in (("Label Studio", "ls_pid", signal.SIGTERM), ("GCS emulator", "gcs_pid", signal.SIGTERM),
+                               ("PostgreSQL", "pg_pid", signal.SIGINT)):
             if pid_alive(previous.get(key)):
-                stop_pid(previous[key])
+                stop_pid(previous[key], first=sig)
                 stopped.append(name)
         return stopped
 
@@ -330,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gcs-port", type=int, default=int(os.environ.get("GCS_EMULATOR_PORT", 9023)))
     parser.add_argument("--env-file", help="write the shell environment (export lines) to this file")
     parser.add_argument("--no-seed", action="store_true", help="start the servers only")
+    parser.add_argument("--database", choices=DATABASES, default=os.environ.get("LS_DATABASE") or None,
+                        help="Label Studio's database (default: the last start's, else sqlite; $LS_DATABASE)")
+    parser.add_argument("--pg-port", type=int, default=int(os.environ.get("POSTGRES_PORT", 5432)),
+                        help="PostgreSQL's port when it is started (default 5432, else a free one)")
     args = parser.parse_args(argv)
     try:
         if args.action == "down":
@@ -338,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with output.progress("uploading sample images") as advance:
             limit = int(os.environ["DEMO_LIMIT"]) if os.environ.get("DEMO_LIMIT", "").isdigit() else None
-            info = up(args.root, args.port, args.gcs_port, seed=not args.no_seed, limit=limit, progress=advance)
+            info = up(args.root, args.port, args.gcs_port, seed=not args.no_seed, limit=limit, progress=advance,
+                      database=args.database, pg_port=args.pg_port)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -353,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Login:        {info.username}  (password in secrets/ls_admin_password)")
     print("API token:    secrets/ls_api_token")
     print(f"GCS emulator: {info.emulator_url}  bucket {info.bucket}")
+    if info.postgres_url:
+        print(f"Database:     PostgreSQL {info.postgres_url}/{postgres.DATABASE}  (data in .stack/postgres)")
     return 0
 
 
