@@ -5,12 +5,14 @@
 #   ./docker-shell.sh --local       start the embedded default (Label Studio + GCS emulator as local processes)
 #   ./docker-shell.sh --emulator    (Docker) a GCS emulator container instead of Google Cloud Storage; the
 #                                   default when secrets/gcp-service.json is absent. --gcs forces Google's.
+#   ./docker-shell.sh --postgres    team mode: Label Studio on PostgreSQL (Docker: the postgres container;
+#                                   --local: Debian's postgresql package, data in .stack/postgres)
 #   ./docker-shell.sh versioning    (Docker) a shell in the versioning container (bucket mount + DVC)
 #   ./docker-shell.sh down          stop what was started (data is kept)
 #
 # Environment: GCS_BUCKET_NAME (your bucket; datalabel-local on the emulator), LABEL_STUDIO_PORT (8080),
-# GCS_EMULATOR_PORT (9023), LS_DATABASE=postgresql (Docker: PostgreSQL instead of SQLite), NO_SHELL=1 (start only),
-# DEMO_LIMIT=N (seed only N of the 1,797 sample images).
+# GCS_EMULATOR_PORT (9023), LS_DATABASE=postgresql|sqlite (as --postgres; --local keeps the last start's choice),
+# POSTGRES_PORT (--local: 5432, else a free one), NO_SHELL=1 (start only), DEMO_LIMIT=N (seed N of 1,797 images).
 # The Docker path writes its choices to ./.env, so `docker compose up -d` starts the same stack afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,7 +22,7 @@ SECRETS_DIR=${SECRETS_DIR:-secrets}
 COMPOSE_ENV=${DATALABEL_COMPOSE_ENV:-.env}
 export SECRETS_DIR
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode=auto
 action=up
@@ -32,6 +34,8 @@ for arg in "$@"; do
     --docker) [[ $mode == local ]] && die "--local and --docker exclude each other"; mode=docker ;;
     --emulator) [[ $gcs == google ]] && die "--emulator and --gcs exclude each other"; gcs=emulator ;;
     --gcs) [[ $gcs == emulator ]] && die "--emulator and --gcs exclude each other"; gcs=google ;;
+    --postgres) [[ ${LS_DATABASE:-postgresql} == postgresql ]] || die "--postgres and LS_DATABASE=$LS_DATABASE exclude each other"
+                LS_DATABASE=postgresql ;;
     up | down | versioning) action=$arg ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$arg' (see ./docker-shell.sh --help)" ;;
@@ -46,6 +50,7 @@ check_port() {  # $1: variable name
 }
 check_port LABEL_STUDIO_PORT
 check_port GCS_EMULATOR_PORT
+check_port POSTGRES_PORT
 [[ -z ${DEMO_LIMIT:-} || ${DEMO_LIMIT} =~ ^[1-9][0-9]*$ ]] || die "DEMO_LIMIT must be a positive number of images, not '${DEMO_LIMIT}'"
 [[ -z ${LS_DATABASE:-} || ${LS_DATABASE} == postgresql || ${LS_DATABASE} == sqlite ]] ||
   die "LS_DATABASE must be postgresql or sqlite, not '${LS_DATABASE}'"
@@ -105,7 +110,8 @@ open_shell() {  # $1: file of export lines
 local_up() {
   scripts/ensure-venv.sh
   mkdir -p .stack
-  SECRETS_DIR=$SECRETS_DIR .venv/bin/python -m datalabel.embedded up --root "$ROOT" --port "${LABEL_STUDIO_PORT:-8080}" --env-file .stack/env
+  SECRETS_DIR=$SECRETS_DIR .venv/bin/python -m datalabel.embedded up --root "$ROOT" --port "${LABEL_STUDIO_PORT:-8080}" \
+    --env-file .stack/env ${LS_DATABASE:+--database "$LS_DATABASE"}
   open_shell .stack/env
 }
 
