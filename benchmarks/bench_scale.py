@@ -5,7 +5,9 @@ tasks by bulk import (tasks share a pool of images; a third carry an annotation 
 task a prediction with a score), syncs its target storage, then times side by side, in one run:
 
   anchor     Label Studio's JSON export of the whole project (GET /api/projects/ID/export, download_all_tasks)
-  stats      datalabel stats ID --json
+  stats      datalabel stats ID --json  (the whole-project read)
+  stats_cold datalabel stats ID --json --incremental  (target storage read into an empty cache)
+  stats_warm the same again: only target-storage files new since the last run are fetched
   convert    datalabel export convert --project ID -f coco --no-images
   select     datalabel al select --project ID --split all -k 20
   snapshot   dataversion snapshot --project ID --format coco  (target-storage JSON + images, from the bucket)
@@ -15,6 +17,7 @@ anchor time (the aim: <= 1.5 at 100k tasks; stats with a warm cache <= 0.2).
 
     .venv/bin/python benchmarks/bench_scale.py            # 100,000 tasks
     .venv/bin/python benchmarks/bench_scale.py --quick    # 5,000 tasks
+    .venv/bin/python benchmarks/bench_scale.py --database postgresql --keep /tmp/scale-pg   # team mode, kept
 
 The last line printed is one JSON object.
 """
@@ -35,8 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "data-labeling"))
 
-from datalabel import credentials, embedded, gcs, ls, samples  # noqa: E402
+from datalabel import credentials, embedded, gcs, ls, postgres, samples  # noqa: E402
 from datalabel.config import Settings  # noqa: E402
+from datalabel.files import write_text_atomic  # noqa: E402
 
 LABELS = [str(d) for d in range(10)]
 CONFIG = ("<View>\n  <Image name=\"image\" value=\"$image\"/>\n  <Choices name=\"choice\" toName=\"image\">\n"
@@ -90,63 +94,109 @@ def run(cmd: list[str], env: dict) -> dict:
     return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak / 1024, 1)}
 
 
+def start_servers(work: Path, database: str, creds: dict) -> tuple:
+    """Emulator, PostgreSQL (if asked) and Label Studio with their data in `work` (so --keep can reuse them)."""
+    emulator = embedded.start_emulator(embedded.free_port(), data_dir=work / "gcs", log=work / "logs" / "gcs.log")
+    servers = [emulator]
+    try:
+        db_env = None
+        if database == "postgresql":
+            pg = embedded.start_postgres(embedded.free_port(), work / "postgres", creds["pg_password"],
+                                         log=work / "logs" / "postgres.log")
+            servers.append(pg)
+            db_env = postgres.label_studio_env(pg.port, creds["pg_password"])
+        os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
+        server = embedded.start_label_studio(embedded.free_port(), work / "ls-data", credentials.ADMIN_USER,
+                                             creds["password"], creds["token"], emulator_url=emulator.url,
+                                             log=work / "logs" / "label-studio.log", timeout=600, database=db_env)
+        servers.append(server)
+    except BaseException:
+        for srv in reversed(servers):
+            srv.stop()
+        raise
+    return servers
+
+
+def build(client, work: Path, n: int, pool: int, labeled: float) -> dict:
+    bucket = "bench-scale"
+    bkt = gcs.ensure_bucket(gcs.client(), bucket)
+    folder = samples.write_digits(work / "digits", limit=pool)
+    gcs.upload_folder(bkt, folder / "images", "images/")
+    started = time.perf_counter()
+    project = client.projects.create(title=f"Scale {n}", label_config=CONFIG)
+    tasks = build_tasks(n, bucket, pool, labeled)
+    for start in range(0, n, 5_000):
+        client.projects.import_tasks(id=project.id, request=tasks[start:start + 5_000])
+        print(f"# imported {min(start + 5_000, n)} tasks in {time.perf_counter() - started:.0f} s", flush=True)
+    imported = time.perf_counter() - started
+    target, _ = ls.ensure_target_storage(client, project.id, bucket, "labels/")
+    ls.sync_storage(client, target.id, "target")
+    ls.wait_storage(client, target.id, "target", timeout=7200)
+    seconds = time.perf_counter() - started
+    print(f"# built a project of {n} tasks in {seconds:.0f} s (import {imported:.0f} s, target sync "
+          f"{seconds - imported:.0f} s)", flush=True)
+    return {"project": project.id, "bucket": bucket, "build_s": round(seconds, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=100_000, help="project size (default 100,000)")
     parser.add_argument("--quick", action="store_true", help="5,000 tasks")
     parser.add_argument("--pool", type=int, default=500, help="distinct images the tasks share")
     parser.add_argument("--labeled", type=float, default=0.3, help="fraction of tasks with an annotation")
-    parser.add_argument("--keep", help="keep the servers' data in this folder")
+    parser.add_argument("--database", choices=embedded.DATABASES, default="sqlite", help="Label Studio's database")
+    parser.add_argument("--keep", help="keep the servers' data in this folder; a project built there earlier (same "
+                                       "size and database) is measured again without building it")
     args = parser.parse_args()
     n = 5_000 if args.quick else args.tasks
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(20)
-    emulator = embedded.start_emulator(embedded.free_port(), log=work / "logs" / "gcs.log")
-    server = None
+    os.chmod(work, 0o700)
+    creds_file, built_file = work / "credentials.json", work / "built.json"
+    if creds_file.exists():
+        creds = json.loads(creds_file.read_text())
+    else:
+        creds = {"token": secrets.token_hex(20), "password": secrets.token_urlsafe(12),
+                 "pg_password": secrets.token_urlsafe(18)}
+        write_text_atomic(creds_file, json.dumps(creds))
+    built = json.loads(built_file.read_text()) if built_file.exists() else None
+    if built and (built["tasks"], built["database"]) != (n, args.database):
+        raise SystemExit(f"{work} holds a project of {built['tasks']} tasks on {built['database']}; "
+                         "use another --keep folder")
+    servers = start_servers(work, args.database, creds)
     try:
-        os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
-        server = embedded.start_label_studio(embedded.free_port(), work / "ls-data", credentials.ADMIN_USER,
-                                             secrets.token_urlsafe(12), token, emulator_url=emulator.url,
-                                             log=work / "logs" / "label-studio.log", timeout=300)
-        client = ls.connect(Settings(url=server.url, api_key=token))
-        bucket = "bench-scale"
-        bkt = gcs.ensure_bucket(gcs.client(), bucket)
-        folder = samples.write_digits(work / "digits", limit=args.pool)
-        gcs.upload_folder(bkt, folder / "images", "images/")
-
-        started = time.perf_counter()
-        project = client.projects.create(title=f"Scale {n}", label_config=CONFIG)
-        tasks = build_tasks(n, bucket, args.pool, args.labeled)
-        for start in range(0, n, 5_000):
-            client.projects.import_tasks(id=project.id, request=tasks[start:start + 5_000])
-            print(f"# imported {min(start + 5_000, n)} tasks in {time.perf_counter() - started:.0f} s", flush=True)
-        imported = time.perf_counter() - started
-        target, _ = ls.ensure_target_storage(client, project.id, bucket, "labels/")
-        ls.sync_storage(client, target.id, "target")
-        ls.wait_storage(client, target.id, "target", timeout=7200)
-        build = time.perf_counter() - started
-        count = ls.count_tasks(client, project.id)
-        print(f"# built a project of {count} tasks in {build:.0f} s (import {imported:.0f} s, target sync "
-              f"{build - imported:.0f} s)", flush=True)
+        server = servers[-1]
+        client = ls.connect(Settings(url=server.url, api_key=creds["token"]))
+        if built is None:
+            built = {**build(client, work, n, args.pool, args.labeled), "tasks": n, "database": args.database}
+            write_text_atomic(built_file, json.dumps(built))
+        else:
+            print(f"# reusing the project of {n} tasks built in {work}", flush=True)
+        count = ls.count_tasks(client, built["project"])
 
         # the anchor: Label Studio's own whole-project JSON export, streamed to a file
         started = time.perf_counter()
         with open(work / "anchor.json", "wb") as fp:
-            for chunk in client.projects.exports.download_sync(id=project.id, export_type="JSON",
+            for chunk in client.projects.exports.download_sync(id=built["project"], export_type="JSON",
                                                                download_all_tasks=True):
                 fp.write(chunk)
         anchor = round(time.perf_counter() - started, 2)
         size_mb = round((work / "anchor.json").stat().st_size / 2**20, 1)
+        (work / "anchor.json").unlink()
         print(f"# anchor: Label Studio's JSON export, {size_mb} MB in {anchor} s", flush=True)
 
-        env = {**os.environ, "LABEL_STUDIO_URL": server.url, "LABEL_STUDIO_API_KEY": token,
-               "GCS_BUCKET_NAME": bucket, "STORAGE_EMULATOR_HOST": emulator.url, "COLUMNS": "200"}
+        env = {**os.environ, "LABEL_STUDIO_URL": server.url, "LABEL_STUDIO_API_KEY": creds["token"],
+               "GCS_BUCKET_NAME": built["bucket"], "STORAGE_EMULATOR_HOST": servers[0].url, "COLUMNS": "200",
+               "XDG_CACHE_HOME": str(work / "cache")}
+        shutil.rmtree(work / "cache", ignore_errors=True)  # the first incremental stats starts cold
         py = sys.executable
-        pid = str(project.id)
+        pid = str(built["project"])
+        stats = [py, "-m", "datalabel", "stats", pid, "--json"]
         results = {
-            "stats": run([py, "-m", "datalabel", "stats", pid, "--json"], env),
+            "stats": run(stats, env),
+            "stats_cold": run(stats + ["--incremental"], env),
+            "stats_warm": run(stats + ["--incremental"], env),
             "convert": run([py, "-m", "datalabel", "export", "convert", "--project", pid, "-f", "coco",
                             "--no-images", "-o", str(work / "coco")], env),
             "select": run([py, "-m", "datalabel", "al", "select", "--project", pid, "--split", "all", "-k", "20",
@@ -155,18 +205,17 @@ def main() -> None:
                              str(work / "dataset")], env),
         }
         for name, r in results.items():
-            r["vs_ls_export"] = round(r["seconds"] / anchor, 2)
+            r["vs_ls_export"] = round(r["seconds"] / anchor, 3)
             print(f"# {name}: {r['seconds']} s = {r['vs_ls_export']}x the anchor, peak RSS {r['peak_rss_mb']} MB",
                   flush=True)
-        summary = {"tasks": count, "anchor_s": anchor, "export_mb": size_mb,
+        summary = {"tasks": count, "database": args.database, "anchor_s": anchor, "export_mb": size_mb,
                    **{f"{k}_vs_ls_export": r["vs_ls_export"] for k, r in results.items()},
                    "peak_rss_mb": max(r["peak_rss_mb"] for r in results.values()),
-                   "runs": results, "build_s": round(build, 1), "database": "sqlite"}
+                   "runs": results, "build_s": built["build_s"]}
         print(json.dumps(summary))
     finally:
-        if server is not None:
-            server.stop()
-        emulator.stop()
+        for srv in reversed(servers):
+            srv.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 

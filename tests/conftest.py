@@ -2,6 +2,10 @@
 
 Both are session-scoped (Label Studio's first start runs its migrations, ~40 s); tests isolate themselves by
 creating their own bucket and project. Every process started here is stopped at the end of the session.
+
+Team mode: `--ls-database postgresql` runs Label Studio on a PostgreSQL server started for the session (the
+embedded stack's, datalabel.postgres); run-tests.sh runs the tests marked `postgres` (setup, sync, annotate,
+export, snapshot) that way after the whole suite on SQLite.
 """
 from __future__ import annotations
 
@@ -24,6 +28,35 @@ from datalabel.config import Settings  # noqa: E402
 os.environ.update(embedded.QUIET_ENV)
 for _name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "GCS_BUCKET_NAME", "GOOGLE_APPLICATION_CREDENTIALS"):
     os.environ.pop(_name, None)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--ls-database", choices=embedded.DATABASES, default="sqlite",
+                     help="Label Studio's database for the session (postgresql: a local server is started)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres: part of the team-mode subset run again on PostgreSQL")
+
+
+def pytest_report_header(config):
+    return f"Label Studio database: {config.getoption('--ls-database')}"
+
+
+@pytest.fixture(scope="session")
+def ls_database(request, tmp_path_factory, logs_dir):
+    """Environment that points Label Studio at its database: None for SQLite (a file in its data folder), or a
+    PostgreSQL server started for the session."""
+    if request.config.getoption("--ls-database") != "postgresql":
+        yield None
+        return
+    from datalabel import postgres
+
+    password = secrets.token_urlsafe(18)
+    server = embedded.start_postgres(embedded.free_port(), tmp_path_factory.mktemp("pg") / "data", password,
+                                     log=logs_dir / "postgres.log")
+    yield postgres.label_studio_env(server.port, password)
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +99,7 @@ class LabelStudioServer:
 
 
 @pytest.fixture(scope="session")
-def label_studio(gcs_emulator, tmp_path_factory, logs_dir):
+def label_studio(gcs_emulator, ls_database, tmp_path_factory, logs_dir):
     """A real Label Studio server with a preset admin token, its GCS calls going to the emulator."""
     token = secrets.token_hex(20)
     password = "-" + secrets.token_urlsafe(12)  # a leading dash, as generated passwords may have
@@ -76,7 +109,7 @@ def label_studio(gcs_emulator, tmp_path_factory, logs_dir):
         try:
             server = embedded.start_label_studio(
                 embedded.free_port(), tmp_path_factory.mktemp("ls-data"), credentials.ADMIN_USER, password, token,
-                emulator_url=gcs_emulator.url, log=logs_dir / f"label-studio-{attempt}.log",
+                emulator_url=gcs_emulator.url, log=logs_dir / f"label-studio-{attempt}.log", database=ls_database,
             )
             ls.connect(Settings(url=server.url, api_key=token))  # it is ours: the preset token works
             break

@@ -18,6 +18,7 @@ def images(digits_dir, tmp_path):
     return copy_images(digits_dir, tmp_path / "images", 6)
 
 
+@pytest.mark.postgres
 def test_setup_twice_leaves_one_project_one_source_one_target(label_studio, ls_client, bucket, images):
     env = label_studio.env(bucket.name)
     title = f"Setup {uuid.uuid4().hex[:8]}"

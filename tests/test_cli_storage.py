@@ -34,6 +34,7 @@ def _count(ls_client, project_id):
     return {kind: len(ls.list_storages(ls_client, project_id, kind)) for kind in ("source", "target")}
 
 
+@pytest.mark.postgres
 def test_source_storage_is_added_once_and_syncs_new_files(label_studio, ls_client, bucket, project, images):
     env = label_studio.env(bucket.name)
     gcs.upload_folder(bucket, images, "images_unlabeled/")
@@ -61,6 +62,7 @@ def test_source_storage_is_added_once_and_syncs_new_files(label_studio, ls_clien
     assert ls.get_project(ls_client, project).task_number == 9
 
 
+@pytest.mark.postgres
 def test_target_storage_receives_annotations_then_storages_are_removed(label_studio, ls_client, bucket, project,
                                                                         images):
     env = label_studio.env(bucket.name)

@@ -126,6 +126,7 @@ def test_yolo_from_bucket_has_every_image_and_a_label_file_per_image(detection, 
     assert_no_leftovers(tmp_path, {"yolo"})
 
 
+@pytest.mark.postgres
 def test_coco_and_voc_from_bucket_with_images(detection, storage_client, tmp_path):
     images = export.BucketImages(storage_client)
     source = lambda: export.read_target_storage(detection["bucket"], embedded.TARGET_PREFIX)  # noqa: E731
@@ -187,6 +188,7 @@ def test_image_missing_midway_leaves_no_output_and_no_temp_dir(classification, s
         blob.upload_from_string(saved)
 
 
+@pytest.mark.postgres
 def test_server_side_exports_and_http_errors_are_not_files(detection, ls_client, label_studio, tmp_path):
     offered = {f["name"]: f for f in export.api_formats(ls_client, detection["project"])}
     assert not offered["COCO"]["disabled"] and offered["CONLL2003"]["disabled"]
@@ -284,6 +286,7 @@ def run_cli(*args, env=None):
                           env={**clean, **(env or {})}, timeout=120)
 
 
+@pytest.mark.postgres
 def test_cli_convert_from_bucket_offline_and_from_api(detection, label_studio, tmp_path):
     config = tmp_path / "config.xml"
     config.write_text(detection["config"].xml)

@@ -5,6 +5,8 @@ import base64
 import json
 import urllib.request
 
+import pytest
+
 from datalabel import credentials, embedded, gcs, ls
 from datalabel.tasks import Task
 
@@ -17,6 +19,7 @@ def _resolve(label_studio, task_id: int, gs_url: str) -> tuple[int, str, bytes]:
         return resp.status, resp.headers.get("content-type", ""), resp.read()
 
 
+@pytest.mark.postgres
 def test_sample_images_become_tasks_and_labels_reach_target_storage(label_studio, ls_client, bucket, tmp_path):
     project_id = embedded.seed_demo(ls_client, bucket.name, tmp_path / "samples", limit=25,
                                     title=f"slice {bucket.name}")

@@ -85,6 +85,7 @@ def labeled_project(ls_client):
     ls.delete_project(ls_client, project.id)
 
 
+@pytest.mark.postgres
 def test_stats_command_matches_the_annotations_made(label_studio, ls_client, labeled_project):
     project_id, other = labeled_project
     env = label_studio.env()
@@ -112,3 +113,45 @@ def test_stats_command_matches_the_annotations_made(label_studio, ls_client, lab
 def test_stats_bad_input(label_studio):
     assert_user_error(run_cli("stats", "987654", env=label_studio.env()), "project 987654 does not exist", code=4)
     assert_user_error(run_cli("stats", "1", "--policy", "loudest", env=label_studio.env()), "unknown --policy")
+
+
+@pytest.mark.postgres
+def test_incremental_stats_read_target_storage_once_then_only_what_changed(label_studio, ls_client, labeled_project,
+                                                                           bucket, tmp_path, monkeypatch):
+    from datalabel import export, stats
+
+    project_id, _ = labeled_project
+    env = label_studio.env()
+    cache = tmp_path / "cache.sqlite"
+    no_target = run_cli("stats", project_id, "--json", "--incremental", "--cache", cache, env=env)
+    assert no_target.ok and "has no target storage; reading the whole project" in no_target.stderr
+    full = run_cli("stats", project_id, "--json", env=env).json()
+    assert no_target.json() == full
+
+    target, _ = ls.ensure_target_storage(ls_client, project_id, bucket.name, "labels/")
+    ls.sync_storage(ls_client, target.id, "target")
+    ls.wait_storage(ls_client, target.id, "target")
+    cold = run_cli("stats", project_id, "--json", "--incremental", "--cache", cache, env=env)
+    assert cold.ok, cold
+    assert cold.json() == full and "note:" not in cold.stderr
+
+    # one more annotation reaches target storage by itself; the warm read fetches that file only
+    fetched = []
+    read_many = export.BucketObjects.read_many
+    monkeypatch.setattr(export.BucketObjects, "read_many",
+                        lambda self, keys, progress=None: fetched.extend(keys) or read_many(self, keys, progress))
+    tasks = sorted(ls.iter_task_json(ls_client, project_id), key=lambda t: t["id"])
+    made = ls_client.annotations.create(id=tasks[4]["id"], result=_choice("bird"))
+    warm = stats.incremental_stats(ls_client, project_id, cache=cache)
+    assert len(fetched) == 1 and fetched[0].startswith("labels/")
+    assert warm["tasks"] == {"total": 6, "labeled": 4, "unlabeled": 1, "skipped": 1}
+    assert warm["classes"]["bird"] == {"count": 1, "tasks": 1}
+    assert warm == stats.project_stats(ls_client, project_id)
+
+    # an annotation deleted in Label Studio stays in the bucket: the counts disagree, so the whole project is read
+    ls_client.annotations.delete(id=made.id)
+    behind = run_cli("stats", project_id, "--json", "--incremental", "--cache", cache, env=env)
+    assert behind.ok and "holds 4 annotations and 1 skipped, Label Studio 3 and 1" in behind.stderr
+    assert behind.json() == run_cli("stats", project_id, "--json", env=env).json() == full
+
+    assert_user_error(run_cli("stats", project_id, "--cache", cache, env=env), "--cache goes with --incremental")

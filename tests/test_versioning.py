@@ -39,6 +39,7 @@ def _git(path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, env=repo.tool_env())
 
 
+@pytest.mark.postgres
 def test_two_versions_diff_checkout_and_notebook(label_studio, ls_client, bucket, dataset_repo, tmp_path,
                                                  gcs_emulator):
     samples_dir = tmp_path / "samples"

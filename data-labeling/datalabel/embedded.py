@@ -211,6 +211,7 @@ def start_postgres(port: int, data_dir: str | Path, password: str, log: str | Pa
     server = _spawn("PostgreSQL", postgres.server_command(data_dir, port), {**os.environ, **QUIET_ENV}, log,
                     f"postgresql://127.0.0.1:{port}", port, timeout, ready=lambda: postgres.accepts(port))
     server.stop_signal = signal.SIGINT
+    server.url = f"postgresql://127.0.0.1:{port}"
     try:
         postgres.ensure_database(port, password, timeout)
     except Exception:

@@ -46,6 +46,14 @@ def exclusive_lock(path: str | Path) -> Iterator[None]:
             fcntl.flock(fp, fcntl.LOCK_UN)
 
 
+def user_cache(*parts: str) -> Path:
+    """A folder in the user's cache ($XDG_CACHE_HOME or ~/.cache)/datalabel, made if missing. Raises OSError (or
+    RuntimeError: no home at all, as for a container user without a passwd entry) where there is none to write."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "datalabel", *parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def pid_alive(pid: int | None) -> bool:
     """Whether a process with this id exists (also when it belongs to another user)."""
     if not pid:

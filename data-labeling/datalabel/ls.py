@@ -253,13 +253,20 @@ def project_tasks(client, project_id: int, progress: Callable[[int], None] | Non
                 fp.write(chunk)
                 if progress:
                     progress(len(chunk))
-            by_task: dict[int, list[Prediction]] = {}
-            for pred in client.predictions.list(project=project_id, request_options=options):
-                by_task.setdefault(pred.task, []).append(Prediction.from_json(pred.model_dump(mode="json")))
+        by_task = project_predictions(client, project_id, timeout)
         fp.seek(0)
         for task in iter_tasks(io.TextIOWrapper(fp, encoding="utf-8")):
             task.predictions = by_task.pop(task.id, [])
             yield task
+
+
+def project_predictions(client, project_id: int, timeout: float = 3600.0) -> dict[int, list[Prediction]]:
+    """Every prediction of a project, by task id: one request (Label Studio lists a project's predictions whole)."""
+    by_task: dict[int, list[Prediction]] = {}
+    with api_errors(f"list predictions of project {project_id}", client.settings.url):
+        for pred in client.predictions.list(project=project_id, request_options={"timeout_in_seconds": int(timeout)}):
+            by_task.setdefault(pred.task, []).append(Prediction.from_json(pred.model_dump(mode="json")))
+    return by_task
 
 
 def count_tasks(client, project_id: int, filters: dict | None = None) -> int:

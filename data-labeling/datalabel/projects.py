@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from . import gcs, ls
 from .config import load_credentials
 from .errors import ConfigError, LabError, NotFound
-from .files import exclusive_lock
+from .files import exclusive_lock, user_cache
 from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels, read_config_file
 
 # --- label configs --------------------------------------------------------------------------------------------
@@ -277,9 +276,7 @@ def _one_at_a_time(*key: str):
     name = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     with contextlib.ExitStack() as held:
         try:
-            folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datalabel" / "locks"
-            folder.mkdir(parents=True, exist_ok=True)
-            held.enter_context(exclusive_lock(folder / f"setup-{name}.lock"))
+            held.enter_context(exclusive_lock(user_cache("locks") / f"setup-{name}.lock"))
         except (OSError, RuntimeError):  # no (writable) home, as for a container user: lowest-id settling holds
             pass
         yield
