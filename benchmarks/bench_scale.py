@@ -101,7 +101,7 @@ def start_servers(work: Path, database: str, creds: dict) -> tuple:
     try:
         db_env = None
         if database == "postgresql":
-            pg = embedded.start_postgres(embedded.free_port(), work / "postgres", creds["pg_password"],
+            pg = postgres.start(embedded.free_port(), work / "postgres", creds["pg_password"],
                                          log=work / "logs" / "postgres.log")
             servers.append(pg)
             db_env = postgres.label_studio_env(pg.port, creds["pg_password"])

@@ -82,3 +82,19 @@ def copy_images(digits_dir: Path, folder: Path, count: int) -> Path:
     for path in sorted((digits_dir / "images").rglob("*.png"))[:count]:
         shutil.copy(path, folder / path.name)
     return folder
+
+
+def shell_checkout(folder: Path) -> tuple[Path, dict]:
+    """A checkout of this tree for `docker-shell.sh` (which works on its own folder: .stack/, secrets/), the
+    virtualenv shared; and an environment for it: start only, six demo images, free ports."""
+    from datalabel import embedded
+
+    root = Path(__file__).resolve().parent.parent
+    folder.mkdir()
+    shutil.copy(root / "docker-shell.sh", folder)
+    for name in ("scripts", "data-labeling", "data-versioning", "requirements.lock", ".venv"):
+        (folder / name).symlink_to(root / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("STORAGE_EMULATOR_HOST", "SECRETS_DIR", "LS_DATABASE")}
+    env.update(NO_SHELL="1", DEMO_LIMIT="6", LABEL_STUDIO_PORT=str(embedded.free_port()),
+               GCS_EMULATOR_PORT=str(embedded.free_port()), POSTGRES_PORT=str(embedded.free_port()))
+    return folder, env

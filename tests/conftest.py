@@ -53,7 +53,7 @@ def ls_database(request, tmp_path_factory, logs_dir):
     from datalabel import postgres
 
     password = secrets.token_urlsafe(18)
-    server = embedded.start_postgres(embedded.free_port(), tmp_path_factory.mktemp("pg") / "data", password,
+    server = postgres.start(embedded.free_port(), tmp_path_factory.mktemp("pg") / "data", password,
                                      log=logs_dir / "postgres.log")
     yield postgres.label_studio_env(server.port, password)
     server.stop()

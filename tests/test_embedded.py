@@ -1,6 +1,7 @@
 """The embedded default as docker-shell.sh runs it: first start seeds, second start reuses, down stops."""
 from __future__ import annotations
 
+import json
 import os
 
 from pathlib import Path
@@ -97,3 +98,64 @@ def test_a_restart_keeps_every_address_and_two_starts_at_once_make_one_stack(tmp
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
     alive = [pid for r in results for pid in (r.ls_pid, r.gcs_pid) if embedded.pid_alive(pid)]
     assert alive == []
+
+
+def test_team_mode_on_a_local_postgresql_from_docker_shell(tmp_path):
+    """`./docker-shell.sh --local --postgres`: Label Studio's tasks and annotations live in a PostgreSQL whose
+    cluster is under .stack/, on 127.0.0.1 only, password from secrets/; `down` stops it; a plain start keeps team
+    mode and its data; LS_DATABASE=sqlite goes back and stops PostgreSQL."""
+    import subprocess
+
+    import psycopg
+
+    from cli_helpers import shell_checkout
+
+    checkout, env = shell_checkout(tmp_path / "checkout")
+    shell = ["bash", str(checkout / "docker-shell.sh")]
+
+    def start(*args, **extra):
+        done = subprocess.run([*shell, "--local", *args], env={**env, **extra}, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout, json.loads((checkout / ".stack" / "stack.json").read_text())
+
+    def query(info, sql):
+        password = (checkout / "secrets" / "postgres_password").read_text().strip()
+        port = int(info["postgres_url"].rsplit(":", 1)[1])
+        with psycopg.connect(host="127.0.0.1", port=port, user="labelstudio", password=password,
+                             dbname="labelstudio") as conn:
+            return conn.execute(sql).fetchone()[0]
+
+    try:
+        out, info = start("--postgres")
+        assert info["database"] == "postgresql" and "Database:     PostgreSQL postgresql://127.0.0.1:" in out
+        assert query(info, "SELECT count(*) FROM task") == 6
+        assert query(info, "SHOW listen_addresses") == "127.0.0.1"
+        assert not (checkout / ".stack" / "label-studio" / "label_studio.sqlite3").exists()
+        assert (checkout / ".stack" / "postgres").stat().st_mode & 0o777 == 0o700
+        token = (checkout / "secrets" / "ls_api_token").read_text().strip()
+        client = ls.connect(Settings(url=info["label_studio_url"], api_key=token))
+        task = next(iter(ls.iter_task_json(client, info["project_id"])))
+        client.annotations.create(id=task["id"], result=[{"type": "choices", "from_name": "label", "to_name": "image",
+                                                          "value": {"choices": ["3"]}}])
+        assert query(info, "SELECT count(*) FROM task_completion") == 1
+        password = (checkout / "secrets" / "postgres_password").read_bytes().strip()
+        assert [pid for pid, line in command_lines().items() if password in line] == []
+
+        down = subprocess.run([*shell, "down"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0 and "PostgreSQL" in down.stdout, down
+        assert not embedded.pid_alive(info["pg_pid"]) and not embedded.pid_alive(info["ls_pid"])
+
+        _, again = start()  # no flag: team mode was remembered, its data kept, the demo not made twice
+        assert again["database"] == "postgresql" and again["project_id"] == info["project_id"]
+        assert query(again, "SELECT count(*) FROM task") == 6
+        assert query(again, "SELECT count(*) FROM task_completion") == 1
+
+        _, back = start(LS_DATABASE="sqlite")
+        assert back["database"] == "sqlite" and back["pg_pid"] is None
+        assert not embedded.pid_alive(again["pg_pid"])
+        assert (checkout / ".stack" / "label-studio" / "label_studio.sqlite3").exists()
+    finally:
+        subprocess.run([*shell, "down"], env=env, cwd=tmp_path, capture_output=True, timeout=120)
+    for key in ("ls_pid", "gcs_pid", "pg_pid"):
+        assert not embedded.pid_alive(info[key])

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cli_helpers import CliResult, assert_user_error, run_cli
+from cli_helpers import CliResult, assert_user_error, run_cli, shell_checkout
 from versioning_helpers import annotate, sync, tasks_by_image
 
 from datalabel import embedded, labelconfig, ls, samples
@@ -303,15 +303,7 @@ def test_the_stack_restarted_while_an_ml_backend_is_connected(tmp_path, monkeypa
 def test_two_shells_started_at_once_make_one_stack_and_down_stops_it(tmp_path):
     """`./docker-shell.sh --local` twice at the same moment (two terminals) on one checkout: one Label Studio, one
     emulator, and `./docker-shell.sh down` leaves none running."""
-    root = Path(__file__).resolve().parent.parent
-    checkout = tmp_path / "checkout"  # the script works on its own folder: a checkout of this tree, venv shared
-    checkout.mkdir()
-    shutil.copy(root / "docker-shell.sh", checkout)
-    for name in ("scripts", "data-labeling", "data-versioning", "requirements.lock", ".venv"):
-        (checkout / name).symlink_to(root / name)
-    env = {k: v for k, v in os.environ.items() if k not in ("STORAGE_EMULATOR_HOST", "SECRETS_DIR")}
-    env.update(NO_SHELL="1", DEMO_LIMIT="6", LABEL_STUDIO_PORT=str(embedded.free_port()),
-               GCS_EMULATOR_PORT=str(embedded.free_port()))
+    checkout, env = shell_checkout(tmp_path / "checkout")
     shell = ["bash", str(checkout / "docker-shell.sh")]
 
     def ours() -> list[int]:

@@ -10,11 +10,7 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +19,8 @@ from .config import Settings
 from .errors import ConfigError, LabError, ServerError
 from .files import exclusive_lock, pid_alive, write_text_atomic
 from .labelconfig import build_config
+# callers (tests, benchmarks) start single servers as embedded.X
+from .processes import Server, free_port, http_ok, port_is_free, spawn, stop_pid, venv_bin  # noqa: F401
 
 
 DEMO_BUCKET = "datalabel-local"
@@ -40,95 +38,6 @@ QUIET_ENV = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        # servers bind with SO_REUSEADDR too, so a port in TIME_WAIT after a stop counts as free
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    port: int
-    pid: int
-    log: str
-    health: str
-    stop_signal: int = signal.SIGTERM
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop the server's whole process group (Label Studio spawns workers)."""
-        stop_pid(self.pid, timeout, self.stop_signal)
-
-
-def stop_pid(pid: int, timeout: float = 15.0, first: int = signal.SIGTERM) -> None:
-    for sig in (first, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    return
-            except ChildProcessError:  # not our child: poll instead
-                if not pid_alive(pid):
-                    return
-            time.sleep(0.1)
-
-
-def _spawn(name: str, cmd: list[str], env: dict, log: Path, health: str, port: int, timeout: float,
-           cwd: Path | None = None, ready=None) -> Server:
-    """Start `cmd` in its own session and wait until `ready()` (default: `health` answers HTTP 200)."""
-    ready = ready or (lambda: http_ok(health))
-    log.parent.mkdir(parents=True, exist_ok=True)
-    # the servers' files (Label Studio's database holds the API token, logs may hold request data) are the
-    # owner's only: the log is opened 0600 and the server runs with umask 077
-    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=cwd, umask=0o077)
-    server = Server(name, f"http://127.0.0.1:{port}", port, proc.pid, str(log), health)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-            raise ServerError(f"{name} exited during start (code {proc.returncode}): {tail[0][:200]}; log: {log}")
-        if ready():
-            return server
-        time.sleep(0.3)
-    server.stop()
-    raise ServerError(f"{name} did not answer {health} within {timeout:.0f}s; log: {log}")
-
-
-def _bin(name: str) -> str:
-    """An executable installed beside the running Python (the project's virtualenv)."""
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
-
-
 def start_emulator(port: int, data_dir: str | Path | None = None, log: str | Path = "gcs.log",
                    timeout: float = 30.0) -> Server:
     """The GCS emulator on 127.0.0.1:port; in memory unless `data_dir` is given."""
@@ -139,7 +48,7 @@ def start_emulator(port: int, data_dir: str | Path | None = None, log: str | Pat
     else:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         env["STORAGE_BASE"] = str(Path(data_dir).resolve())
-    return _spawn("GCS emulator", cmd, env, Path(log), f"http://127.0.0.1:{port}/", port, timeout)
+    return spawn("GCS emulator", cmd, env, Path(log), f"http://127.0.0.1:{port}/", port, timeout)
 
 
 # Label Studio refuses ML backends and webhooks on private/loopback addresses by default. The embedded stack runs
@@ -188,39 +97,15 @@ def start_label_studio(port: int, data_dir: str | Path, username: str, password:
         raise ServerError(f"port {port} is already in use; pick another with --port")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [_bin("label-studio"), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
+    cmd = [venv_bin("label-studio"), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
            "--data-dir", str(data_dir),
            "--enable-legacy-api-token"]
     env = label_studio_env(emulator_url, database)
     # the admin and token go by environment, never the command line (any local user reads /proc/*/cmdline)
     env.update(LABEL_STUDIO_USERNAME=username, LABEL_STUDIO_PASSWORD=password, LABEL_STUDIO_USER_TOKEN=token)
     env["LABEL_STUDIO_BASE_DATA_DIR"] = str(data_dir)
-    return _spawn("Label Studio", cmd, env, Path(log), f"http://127.0.0.1:{port}/health", port, timeout,
+    return spawn("Label Studio", cmd, env, Path(log), f"http://127.0.0.1:{port}/health", port, timeout,
                   cwd=data_dir)
-
-
-def start_postgres(port: int, data_dir: str | Path, password: str, log: str | Path = "postgres.log",
-                   timeout: float = 60.0) -> Server:
-    """PostgreSQL on 127.0.0.1:port with its cluster in `data_dir` (made on the first start) and Label Studio's
-    database in it. Stopped with SIGINT (PostgreSQL's fast shutdown; SIGTERM would wait for every client)."""
-    if not port_is_free(port):
-        raise ServerError(f"port {port} is already in use; pick another with POSTGRES_PORT")
-    data_dir, log = Path(data_dir), Path(log)
-    if not postgres.initialized(data_dir):
-        postgres.init(data_dir, password, log)
-    server = _spawn("PostgreSQL", postgres.server_command(data_dir, port), {**os.environ, **QUIET_ENV}, log,
-                    f"postgresql://127.0.0.1:{port}", port, timeout, ready=lambda: postgres.accepts(port))
-    server.stop_signal = signal.SIGINT
-    server.url = f"postgresql://127.0.0.1:{port}"
-    try:
-        postgres.ensure_database(port, password, timeout)
-    except Exception:
-        server.stop()
-        raise
-    return server
-
-
-# --- the whole embedded stack ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -308,7 +193,7 @@ def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir, database, p
             pg_url, pg_pid = previous["postgres_url"], previous_pg
         else:
             port = _stable_port(previous and previous.get("postgres_url"), pg_port)
-            server = start_postgres(port, state / "postgres", creds["postgres"], log=state / "logs" / "postgres.log")
+            server = postgres.start(port, state / "postgres", creds["postgres"], log=state / "logs" / "postgres.log")
             pg_url, pg_pid = server.url, server.pid
         db_env = postgres.label_studio_env(_port_of(pg_url), creds["postgres"])
     ls_alive = previous and pid_alive(previous["ls_pid"]) and http_ok(previous["label_studio_url"] + "/health")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 from .errors import ConfigError, ServerError
+from .processes import Server, port_is_free, spawn
 
 USER = "labelstudio"
 DATABASE = "labelstudio"
@@ -80,7 +82,7 @@ def accepts(port: int) -> bool:
         return False
 
 
-def ensure_database(port: int, password: str, timeout: float = 60.0) -> None:
+def ensure_database(port: int, password: str, data_dir: Path, timeout: float = 60.0) -> None:
     """Create Label Studio's database once; waits until the server takes logins (it accepts TCP before)."""
     import psycopg
 
@@ -94,9 +96,9 @@ def ensure_database(port: int, password: str, timeout: float = 60.0) -> None:
                 return
         except psycopg.OperationalError as exc:
             if "password authentication failed" in str(exc):
-                raise ConfigError(f"PostgreSQL under the stack's folder does not take the password in secrets/"
-                                  f"postgres_password (was it regenerated?): restore it, or remove .stack/postgres "
-                                  f"to start an empty database") from None
+                raise ConfigError(f"PostgreSQL in {data_dir} does not take the password in secrets/postgres_password "
+                                  "(was it regenerated?): restore it, or remove that folder to start an empty "
+                                  "database") from None
             if time.monotonic() > deadline:
                 raise ServerError(f"PostgreSQL on 127.0.0.1:{port} did not take logins within {timeout:.0f}s: "
                                   f"{str(exc).strip().splitlines()[0]}") from None
@@ -107,3 +109,25 @@ def label_studio_env(port: int, password: str) -> dict[str, str]:
     """What Label Studio reads to use this server (its settings' POSTGRE_* names)."""
     return {"DJANGO_DB": "default", "POSTGRE_HOST": "127.0.0.1", "POSTGRE_PORT": str(port), "POSTGRE_USER": USER,
             "POSTGRE_PASSWORD": password, "POSTGRE_NAME": DATABASE}
+
+
+def start(port: int, data_dir: str | Path, password: str, log: str | Path = "postgres.log",
+          timeout: float = 60.0) -> Server:
+    """PostgreSQL on 127.0.0.1:port with its cluster in `data_dir` (made on the first start) and Label Studio's
+    database in it. Stopped with SIGINT (PostgreSQL's fast shutdown; SIGTERM would wait for every client)."""
+    if not port_is_free(port):
+        raise ServerError(f"port {port} is already in use; pick another with POSTGRES_PORT")
+    data_dir, log = Path(data_dir), Path(log)
+    if not initialized(data_dir):
+        init(data_dir, password, log)
+    # no telemetry to switch off here: PostgreSQL makes no outbound calls
+    server = spawn("PostgreSQL", server_command(data_dir, port), dict(os.environ), log,
+                   f"postgresql://127.0.0.1:{port}", port, timeout, ready=lambda: accepts(port))
+    server.stop_signal = signal.SIGINT
+    server.url = f"postgresql://127.0.0.1:{port}"
+    try:
+        ensure_database(port, password, data_dir, timeout)
+    except Exception:
+        server.stop()
+        raise
+    return server
