@@ -123,11 +123,17 @@ def build(client, work: Path, n: int, pool: int, labeled: float) -> dict:
     folder = samples.write_digits(work / "digits", limit=pool)
     gcs.upload_folder(bkt, folder / "images", "images/")
     started = time.perf_counter()
-    project = client.projects.create(title=f"Scale {n}", label_config=CONFIG)
-    tasks = build_tasks(n, bucket, pool, labeled)
-    for start in range(0, n, 5_000):
-        client.projects.import_tasks(id=project.id, request=tasks[start:start + 5_000])
-        print(f"# imported {min(start + 5_000, n)} tasks in {time.perf_counter() - started:.0f} s", flush=True)
+    project = ls.find_project(client, f"Scale {n}")
+    if project is not None and ls.count_tasks(client, project.id) == n:
+        print(f"# resuming: the {n} tasks were imported by an earlier run", flush=True)
+    else:
+        if project is not None:
+            ls.delete_project(client, project.id)
+        project = client.projects.create(title=f"Scale {n}", label_config=CONFIG)
+        tasks = build_tasks(n, bucket, pool, labeled)
+        for start in range(0, n, 5_000):
+            client.projects.import_tasks(id=project.id, request=tasks[start:start + 5_000])
+            print(f"# imported {min(start + 5_000, n)} tasks in {time.perf_counter() - started:.0f} s", flush=True)
     imported = time.perf_counter() - started
     target, _ = ls.ensure_target_storage(client, project.id, bucket, "labels/")
     ls.sync_storage(client, target.id, "target")

@@ -155,3 +155,33 @@ def test_incremental_stats_read_target_storage_once_then_only_what_changed(label
     assert behind.json() == run_cli("stats", project_id, "--json", env=env).json() == full
 
     assert_user_error(run_cli("stats", project_id, "--cache", cache, env=env), "--cache goes with --incremental")
+
+
+def test_interrupted_incremental_read_leaves_the_cache_as_it_was(label_studio, ls_client, labeled_project, bucket,
+                                                                  tmp_path, monkeypatch):
+    """Ctrl-C in the middle of filling the cache: the files stored so far are rolled back, the next run reads
+    everything and agrees with the whole-project read."""
+    import sqlite3
+
+    from datalabel import export, stats
+
+    project_id, _ = labeled_project
+    target, _ = ls.ensure_target_storage(ls_client, project_id, bucket.name, "labels/")
+    ls.sync_storage(ls_client, target.id, "target")
+    ls.wait_storage(ls_client, target.id, "target")
+    cache = tmp_path / "cache.sqlite"
+    put, calls = export.TaskCache._put, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return put(self, *args, **kwargs)
+
+    monkeypatch.setattr(export.TaskCache, "_put", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        stats.incremental_stats(ls_client, project_id, cache=cache)
+    with sqlite3.connect(cache) as db:
+        assert db.execute("SELECT count(*) FROM items").fetchone()[0] == 0
+    monkeypatch.setattr(export.TaskCache, "_put", put)
+    assert stats.incremental_stats(ls_client, project_id, cache=cache) == stats.project_stats(ls_client, project_id)

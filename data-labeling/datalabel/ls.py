@@ -173,6 +173,12 @@ def ensure_source_storage(client, project_id: int, bucket: str, prefix: str, reg
     return _settle(made, same, lambda: remove_storage(client, made.id, "source"))
 
 
+# Label Studio without a job queue (no Redis: the embedded stack, the Compose stack) syncs a storage inside the
+# request, also the sync it starts when a target storage is added: on a big project that takes minutes, far past
+# the usual request timeout, and a client that gives up early reports a failure while the server goes on.
+SYNC_OPTIONS = {"timeout_in_seconds": 3 * 3600}
+
+
 def ensure_target_storage(client, project_id: int, bucket: str, prefix: str, credentials_file: str | None = None,
                           title: str | None = None):
     """A GCS export storage for bucket+prefix, reused if it exists. Returns (storage, created)."""
@@ -185,7 +191,7 @@ def ensure_target_storage(client, project_id: int, bucket: str, prefix: str, cre
     if credentials:
         kwargs["google_application_credentials"] = credentials
     with api_errors(f"add target storage gs://{bucket}/{prefix}", client.settings.url):
-        made = client.export_storage.gcs.create(**kwargs)
+        made = client.export_storage.gcs.create(**kwargs, request_options=SYNC_OPTIONS)
     same = [st for st in list_storages(client, project_id, "target") if _same_place(st, bucket, prefix)]
     return _settle(made, same, lambda: remove_storage(client, made.id, "target"))
 
@@ -194,7 +200,7 @@ def sync_storage(client, storage_id: int, kind: str = "source"):
     """Sync one storage: source imports new files as tasks, target writes annotations to the bucket."""
     resource = client.import_storage.gcs if kind == "source" else client.export_storage.gcs
     with api_errors(f"sync {kind} storage {storage_id}", client.settings.url):
-        return resource.sync(id=storage_id)
+        return resource.sync(id=storage_id, request_options=SYNC_OPTIONS)
 
 
 def wait_storage(client, storage_id: int, kind: str = "source", timeout: float = 300.0):

@@ -79,18 +79,32 @@ def print_table(rows: list[dict], columns: list[str] | None = None, title: str |
 @contextmanager
 def progress(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr (hidden when not a terminal); yields `advance(n)`, whose `note(text)` shows
-    text (a retry) on the same line until the next note."""
+    text (a retry) on the same line until the next note, and whose `step(description, total)` starts the next
+    phase of the work on a fresh bar (see `next_step`)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        job = bar.add_task(description, total=total)
+        current = {"job": bar.add_task(description, total=total), "description": description}
 
         def advance(n: int = 1) -> None:
-            bar.advance(job, n)
+            bar.advance(current["job"], n)
 
         def note(text: str) -> None:
-            bar.update(job, description=f"{description} ({text})")
+            bar.update(current["job"], description=f"{current['description']} ({text})")
+
+        def step(description: str, total: int | None = None) -> None:
+            bar.update(current["job"], visible=False)
+            current.update(job=bar.add_task(description, total=total), description=description)
 
         advance.note = note  # type: ignore[attr-defined]
+        advance.step = step  # type: ignore[attr-defined]
         yield advance
+
+
+def next_step(progress: Callable[[int], None] | None, description: str, total: int | None = None) -> None:
+    """Tell a progress callback that the next phase begins (a long read, then the writes): a bar from `progress`
+    starts a fresh line; any other callback (a test's counter) is left as is."""
+    step = getattr(progress, "step", None)
+    if step is not None:
+        step(description, total)

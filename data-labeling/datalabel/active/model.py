@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..errors import ConfigError, LabError, NotFound
+from ..output import next_step
 from ..tasks import Task, choose_annotation
 from .images import PIXELS, ImageLoader
 from .project import load_tasks, project_target
@@ -225,7 +226,7 @@ def train_project(client, project_id: int, models_dir: str | Path = "models", po
     if keep is not None and keep < 1:
         raise ConfigError(f"keep at least 1 model version (got {keep})")
     target = project_target(client, project_id)
-    examples = labeled_examples(load_tasks(client, project_id), policy, target.labels)
+    examples = labeled_examples(load_tasks(client, project_id, progress), policy, target.labels)
     train = [(t, y) for t, y in examples if task_split(t) == "train"]
     valid = [(t, y) for t, y in examples if task_split(t) == "valid"]
     digest = labels_digest(train + valid)
@@ -234,6 +235,7 @@ def train_project(client, project_id: int, models_dir: str | Path = "models", po
         if newest.extra.get("labels_digest") == digest:
             return None
     loader = loader or ImageLoader.for_client(client)
+    next_step(progress, "read images", len(train) + len(valid))
     x_train = loader.features([t for t, _ in train], target.data_key, progress=progress)
     est = fit(x_train, [y for _, y in train], seed)
     accuracy = None

@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Sequence
 
 from .. import ls
 from ..errors import ConfigError, LabError, NotFound
+from ..output import next_step
 from ..tasks import Task
 from .images import ImageLoader
 from .model import PixelModel, load_model
@@ -223,7 +224,7 @@ def preannotate(client, project_id: int, *, model_path: str | Path | None = None
     if strategy not in SCORE_STRATEGIES:
         raise ConfigError(f"cannot score predictions by {strategy!r}; choose one of: {', '.join(SCORE_STRATEGIES)}")
     target = project_target(client, project_id)
-    tasks = load_tasks(client, project_id)
+    tasks = load_tasks(client, project_id, progress)
     outside = sum(not in_split(t, split) for t in tasks)
     tasks = [t for t in tasks if in_split(t, split)]
     if file is not None:
@@ -242,6 +243,7 @@ def preannotate(client, project_id: int, *, model_path: str | Path | None = None
     have = {t.id for t in tasks if latest_prediction(t, version) is not None}
     skipped = len([p for p in preds if p["task"] in have]) + (len(wanted) - len(preds) if file is None else 0)
     preds = [p for p in preds if p["task"] not in have]
+    next_step(progress, "upload predictions", len(preds))
     started = time.perf_counter()
     created = import_predictions(client, project_id, preds, progress=progress)
     seconds = round(time.perf_counter() - started, 3)

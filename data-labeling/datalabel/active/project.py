@@ -3,7 +3,7 @@ predictions go to, the labeling queue (sampling and model version) and the Data 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .. import ls
 from ..errors import ConfigError, LabError
@@ -14,9 +14,9 @@ from ..tasks import Task
 DEFAULT_VIEW = "Active learning: label next"
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"  # Label Studio's project setting: lowest prediction score first
 
-def load_tasks(client, project_id: int) -> list[Task]:
+def load_tasks(client, project_id: int, progress: Callable[[int], None] | None = None) -> list[Task]:
     """Every task of the project with annotations and predictions, in one whole-project read."""
-    return list(ls.project_tasks(client, project_id))
+    return list(ls.project_tasks(client, project_id, progress))
 
 
 def load_tasks_by_id(client, task_ids: Iterable[int]) -> list[Task]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import ConfigError, NotFound
 from .predictions import latest_prediction, prediction_probs
@@ -21,7 +22,8 @@ class Candidate:
 
 def select_tasks(client, project_id: int, strategy: str = "least-confidence", k: int = 20,
                  max_score: float | None = None, model_version: str | None = None, split: str | None = "train",
-                 seed: int = 0, view_title: str | None = DEFAULT_VIEW) -> dict:
+                 seed: int = 0, view_title: str | None = DEFAULT_VIEW,
+                 progress: Callable[[int], None] | None = None) -> dict:
     """Rank unlabeled tasks of `split` (default train; "all" for every task) by the uncertainty of their
     predictions; save the top K as a Data Manager view.
 
@@ -34,7 +36,7 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
     check_split(split)
     target = project_target(client, project_id)
-    all_tasks = load_tasks(client, project_id)
+    all_tasks = load_tasks(client, project_id, progress)
     current = project_model_version(client, project_id)
     if model_version is None and current and any(p.model_version == current for t in all_tasks for p in t.predictions):
         model_version = current

@@ -71,7 +71,7 @@ def preannotate_cmd(project: int = PROJECT,
     from ..output import print_json, progress
 
     client = connect(url, api_key)
-    with progress("upload predictions") as advance:
+    with progress(f"read project {project}") as advance:
         result = active.preannotate(client, project, model_path=model, file=source, model_version=model_version,
                                     include_labeled=include_labeled, models_dir=models_dir, strategy=strategy,
                                     split=split, queue=queue, progress=advance)
@@ -106,10 +106,12 @@ def select_cmd(project: int = PROJECT,
     Example: datalabel al select --project 3 --strategy margin --top-k 25 --max-score 0.9
     """
     from .. import active
-    from ..output import print_json, print_table
+    from ..output import print_json, print_table, progress
 
     client = connect(url, api_key)
-    result = active.select_tasks(client, project, strategy, top_k, max_score, model_version, split, seed, view)
+    with progress(f"read project {project}") as advance:
+        result = active.select_tasks(client, project, strategy, top_k, max_score, model_version, split, seed, view,
+                                     progress=advance)
     if json_out:
         return print_json(result)
     print_table([{**c, "score": f"{c['score']:.3f}", "uncertainty": f"{c['uncertainty']:.3f}"}
@@ -138,7 +140,7 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
     from ..output import print_json, progress
 
     client = connect(url, api_key)
-    with progress("read images") as advance:
+    with progress(f"read project {project}") as advance:
         model = active.train_project(client, project, models_dir, policy, only_if_changed=not force, keep=keep,
                                      progress=advance)
     if model is None:
