@@ -185,7 +185,8 @@ def main() -> None:
         started = time.perf_counter()
         with open(work / "anchor.json", "wb") as fp:
             for chunk in client.projects.exports.download_sync(id=built["project"], export_type="JSON",
-                                                               download_all_tasks=True):
+                                                               download_all_tasks=True,
+                                                               request_options={"timeout_in_seconds": 3600}):
                 fp.write(chunk)
         anchor = round(time.perf_counter() - started, 2)
         size_mb = round((work / "anchor.json").stat().st_size / 2**20, 1)
