@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
 from datalabel.tasks import Task, decode_tasks, iter_tasks
 
 
@@ -64,3 +66,17 @@ def test_the_streaming_reader_gives_the_same_tasks(monkeypatch):
     assert len(built) > 3  # most tasks came from bytes-to-Struct decoding, a few buffers at a time
     # an id beyond 64 bits sends the reader to its exact path: still the same tasks
     assert list(iter_tasks(io.StringIO(json.dumps(USUAL * 50)))) == [Task.from_json(t) for t in USUAL * 50]
+
+
+def test_prediction_list_decodes_into_the_task_model_and_refuses_what_is_not_one():
+    from datalabel import ls
+    from datalabel.errors import ServerError
+
+    body = json.dumps([{"id": 7, "task": 3, "model_version": 2, "score": 0.5, "created_ago": "now", "cluster": None,
+                        "result": [{"type": "choices", "from_name": "c", "to_name": "i", "origin": "prediction",
+                                    "value": {"choices": ["cat"]}}]}]).encode()
+    (pred,) = ls.decode_predictions(body)
+    assert (pred.task, pred.id, pred.model_version, pred.score, pred.result[0].labels) == (3, 7, "2", 0.5, ["cat"])
+    for bad in (b"<html>", b'{"detail": "x"}', b'[{"result": 5}]'):
+        with pytest.raises(ServerError, match="not one"):
+            ls.decode_predictions(bad)
