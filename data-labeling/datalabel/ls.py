@@ -48,16 +48,39 @@ _CLIENT_CLASS = None
 
 
 def _client_class():
-    """The SDK's `LabelStudio` client that also carries the Settings it was made from (commands need the URL and
-    bucket later). Made on first use: importing the SDK takes ~2 s, which `--help` and offline commands skip."""
+    """The SDK's client that also carries the Settings it was made from (commands need the URL and bucket later).
+    Made on first use: importing the SDK takes ~1 s, which `--help` and offline commands skip.
+
+    It is the SDK's generated `LabelStudioBase` with the two list fixes of its `LabelStudio` (a 404 past the last
+    page ends a listing), not `LabelStudio` itself: that one's project extension imports the label-interface
+    helpers and with them pandas, boto3, azure and faker, 150 MB of memory in every command for nothing used here
+    (190 MB against 40 MB resident after the import).
+    """
     global _CLIENT_CLASS
     if _CLIENT_CLASS is None:
-        from label_studio_sdk import LabelStudio
+        from label_studio_sdk._extensions.pager_ext import SyncPagerExt
+        from label_studio_sdk.base_client import LabelStudioBase
+        from label_studio_sdk.projects.client import ProjectsClient
+        from label_studio_sdk.tasks.client_ext import TasksClientExt
 
-        class Client(LabelStudio):
+        class Projects(ProjectsClient):
+            def list(self, **kwargs):
+                return SyncPagerExt.from_sync_pager(super().list(**kwargs))
+
+        class Client(LabelStudioBase):
             def __init__(self, settings: Settings, **kwargs):
                 super().__init__(base_url=settings.url, api_key=settings.require_api_key(), **kwargs)
                 self.settings = settings
+                self._tasks_ext = TasksClientExt(client_wrapper=self._client_wrapper)
+                self._projects_ext = Projects(client_wrapper=self._client_wrapper)
+
+            @property
+            def tasks(self):
+                return self._tasks_ext
+
+            @property
+            def projects(self):
+                return self._projects_ext
 
         _CLIENT_CLASS = Client
     return _CLIENT_CLASS

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from . import ls
-from .errors import LabError
+from .errors import ConfigError, LabError
 from .export import BucketObjects, TaskCache
 from .files import exclusive_lock, user_cache
 from .labelconfig import parse_config
@@ -106,7 +106,10 @@ def default_cache(url: str, project_id: int, bucket: str, prefix: str) -> Path:
     """Where `incremental_stats` keeps a project's target-storage copy: the user's cache, one file per server,
     project and storage place."""
     key = hashlib.sha256(f"{url}\0{project_id}\0{bucket}\0{prefix}".encode()).hexdigest()[:16]
-    return user_cache("targets") / f"project-{project_id}-{key}.sqlite"
+    try:
+        return user_cache("targets") / f"project-{project_id}-{key}.sqlite"
+    except (OSError, RuntimeError) as exc:  # no (writable) home, as for a container user
+        raise ConfigError(f"no cache folder for --incremental ({exc}); give one with --cache FILE") from None
 
 
 def incremental_stats(client, project_id: int, policy: str = "latest", cache: str | Path | None = None,
@@ -123,6 +126,7 @@ def incremental_stats(client, project_id: int, policy: str = "latest", cache: st
         return project_stats(client, project_id, policy, progress)
     target = min(targets, key=lambda t: t.id)
     path = Path(cache) if cache else default_cache(client.settings.url, project_id, target.bucket, target.prefix or "")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(path.with_name(path.name + ".lock")), TaskCache(path) as store:
         store.sync_source(BucketObjects(target.bucket, storage_client), target.prefix or "", progress)
         predictions = ls.project_predictions(client, project_id)
