@@ -94,6 +94,9 @@ def run(cmd: list[str], env: dict) -> dict:
     return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak / 1024, 1)}
 
 
+COMMANDS = ("stats", "stats_cold", "stats_warm", "convert", "select", "snapshot")
+
+
 def start_servers(work: Path, database: str, creds: dict) -> tuple:
     """Emulator, PostgreSQL (if asked) and Label Studio with their data in `work` (so --keep can reuse them)."""
     emulator = embedded.start_emulator(embedded.free_port(), data_dir=work / "gcs", log=work / "logs" / "gcs.log")
@@ -153,8 +156,13 @@ def main() -> None:
     parser.add_argument("--database", choices=embedded.DATABASES, default="sqlite", help="Label Studio's database")
     parser.add_argument("--keep", help="keep the servers' data in this folder; a project built there earlier (same "
                                        "size and database) is measured again without building it")
+    parser.add_argument("--commands", default=",".join(COMMANDS),
+                        help=f"which to time against the anchor (default all: {','.join(COMMANDS)})")
     args = parser.parse_args()
     n = 5_000 if args.quick else args.tasks
+    args.commands = args.commands.split(",")
+    if not set(args.commands) <= set(COMMANDS):
+        parser.error(f"--commands takes some of {','.join(COMMANDS)}")
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -200,17 +208,17 @@ def main() -> None:
         py = sys.executable
         pid = str(built["project"])
         stats = [py, "-m", "datalabel", "stats", pid, "--json"]
-        results = {
-            "stats": run(stats, env),
-            "stats_cold": run(stats + ["--incremental"], env),
-            "stats_warm": run(stats + ["--incremental"], env),
-            "convert": run([py, "-m", "datalabel", "export", "convert", "--project", pid, "-f", "coco",
-                            "--no-images", "-o", str(work / "coco")], env),
-            "select": run([py, "-m", "datalabel", "al", "select", "--project", pid, "--split", "all", "-k", "20",
-                           "--json"], env),
-            "snapshot": run([py, "-m", "dataversion", "snapshot", "--project", pid, "--format", "coco", "--out",
-                             str(work / "dataset")], env),
+        commands = {
+            "stats": stats,
+            "stats_cold": stats + ["--incremental"],
+            "stats_warm": stats + ["--incremental"],
+            "convert": [py, "-m", "datalabel", "export", "convert", "--project", pid, "-f", "coco", "--no-images",
+                        "-o", str(work / "coco")],
+            "select": [py, "-m", "datalabel", "al", "select", "--project", pid, "--split", "all", "-k", "20", "--json"],
+            "snapshot": [py, "-m", "dataversion", "snapshot", "--project", pid, "--format", "coco", "--out",
+                         str(work / "dataset")],
         }
+        results = {name: run(cmd, env) for name, cmd in commands.items() if name in args.commands}
         for name, r in results.items():
             r["vs_ls_export"] = round(r["seconds"] / anchor, 3)
             print(f"# {name}: {r['seconds']} s = {r['vs_ls_export']}x the anchor, peak RSS {r['peak_rss_mb']} MB",

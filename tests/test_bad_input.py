@@ -188,6 +188,10 @@ CASES = [
     ("stats-unknown", "datalabel", ["stats", "{missing}"], {}, "does not exist", 4),
     ("stats-policy", "datalabel", ["stats", "{project}", "--policy", "loudest"], {}, "unknown --policy", 2),
     ("stats-not-a-number", "datalabel", ["stats", "three"], {}, "valid integer", 2),
+    ("stats-cache-alone", "datalabel", ["stats", "{project}", "--cache", "{files}/c.sqlite"], {},
+     "--cache goes with --incremental", 2),
+    ("stats-cache-unwritable", "datalabel", ["stats", "{project}", "--incremental", "--cache",
+                                             "{files}/model.json/c.sqlite"], {}, "model.json", 1),
     # --- export ------------------------------------------------------------------------------------------------
     ("convert-format", "datalabel", ["export", "convert", "-f", "nope", "-o", "{files}/out", "--from-file",
                                      "{files}/export.json", "--config", "{files}/config.xml"], {}, "unknown format", 2),

@@ -1,7 +1,10 @@
-"""Label Studio API: the one module that talks to the server, through label-studio-sdk's `LabelStudio` client.
+"""Label Studio API: the one module that talks to the server, through label-studio-sdk's generated client.
 
 Names follow the SDK's resources (projects, import_storage, export_storage, predictions) so a reader who knows
 Label Studio knows where to look. Every SDK/HTTP failure is turned into a LabError with one actionable line.
+
+Longer than 400 lines: it is the one place that talks to Label Studio (client, projects, storages, the streamed
+whole-project reads, lifecycle helpers); splitting it would put the server's API in several places.
 """
 from __future__ import annotations
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import ls
 from ..errors import ConfigError, NotFound
+from ..tasks import Task
 from .predictions import latest_prediction, prediction_probs
-from .project import DEFAULT_VIEW, load_tasks, project_model_version, project_target, save_view
+from .project import DEFAULT_VIEW, project_model_version, project_target, save_view
 from .splits import check_split, in_split, task_split
 from .scoring import SCORE_STRATEGIES, STRATEGIES, certainty, select, uncertainty
 
@@ -36,11 +38,16 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
     check_split(split)
     target = project_target(client, project_id)
-    all_tasks = load_tasks(client, project_id, progress)
     current = project_model_version(client, project_id)
-    if model_version is None and current and any(p.model_version == current for t in all_tasks for p in t.predictions):
+    seen_current = False
+    tasks, splits = [], {}  # the unlabeled tasks of the split, slimmed to id + predictions: a 100k project streams by
+    for task in ls.project_tasks(client, project_id, progress):
+        seen_current = seen_current or any(p.model_version == current for p in task.predictions)
+        if not task.is_labeled and in_split(task, split):
+            splits[task.id] = task_split(task)
+            tasks.append(Task(task.id, {}, predictions=task.predictions))
+    if model_version is None and current and seen_current:
         model_version = current
-    tasks = [t for t in all_tasks if not t.is_labeled and in_split(t, split)]
     pool, probs, stored = [], [], []
     for task in tasks:
         pred = latest_prediction(task, model_version)
@@ -61,7 +68,7 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
     chosen = select(matrix, strategy, k, None if strategy == "random" else max_score, seed)
     u = uncertainty(matrix, strategy, seed)
     picked = [Candidate(pool[i].id, target.labels[int(matrix[i].argmax())] if matrix[i].any() else "",
-                        float(matrix[i].max()), float(u[i]), task_split(pool[i])) for i in chosen]
+                        float(matrix[i].max()), float(u[i]), splits[pool[i].id]) for i in chosen]
     if not picked:
         raise NotFound(f"no task has a top score <= {max_score}; raise --max-score")
     view = save_view(client, project_id, view_title, [c.task_id for c in picked]) if view_title else None
