@@ -303,32 +303,30 @@ class _ListedPrediction(Prediction, gc=False):
 def project_predictions(client, project_id: int, timeout: float = 3600.0) -> dict[int, list[Prediction]]:
     """Every prediction of a project, by task id: one request (Label Studio lists a project's predictions whole).
 
-    The body is streamed to a private temporary file and decoded straight into the task model. The SDK's list
-    would hold the body, its JSON and a pydantic object per prediction at once: at 100,000 predictions ~300 MB
-    more and ~12 s of CPU (benchmarks/bench_predictions.py).
+    The body is gathered once and decoded straight into the task model. The SDK's list would hold the body, its
+    JSON and a pydantic object per prediction at once: at 100,000 predictions ~300 MB more and ~12 s of CPU
+    (benchmarks/bench_predictions.py).
     """
     from label_studio_sdk.core.api_error import ApiError
 
     options = {"timeout_in_seconds": int(timeout)}
-    with tempfile.TemporaryFile() as fp:
-        with api_errors(f"list predictions of project {project_id}", client.settings.url):
-            with raw_http(client).stream("api/predictions/", method="GET", params={"project": project_id},
-                                         request_options=options) as resp:
-                if resp.status_code >= 300:
-                    resp.read()
-                    raise ApiError(status_code=resp.status_code, headers=dict(resp.headers),
-                                   body=_json_or_text(resp))
-                for chunk in resp.iter_bytes():
-                    fp.write(chunk)
-        fp.seek(0)
-        listed = decode_predictions(fp.read())
+    body = bytearray()  # msgspec decodes a bytearray in place: the body is held once
+    with api_errors(f"list predictions of project {project_id}", client.settings.url):
+        with raw_http(client).stream("api/predictions/", method="GET", params={"project": project_id},
+                                     request_options=options) as resp:
+            if resp.status_code >= 300:
+                resp.read()
+                raise ApiError(status_code=resp.status_code, headers=dict(resp.headers), body=_json_or_text(resp))
+            for chunk in resp.iter_bytes():
+                body += chunk
+    listed = decode_predictions(body)
     by_task: dict[int, list[Prediction]] = {}
     for p in listed:  # plain predictions: the same model whichever way a task was read
         by_task.setdefault(p.task, []).append(Prediction(p.result, p.model_version, p.score, p.id))
     return by_task
 
 
-def decode_predictions(body: bytes) -> list[_ListedPrediction]:
+def decode_predictions(body: bytes | bytearray) -> list[_ListedPrediction]:
     """Label Studio's prediction list (JSON bytes) as task-model predictions, each with its `task` id."""
     try:
         return msgspec.json.decode(body, type=list[_ListedPrediction])
