@@ -9,16 +9,21 @@
 #                                   --local: Debian's postgresql package, data in .stack/postgres)
 #   ./docker-shell.sh versioning    (Docker) a shell in the versioning container (bucket mount + DVC)
 #   ./docker-shell.sh down          stop what was started (data is kept)
+#   ./docker-shell.sh down --volumes   (Docker) stop and delete this checkout's volumes: Label Studio's projects
+#                                   and labels, the emulator's bucket. Your own bucket is never touched.
 #
 # Environment: GCS_BUCKET_NAME (your bucket; datalabel-local on the emulator), LABEL_STUDIO_PORT (8080),
 # GCS_EMULATOR_PORT (9023), LS_DATABASE=postgresql|sqlite (as --postgres; --local keeps the last start's choice),
 # POSTGRES_PORT (--local: 5432, else a free one), NO_SHELL=1 (start only), DEMO_LIMIT=N (seed N of 1,797 images).
-# The Docker path writes its choices to ./.env, so `docker compose up -d` starts the same stack afterwards.
+# The Docker path writes its choices to ./.env, so `docker compose up -d` starts the same stack afterwards. Each
+# checkout is its own Compose project (datalabel-<hash of its folder>), so its volumes are its own.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 # Where credentials and Compose settings live; tests point these at temporary folders.
-SECRETS_DIR=${SECRETS_DIR:-secrets}
+SECRETS_DIR=${SECRETS_DIR:-./secrets}
+# Compose reads a volume source without ./ or / as a named volume, not a folder: keep it a path.
+[[ $SECRETS_DIR == /* || $SECRETS_DIR == ./* || $SECRETS_DIR == ../* ]] || SECRETS_DIR=./$SECRETS_DIR
 COMPOSE_ENV=${DATALABEL_COMPOSE_ENV:-.env}
 export SECRETS_DIR
 
@@ -26,6 +31,7 @@ usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode=auto
 action=up
+volumes=0
 gcs=auto
 die() { echo "error: $*" >&2; exit 2; }
 for arg in "$@"; do
@@ -37,11 +43,13 @@ for arg in "$@"; do
     --postgres) [[ ${LS_DATABASE:-postgresql} == postgresql ]] || die "--postgres and LS_DATABASE=$LS_DATABASE exclude each other"
                 LS_DATABASE=postgresql ;;
     up | down | versioning) action=$arg ;;
+    --volumes) volumes=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$arg' (see ./docker-shell.sh --help)" ;;
   esac
 done
 [[ $mode == local && $gcs == google ]] && die "--gcs needs the Docker stack; the embedded default runs the local emulator"
+[[ $volumes == 0 || $action == down ]] || die "--volumes goes with down: ./docker-shell.sh down --volumes"
 # settings from the environment, checked before anything starts
 check_port() {  # $1: variable name
   local value=${!1:-}
@@ -133,6 +141,38 @@ wait_healthy() {  # $1: service
   exit 1
 }
 
+# The Compose project: yours if set, else the one this checkout recorded, else datalabel-<hash of this folder>.
+# One per checkout: a second clone gets its own volumes, never the first one's Label Studio data and admin.
+project_name() {
+  local recorded=""
+  [[ -f $COMPOSE_ENV ]] && recorded=$(sed -n 's/^COMPOSE_PROJECT_NAME=//p' "$COMPOSE_ENV" | tail -1)
+  printf '%s' "${COMPOSE_PROJECT_NAME:-${recorded:-datalabel-$(printf '%s' "$ROOT" | sha256sum | cut -c1-8)}}"
+}
+
+# Label Studio keeps the admin and token it was first started with (they live in its data volume). If secrets/
+# was made anew since, say so in one line instead of failing later with HTTP 401.
+check_token() {
+  local url="http://127.0.0.1:${LABEL_STUDIO_PORT:-8080}/api/current-user/whoami"
+  local code
+  code=$(python3 - "$url" "$(secret ls_api_token)" <<'PY' || true
+import sys, urllib.error, urllib.request
+req = urllib.request.Request(sys.argv[1], headers={"Authorization": f"Token {sys.argv[2]}"})
+try:
+    print(urllib.request.urlopen(req, timeout=30).status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+except OSError:
+    print(0)
+PY
+)
+  if [[ $code == 401 || $code == 403 ]]; then
+    echo "error: Label Studio's data volume ($(project_name)_label-studio-data) was created with other credentials" \
+      "than $SECRETS_DIR holds; put the old $SECRETS_DIR back, or start afresh (deletes its projects and labels):" \
+      "./docker-shell.sh down --volumes && ./docker-shell.sh" >&2
+    exit 2
+  fi
+}
+
 # Settings for Compose: which files (emulator or Google), profiles, your uid, ports. Written to ./.env.
 configure_compose() {
   if [[ $gcs == auto ]]; then
@@ -147,7 +187,7 @@ configure_compose() {
       || { echo "error: --gcs needs a service-account key at $SECRETS_DIR/gcp-service.json" >&2; exit 2; }
     [[ -n ${GCS_BUCKET_NAME:-} ]] || echo "note: GCS_BUCKET_NAME is not set; pass --bucket to the CLI or export it first" >&2
   fi
-  set_compose_var COMPOSE_PROJECT_NAME "${COMPOSE_PROJECT_NAME:-datalabel}"
+  set_compose_var COMPOSE_PROJECT_NAME "$(project_name)"
   set_compose_var COMPOSE_FILE "$files"
   set_compose_var SECRETS_DIR "$SECRETS_DIR"
   set_compose_var HOST_UID "$(id -u)"
@@ -181,6 +221,7 @@ docker_up() {
   local services=(label-studio)
   [[ $gcs == emulator ]] && services=(gcs-emulator label-studio)
   for s in "${services[@]}"; do wait_healthy "$s"; done
+  check_token
   if [[ $gcs == emulator ]]; then
     compose run --rm -T labeling-cli datalabel demo ${DEMO_LIMIT:+--limit "$DEMO_LIMIT"}
   fi
@@ -229,5 +270,9 @@ case $mode/$action in
     if [[ -f .stack/stack.json ]]; then
       if [[ -x .venv/bin/python ]]; then .venv/bin/python -m datalabel.embedded down --root "$ROOT"; fi
     fi
-    if docker_answers && [[ -f $COMPOSE_ENV ]]; then compose --profile cli --profile postgres down; fi ;;
+    if docker_answers && [[ -f $COMPOSE_ENV ]]; then
+      compose --profile cli --profile postgres down $([[ $volumes == 1 ]] && echo --volumes)
+    elif [[ $volumes == 1 ]]; then
+      die "--volumes: no Compose stack was started from this checkout (no $COMPOSE_ENV)"
+    fi ;;
 esac

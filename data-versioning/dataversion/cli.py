@@ -98,10 +98,14 @@ def snapshot(
     root = repo_mod.require_repo(repo) if out is None else None
     dest = out or root / repo_mod.DATASET_DIR
     name = _bucket(bucket)
+    source = snap.open_source(name, mount, setting("GOOGLE_APPLICATION_CREDENTIALS"), concurrency)
     with progress("Snapshot") as advance:
-        manifest = snap.snapshot(dest, name, fmt, config, project_id, labels_prefix, policy, mount,
-                                 setting("GOOGLE_APPLICATION_CREDENTIALS"), concurrency, advance,
-                                 cache=snap.cache_path(root, name, labels_prefix) if root else None)
+        manifest = snap.snapshot(dest, name, fmt, config, project_id, labels_prefix, policy, progress=advance,
+                                 source=source, cache=snap.cache_path(root, name, labels_prefix) if root else None)
+    late = len(getattr(source, "via_api", ()))
+    if late:
+        typer.echo(f"note: {late} file(s) the mount did not show yet (gcsfuse refreshes its listings after its "
+                   "metadata TTL) were read through the GCS API", err=True)
     summary = {"out": str(dest), "source": manifest["source"]["labels"], "items": manifest["counts"]["items"],
                "format": manifest["format"],
                "per_class": manifest["counts"]["per_class"], "per_annotator": manifest["counts"]["per_annotator"],

@@ -44,13 +44,21 @@ def default_concurrency() -> int:
 
 
 class MountSource:
-    """Read one bucket through a local mount (gcsfuse) of it: gs://BUCKET/key is ROOT/key."""
+    """Read one bucket through a local mount (gcsfuse) of it: gs://BUCKET/key is ROOT/key.
 
-    def __init__(self, root: str | Path, bucket: str, workers: int = 16):
+    A mount's listing lags the bucket: gcsfuse keeps what it listed for its metadata TTL (60 s by default). With
+    `api` (the same bucket through the GCS API), `list` checks the mount against one API listing of the prefix;
+    what the mount does not show yet, or shows older, is read through the API, and what the bucket no longer
+    holds is left out. So a snapshot never misses a label the bucket already holds.
+    """
+
+    def __init__(self, root: str | Path, bucket: str, workers: int = 16, api: BucketObjects | None = None):
         self.root = Path(root)
         self._resolved_root = self.root.resolve()  # once: _inside runs for every file read
         self.bucket = bucket
         self.workers = workers
+        self.api = api
+        self.via_api: set[str] = set()  # keys the mount did not show (yet) as the bucket holds them
 
     def describe(self, prefix: str = "") -> str:
         return f"{self.root / prefix} (gs://{self.bucket}/{norm_prefix(prefix)} mounted)"
@@ -66,15 +74,25 @@ class MountSource:
             raise NotFound(f"bucket mount {self.root} is empty: the mount failed or the bucket has no objects")
 
     def list(self, prefix: str) -> dict[str, str]:
-        """File key -> version (modification time and size)."""
+        """File key -> version (modification time and size; the API's MD5 for what the mount does not show)."""
         base = self._inside(self.root / check_key(prefix))
-        if not base.is_dir():
-            return {}
+        seen: dict[str, tuple[int, float]] = {}
+        if base.is_dir():
+            for path in sorted(base.rglob("*")):
+                if path.is_file():
+                    st = path.stat()
+                    seen[path.relative_to(self.root).as_posix()] = (st.st_size, st.st_mtime)
+        if self.api is None:
+            return {key: f"{int(mtime * 1e9)}:{size}" for key, (size, mtime) in seen.items()}
         out = {}
-        for path in sorted(base.rglob("*")):
-            if path.is_file():
-                st = path.stat()
-                out[path.relative_to(self.root).as_posix()] = f"{st.st_mtime_ns}:{st.st_size}"
+        for key, (size, updated, md5) in self.api.entries(prefix).items():
+            mounted = seen.get(key)
+            # a stale entry: absent, another size, or older than the object (1 s: mounts round times)
+            if mounted is None or mounted[0] != size or mounted[1] < updated - 1:
+                self.via_api.add(key)
+                out[key] = f"api:{md5}"
+            else:
+                out[key] = f"{int(mounted[1] * 1e9)}:{mounted[0]}"
         return out
 
     def url(self, key: str) -> str:
@@ -92,8 +110,11 @@ class MountSource:
                 progress(1)
             return data
 
+        late = [k for k in keys if k in self.via_api]
+        from_api = dict(zip(late, self.api.read_many(late, progress))) if late else {}
         with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(one, keys))
+            mounted = dict(zip(rest := [k for k in keys if k not in from_api], pool.map(one, rest)))
+        return [from_api[k] if k in from_api else mounted[k] for k in keys]
 
     def _path(self, url: str) -> Path:
         bucket, key = split_url(url)  # refuses keys with '..', '/...', '\\'
@@ -108,27 +129,37 @@ class MountSource:
         return path
 
     def fetch(self, jobs: list[tuple[str, Path]], progress: Callable[[int], None] | None = None) -> None:
+        late = []
+
         def one(job: tuple[str, Path]) -> None:
             url, dest = job
             src = self._path(url)
             if not src.is_file():
+                if self.api is not None:  # not in the mount's listing yet: the API says whether it exists
+                    late.append(job)
+                    return
                 raise NotFound(f"image {url} is not in the bucket ({src} missing); fix the task or restore the file")
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
 
         with ThreadPoolExecutor(self.workers) as pool:
             list(pool.map(one, jobs))
+        if late:
+            self.via_api.update(split_url(url)[1] for url, _ in late)
+            self.api.fetch(late)
         if progress:
             progress(len(jobs))
 
 
 def open_source(bucket: str, mount: str | Path | None = None, credentials_file: str | None = None,
                 concurrency: int | None = None):
+    """The bucket through the GCS API, or through a mount checked against the API (see MountSource)."""
     if not bucket:
         raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
+    api = BucketObjects(bucket, storage_client(credentials_file), concurrency or default_concurrency())
     if mount:
-        return MountSource(mount, bucket)
-    return BucketObjects(bucket, storage_client(credentials_file), concurrency or default_concurrency())
+        return MountSource(mount, bucket, api=api)
+    return api
 
 
 # --- annotations -----------------------------------------------------------------------------------------------

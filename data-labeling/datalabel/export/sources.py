@@ -126,10 +126,15 @@ class BucketObjects:
 
     def list(self, prefix: str) -> dict[str, str]:
         """Key -> MD5 (a content hash: a target sync rewrites every file, mostly with the same annotations)."""
+        return {key: version for key, (_, _, version) in self.entries(prefix).items()}
+
+    def entries(self, prefix: str) -> dict[str, tuple[int, float, str]]:
+        """Key -> (size, updated as a POSIX time, MD5) of every object under `prefix`: one listing."""
         from google.api_core import exceptions
 
         try:
-            return {b.name: str(b.md5_hash or b.generation) for b in gcs.list_blobs(self.bkt, prefix)}
+            return {b.name: (int(b.size or 0), b.updated.timestamp() if b.updated else 0.0,
+                             str(b.md5_hash or b.generation)) for b in gcs.list_blobs(self.bkt, prefix)}
         except (exceptions.GoogleAPIError, OSError) as exc:
             raise ServerError(f"cannot list {self.describe(prefix)}: {exc}".splitlines()[0]) from None
 
