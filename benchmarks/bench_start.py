@@ -103,6 +103,14 @@ def docker(first_build: bool) -> None:
     if build is not None:
         print(f"docker: first build of every image:                          {build:6.1f} s")
         figures["docker_first_build_s"] = round(build, 1)
+    # what each image weighs (the versioning image only once it was built: ./docker-shell.sh versioning)
+    for image, key in (("datalabel/labeling-cli:local", "cli_image_mb"), ("datalabel/versioning:local",
+                       "versioning_image_mb"), ("heartexlabs/label-studio:1.23.2", "label_studio_image_mb")):
+        size = subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", image], capture_output=True,
+                              text=True)
+        if size.returncode == 0:
+            figures[key] = round(int(size.stdout) / 1e6)
+            print(f"docker: image {image}: {figures[key]} MB")
     print(json.dumps(figures))
 
 

@@ -224,25 +224,47 @@ def test_empty_or_failed_sources_are_refused(bucket, tmp_path, digits_config, st
 
 
 def test_mount_source_reads_a_mounted_bucket_layout(bucket, tmp_path, digits_config, digits_dir, dataset_repo):
-    """The container reads through the gcsfuse mount: the same snapshot from a folder laid out like the bucket."""
+    """The container reads through the gcsfuse mount: the same snapshot from a folder laid out like the bucket.
+    A mount lags the bucket (gcsfuse keeps listings for its TTL): what it does not show yet, or shows older, is
+    read through the API; what the bucket no longer holds is left out."""
     mount = tmp_path / "mnt"
-    (mount / "images_unlabeled").mkdir(parents=True)
-    (mount / "labels").mkdir()
     truth = samples.read_truth(digits_dir)
-    names = sorted(truth)[:5]
-    for i, name in enumerate(names, 1):
-        (mount / "images_unlabeled" / name).write_bytes((digits_dir / "images" / name).read_bytes())
-        (mount / "labels" / str(i)).write_text(json.dumps({
-            "id": i, "project": 9, "data": {"image": f"gs://{bucket.name}/images_unlabeled/{name}"},
-            "annotations": [{"id": 100 + i, "completed_by": 1, "result": choice(truth[name])}]}))
+    names = sorted(truth)[:6]
+
+    def label(i: int, name: str, value: str) -> bytes:
+        return json.dumps({"id": i, "project": 9, "data": {"image": f"gs://{bucket.name}/images_unlabeled/{name}"},
+                           "annotations": [{"id": 100 + i, "completed_by": 1, "result": choice(value)}]}).encode()
+
+    def put(key: str, data: bytes, in_bucket: bool = True, in_mount: bool = True) -> None:
+        if in_bucket:
+            bucket.blob(key).upload_from_string(data)
+        if in_mount:
+            (mount / key).parent.mkdir(parents=True, exist_ok=True)
+            (mount / key).write_bytes(data)
+
+    for i, name in enumerate(names[:4], 1):
+        put(f"images_unlabeled/{name}", (digits_dir / "images" / name).read_bytes())
+        put(f"labels/{i}", label(i, name, truth[name]))
+    # labeled since the mount listed: label and image in the bucket only
+    put(f"images_unlabeled/{names[4]}", (digits_dir / "images" / names[4]).read_bytes(), in_mount=False)
+    put("labels/5", label(5, names[4], truth[names[4]]), in_mount=False)
+    # relabeled since: the mount shows the older file
+    put("labels/4", label(4, names[3], "relabeled-on-the-mount-only-and-longer"), in_bucket=False)
+    # deleted from the bucket since: the mount still shows it
+    put(f"images_unlabeled/{names[5]}", (digits_dir / "images" / names[5]).read_bytes(), in_bucket=False)
+    put("labels/6", label(6, names[5], truth[names[5]]), in_bucket=False)
+
     config = labelconfig.parse_config(digits_config.read_text())
+    source = snapshot.open_source(bucket.name, mount)
     # a classification project: ImageFolder (COCO would refuse it: no regions to write)
-    manifest = snapshot.snapshot(dataset_repo / "dataset", bucket.name, "imagefolder", config, mount=mount)
+    manifest = snapshot.snapshot(dataset_repo / "dataset", bucket.name, "imagefolder", config, source=source)
     assert manifest["counts"]["items"] == 5 and manifest["label_studio_project"] == 9
     assert manifest["annotation_ids"] == [101, 102, 103, 104, 105]
-    for name in names:
+    for name in names[:5]:
         image = dataset_repo / "dataset" / truth[name] / name
         assert image.read_bytes() == (digits_dir / "images" / name).read_bytes()
+    assert source.via_api == {"labels/4", "labels/5", f"images_unlabeled/{names[4]}"}
+    assert "mounted" in manifest["source"]["labels"]
 
 
 def test_checkout_refuses_the_bucket_mount(dataset_repo, tmp_path, monkeypatch):
