@@ -96,3 +96,29 @@ def test_empty_mount_is_refused_and_a_good_one_runs_the_command(tmp_path, can_mo
     finally:
         while subprocess.run(["mountpoint", "-q", str(mnt)]).returncode == 0:
             subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_gcsfuse_standin_takes_gcsfuse_ttl_flags_and_defaults():
+    """The stand-in trusts a listing as long as gcsfuse would: 60 s by default, the newer flag over the older
+    ones, -1 for ever; a bad duration is refused as gcsfuse refuses it. (Its refresh against a real bucket is
+    shown in tests/test_docker_newcomer.py: a new label appears in the mount within 90 s.)"""
+    import importlib.machinery
+    import importlib.util
+
+    path = ROOT / "data-versioning" / "gcsfuse-standin" / "gcsfuse"
+    loader = importlib.machinery.SourceFileLoader("gcsfuse_standin", str(path))
+    standin = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(standin)
+
+    def ttl(*flags: str):
+        return standin.ttl_seconds(standin.parse([*flags, "bucket", "/mnt"]))
+
+    assert ttl() == 60.0
+    assert ttl("--metadata-cache-ttl-secs", "5") == 5.0
+    assert ttl("--metadata-cache-ttl-secs=0") == 0.0
+    assert ttl("--metadata-cache-ttl-secs", "-1") is None
+    assert ttl("--metadata-cache-ttl-secs", "7", "--stat-cache-ttl", "1h") == 7.0
+    assert ttl("--stat-cache-ttl", "1m30s") == 90.0
+    assert ttl("--stat-cache-ttl", "2s", "--type-cache-ttl", "500ms") == 0.5
+    with pytest.raises(SystemExit):
+        ttl("--stat-cache-ttl", "soon")
