@@ -29,8 +29,9 @@ def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users:
     """Counts for a set of tasks.
 
     - tasks: total; labeled (at least one annotation that was not skipped); skipped (only skipped/cancelled
-      annotations); unlabeled (no annotation at all); empty (`classification`: the chosen annotation holds no
-      choice, an empty submission: not a label, as `dataversion snapshot` leaves it out too).
+      annotations); unlabeled (no annotation at all); empty (only when there are some, with `classification`:
+      the chosen annotation holds no choice, an empty submission, not a label; `dataversion snapshot` leaves
+      it out too).
     - classes: label occurrences in the one annotation `policy` picks per labeled task (regions for detection,
       choices for classification), in config order when `labels` is given (zero counts kept).
     - annotators: per person, annotations submitted and skipped; `users` maps ids to emails.
@@ -80,7 +81,7 @@ def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users:
         predictions[version] = entry
     return {
         "tasks": {"total": total, "labeled": labeled, "unlabeled": total - labeled - skipped - empty,
-                  "skipped": skipped, **({"empty": empty} if classification else {})},
+                  "skipped": skipped, **({"empty": empty} if empty else {})},
         "annotations": {"submitted": annotations, "skipped": cancelled},
         "classes": {label: {"count": classes.get(label, 0), "tasks": class_tasks.get(label, 0)} for label in order},
         "annotators": {who: {"annotations": c["annotations"], "skipped": c["skipped"]}
