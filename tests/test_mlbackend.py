@@ -413,6 +413,10 @@ def test_label_studio_calls_the_backend_with_its_credentials_and_retrains(label_
         served = _next_task(ls_client, pid)
         assert served["id"] == ranked[0]["task_id"] and "Task lock" not in served["queue"]
         assert not any(a for t in active.load_tasks_by_id(ls_client, [locked]) for a in t.annotations)
+        # and no copy of a skip made to release a lock stays in the target storage
+        kept = {a.id for t in active.load_tasks(ls_client, pid) for a in t.annotations}
+        exported = [blob.name for blob in bucket.list_blobs(prefix=embedded.TARGET_PREFIX)]
+        assert exported and {int(name.rsplit("/", 1)[1]) for name in exported} == kept, exported
     finally:
         server.shutdown()
         b.stop()

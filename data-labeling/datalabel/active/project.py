@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .. import ls
+import logging
+
+from .. import gcs, ls
 from ..errors import ConfigError, LabError, NotFound, ServerError
 from ..labelconfig import parse_config
 from ..tasks import Task
 
+
+log = logging.getLogger("datalabel.active")
 
 DEFAULT_VIEW = "Active learning: label next"
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"  # Label Studio's project setting: lowest prediction score first
@@ -138,11 +142,32 @@ def release_locks(client, project_id: int, limit: int = 10) -> list[int]:
         task_id = int(served["id"])
         skip = _call(client, "POST", f"api/tasks/{task_id}/annotations/", f"release the lock on task {task_id}",
                      params={"was_cancelled": 1}, json={"result": [], "was_cancelled": True})
-        _call(client, "DELETE", f"api/annotations/{int(skip.json()['id'])}/", f"release the lock on task {task_id}")
+        annotation = int(skip.json()["id"])
+        _call(client, "DELETE", f"api/annotations/{annotation}/", f"release the lock on task {task_id}")
+        _forget_exported(client, project_id, annotation)
         released.append(task_id)
         if "Task lock" not in str(served.get("queue") or ""):
             break  # that one was locked by this very call: none of the user's is left
     return released
+
+
+def _forget_exported(client, project_id: int, annotation_id: int) -> None:
+    """Delete the object Label Studio 1.23 wrote for an annotation into each GCS target storage (its key: the
+    annotation id under the prefix), so the bucket holds no annotation Label Studio no longer has."""
+    try:
+        storages = ls.list_storages(client, project_id, "target")
+        if not storages:
+            return
+        store = gcs.client()
+        for storage in storages:
+            prefix = (storage.prefix or "").strip("/")
+            key = f"{prefix}/{annotation_id}" if prefix else str(annotation_id)
+            blob = store.bucket(storage.bucket).blob(key)
+            if blob.exists():
+                blob.delete()
+    except Exception as exc:  # no bucket access here: the copy stays (a skipped annotation, which counts nowhere)
+        log.warning("skip %s left in the target storage of project %s (%s)", annotation_id, project_id,
+                    type(exc).__name__)
 
 
 def view_task_ids(client, project_id: int, view_id: int) -> list[int]:
