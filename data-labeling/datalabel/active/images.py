@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from typing import Callable, Sequence
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from .. import gcs
 from ..errors import ConfigError, LabError, NotFound, ServerError
@@ -52,14 +52,16 @@ def pixels(image: bytes | str | os.PathLike, size: int = PIXELS):
 
 
 def origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) with the scheme's default port filled in: what two URLs must share to be one origin."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    """(scheme, host, port) with the scheme's default port filled in: what two URLs must share to be one origin.
+    Parsed by httpx, the client that connects, so the check and the connection never read a URL differently."""
+    import httpx
+
     try:
-        port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
-    except ValueError:
-        port = -1
-    return scheme, (parts.hostname or "").lower(), port
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "", "", -1
+    scheme = parts.scheme.lower()
+    return scheme, (parts.host or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme, 0)
 
 
 class ImageLoader:
@@ -96,11 +98,12 @@ class ImageLoader:
         return self._gcs
 
     def _client(self):
-        if self._http is None:
-            import httpx
+        import httpx
 
-            self._http = httpx.Client(follow_redirects=False, timeout=httpx.Timeout(self.seconds, connect=5.0))
-        return self._http
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(follow_redirects=False, timeout=httpx.Timeout(self.seconds, connect=5.0))
+            return self._http
 
     def _refuse(self, source: str, why: str) -> ImageRefused:
         return ImageRefused(f"image {source[:120]!r} not read: {why}")
@@ -143,8 +146,10 @@ class ImageLoader:
         return source, link
 
     def _check_path(self, source: str, link: str) -> None:
-        path = urlsplit(link).path
-        base = urlsplit(self.ls_url).path.rstrip("/")
+        import httpx
+
+        path = httpx.URL(link).path
+        base = httpx.URL(self.ls_url).path.rstrip("/")
         if not any(path.startswith(base + allowed) for allowed in ALLOWED_PATHS) or "/../" in path + "/":
             raise self._refuse(source, f"not a media path of Label Studio ({', '.join(ALLOWED_PATHS)})")
 
