@@ -399,7 +399,7 @@ def test_preannotate_lines_up_versions_scores_and_the_queue(ls_client, bucket, t
 
 def test_a_model_file_is_data_never_code(tmp_path):
     """A saved model round-trips exactly; a file that is not one (a pickle that would run code, broken JSON, numbers
-    that do not fit) is refused with one line and nothing of it runs."""
+    that do not fit, a format no configured class reads) is refused with one line and nothing of it runs."""
     import pickle
 
     import numpy as np
@@ -407,11 +407,17 @@ def test_a_model_file_is_data_never_code(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((60, active.PIXELS ** 2))
     y = [str(i % 3) for i in range(60)]
-    model = active.PixelModel("", ["0", "1", "2"], active.fit(x, y), active.PIXELS, 60)
-    path = active.save_model(model, tmp_path, 7)
+    model = active.LogisticPixels()
+    model.fit(x, y)
+    path = active.save_model(active.ModelVersion("", model, 60), tmp_path, 7)
     assert path == active.model_path(tmp_path, 7, "logreg-v1") and path.suffix == ".json"
     loaded = active.load_model("latest", tmp_path, 7)
-    assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x)) and loaded.classes == model.classes
+    assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x)) and loaded.classes == ["0", "1", "2"]
+    # a file of the first format (the size beside the numbers) still reads
+    first = json.loads(path.read_text())
+    first["size"] = first["estimator"].pop("size")
+    path.write_text(json.dumps(first))
+    assert np.array_equal(active.load_model(path).predict_proba(x), model.predict_proba(x))
 
     marker = tmp_path / "ran"
 
@@ -429,3 +435,68 @@ def test_a_model_file_is_data_never_code(tmp_path):
     hostile.write_text(json.dumps(broken))
     with pytest.raises(LabError, match="do not fit together"):
         active.load_model(hostile)
+    broken["format"] = "os:system"  # a format names a class only among those configured, never an import
+    hostile.write_text(json.dumps(broken))
+    with pytest.raises(LabError, match="no format of 'datalabel-logreg/1'"):
+        active.load_model(hostile)
+    with pytest.raises(ConfigError, match="not a datalabel.active.Classifier"):
+        active.classifier_class("os:system")
+
+
+def test_a_model_plugs_in_through_the_interface(label_studio, ls_client, bucket, tmp_path):
+    """Another model (tests/nearest_centroid.py) trains on a project, is saved as data, serves predictions from
+    the backend and Label Studio stores them: nothing in the loop or the server changed."""
+    from datalabel import mlbackend
+
+    pid, truth, _ = _project(ls_client, bucket, tmp_path, 30, "plugin")
+    tasks = sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id)
+    for task in tasks[:20]:
+        _annotate(ls_client, task, truth[_file_name(task)])
+    models = tmp_path / "models"
+    spec = "nearest_centroid:NearestCentroid"
+    saved = active.train_project(ls_client, pid, models, model_class=spec)
+    assert saved.model.kind == "test-nearest-centroid/1" and saved.version == "logreg-v1"
+    stored = json.loads(active.model_path(models, pid, "logreg-v1").read_text())
+    assert stored["format"] == "test-nearest-centroid/1" and len(stored["estimator"]["centroids"][0]) == 16
+    with pytest.raises(LabError, match="no format of 'datalabel-logreg/1'"):
+        active.load_model("latest", models, pid)  # not configured: not read
+    assert active.load_model("latest", models, pid, spec).classes == saved.classes
+    assert active.train_project(ls_client, pid, models, only_if_changed=True, model_class=spec) is None
+
+    pair = mlbackend.Credentials("u", "p")
+    backend = mlbackend.Backend(models, label_studio.settings(bucket.name), model_class=spec)
+    server, url = mlbackend.start_in_thread(backend, pair)
+    try:
+        assert mlbackend.connect(ls_client, pid, url, pair)["model_version"] == "logreg-v1"
+        pool = [t for t in active.load_tasks(ls_client, pid) if not t.is_labeled and active.task_split(t) == "train"]
+        assert pool and all([p.model_version for p in t.predictions] == ["logreg-v1"] for t in pool)
+        right = sum(t.predictions[0].result[0].labels == [truth[_file_name(t)]] for t in pool)
+        assert right >= len(pool) // 3  # a crude model, but a model
+    finally:
+        server.shutdown()
+        backend.stop()
+
+
+def test_an_empty_submission_is_refused_by_the_config_and_counted_apart(ls_client, bucket, tmp_path):
+    """The demo's classification requires a choice; an empty one that got in anyway (the API does not check) is
+    neither a label for `stats` nor an item of `dataversion snapshot`, and both say so."""
+    from dataversion import snapshot
+
+    from datalabel import labelconfig, stats
+
+    pid, truth, _ = _project(ls_client, bucket, tmp_path, 8, "empty")
+    config = labelconfig.parse_config(ls_client.projects.get(id=pid).label_config)
+    assert 'required="true"' in ls_client.projects.get(id=pid).label_config and config.kind == "classification"
+    tasks = sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id)
+    for task in tasks[:5]:
+        _annotate(ls_client, task, truth[_file_name(task)])
+    ls_client.annotations.create(id=tasks[5].id, result=[])
+    counted = stats.project_stats(ls_client, pid)
+    assert counted["tasks"] == {"total": 8, "labeled": 5, "unlabeled": 2, "skipped": 0, "empty": 1}
+    assert sum(c["tasks"] for c in counted["classes"].values()) == counted["tasks"]["labeled"]
+    storage = ls.list_storages(ls_client, pid, "target")[0]
+    ls.sync_storage(ls_client, storage.id, "target")
+    ls.wait_storage(ls_client, storage.id, "target")
+    manifest = snapshot.snapshot(tmp_path / "dataset", bucket.name, "imagefolder", config, pid)
+    assert manifest["counts"]["items"] == len(manifest["items"]) == counted["tasks"]["labeled"]
+    assert manifest["counts"]["empty_submissions"] == 1

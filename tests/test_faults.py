@@ -278,8 +278,9 @@ def test_the_stack_restarted_while_an_ml_backend_is_connected(tmp_path, monkeypa
             annotate(client, task.id, truth[active.media_url(task).rsplit("/", 1)[-1]])
         backend = mlbackend.Backend(tmp_path / "models", settings)
         active.train_project(client, info.project_id, backend.models_dir)
-        server, url = mlbackend.start_in_thread(backend)
-        assert mlbackend.connect(client, info.project_id, url)["state"] == "CO"
+        pair = mlbackend.Credentials("ml", "restart-test")
+        server, url = mlbackend.start_in_thread(backend, pair)
+        assert mlbackend.connect(client, info.project_id, url, pair)["state"] == "CO"
 
         assert embedded.down(root) == ["Label Studio", "GCS emulator"]
         again = embedded.up(root, limit=30)

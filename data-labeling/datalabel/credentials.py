@@ -2,12 +2,16 @@
 
 Files under the secrets folder (git-ignored), each 0600 and written whole or not at all:
   ls_admin_user, ls_admin_password, ls_api_token   Label Studio's admin and its API token
+  ml_backend_user, ml_backend_password              HTTP basic auth of the ML backend (`datalabel al serve`); `al
+                                                    connect` hands the same pair to Label Studio
   postgres_password                                 PostgreSQL (the Docker stack's team mode)
   label-studio.env, cli.env, postgres.env           the same values as Compose env files (--compose), read by
                                                     Docker on the host side, so they reach a container whatever
                                                     user it runs as; rewritten from the files above on each start
 
-Generated on first start, kept afterwards; an empty file counts as missing. Values are never printed.
+Generated on first start, kept afterwards; an empty file counts as missing. Values are never printed. Two starts
+at once (`al serve` and `al connect` in two terminals) agree: a file is linked into place only if none exists yet,
+and the loser reads the winner's value.
 Standard library only: `./docker-shell.sh` runs it as `python3 -m datalabel.credentials` before anything is
 installed.
 """
@@ -26,7 +30,12 @@ MAKERS = {
     "ls_admin_password": lambda: secrets.token_urlsafe(18),
     "ls_api_token": lambda: secrets.token_hex(20),
     "postgres_password": lambda: secrets.token_urlsafe(18),
+    "ml_backend_user": lambda: ML_BACKEND_USER,
+    "ml_backend_password": lambda: secrets.token_urlsafe(24),
 }
+ML_BACKEND_USER = "datalabel-ml"
+# where `al serve` / `al connect` read the backend's pair before the secrets folder (the CLI container's cli.env)
+ML_BACKEND_ENV = ("DATALABEL_ML_BACKEND_USER", "DATALABEL_ML_BACKEND_PASSWORD")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -41,24 +50,61 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
-def ensure(secrets_dir: str | Path, postgres: bool = False) -> dict[str, str]:
-    """Generate what is missing, read the rest. Returns {"username", "password", "token"} (+ "postgres")."""
-    folder = Path(secrets_dir)
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+
+
+def _create_private(path: Path, text: str) -> None:
+    """Like _write_private, but never replaces a file another start wrote meanwhile (a no-clobber link)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fp:
+            fp.write(text)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if _read(path):
+                return  # another start won: its value stands
+            os.replace(tmp, path)  # an emptied file counts as missing
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _ensure_files(folder: Path, names: list[str]) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
-    names = [n for n in MAKERS if postgres or n != "postgres_password"]
     values = {}
     for name in names:
         path = folder / name
-        value = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
-        if not value:
-            value = MAKERS[name]()
-            _write_private(path, value + "\n")
-        values[name] = value
+        if not _read(path):
+            _create_private(path, MAKERS[name]() + "\n")
+        values[name] = _read(path)
+    return values
+
+
+def ensure(secrets_dir: str | Path, postgres: bool = False) -> dict[str, str]:
+    """Generate what is missing, read the rest. Returns {"username", "password", "token", "ml_user",
+    "ml_password"} (+ "postgres")."""
+    names = [n for n in MAKERS if postgres or n != "postgres_password"]
+    values = _ensure_files(Path(secrets_dir), names)
     out = {"username": values["ls_admin_user"], "password": values["ls_admin_password"],
-           "token": values["ls_api_token"]}
+           "token": values["ls_api_token"], "ml_user": values["ml_backend_user"],
+           "ml_password": values["ml_backend_password"]}
     if postgres:
         out["postgres"] = values["postgres_password"]
     return out
+
+
+def ml_backend(secrets_dir: str | Path | None = None) -> tuple[str, str]:
+    """The ML backend's basic-auth pair: DATALABEL_ML_BACKEND_USER/_PASSWORD if both are set (the Compose CLI
+    container, whose secrets mount is read-only), else the files in the secrets folder ($SECRETS_DIR, else
+    ./secrets), generated there on first use. `al serve` and `al connect` both call this, so the pair the backend
+    checks is the pair Label Studio is given."""
+    user, password = (os.environ.get(name, "").strip() for name in ML_BACKEND_ENV)
+    if user and password:
+        return user, password
+    folder = Path(secrets_dir or os.environ.get("SECRETS_DIR") or "secrets")
+    values = _ensure_files(folder, ["ml_backend_user", "ml_backend_password"])
+    return values["ml_backend_user"], values["ml_backend_password"]
 
 
 def write_compose_env_files(secrets_dir: str | Path) -> list[Path]:
@@ -68,7 +114,8 @@ def write_compose_env_files(secrets_dir: str | Path) -> list[Path]:
     files = {
         "label-studio.env": {"LABEL_STUDIO_USERNAME": creds["username"], "LABEL_STUDIO_PASSWORD": creds["password"],
                              "LABEL_STUDIO_USER_TOKEN": creds["token"], "POSTGRE_PASSWORD": creds["postgres"]},
-        "cli.env": {"LABEL_STUDIO_API_KEY": creds["token"]},
+        "cli.env": {"LABEL_STUDIO_API_KEY": creds["token"], ML_BACKEND_ENV[0]: creds["ml_user"],
+                    ML_BACKEND_ENV[1]: creds["ml_password"]},
         "postgres.env": {"POSTGRES_PASSWORD": creds["postgres"]},
     }
     for name, values in files.items():

@@ -13,13 +13,14 @@ from xml.sax.saxutils import quoteattr
 
 from .errors import ConfigError, LabError, NotFound
 
-# template name -> (control tag, object tag, data key, extra attributes of the control)
+# template name -> (control tag, object tag, data key, extra attributes of the control); a classification
+# requires its choice (`required="true"`): the editor refuses an empty submission, which would count as labeled
 TEMPLATES = {
-    "image-classification": ("Choices", "Image", "image", ' choice="single" showInline="true"'),
+    "image-classification": ("Choices", "Image", "image", ' choice="single" showInline="true" required="true"'),
     "object-detection": ("RectangleLabels", "Image", "image", ""),
     "polygon-segmentation": ("PolygonLabels", "Image", "image", ""),
     "keypoints": ("KeyPointLabels", "Image", "image", ""),
-    "text-classification": ("Choices", "Text", "text", ' choice="single"'),
+    "text-classification": ("Choices", "Text", "text", ' choice="single" required="true"'),
     "ner": ("Labels", "Text", "text", ""),
     "video-tracking": ("Labels", "Video", "video", ""),
 }

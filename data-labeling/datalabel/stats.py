@@ -25,18 +25,20 @@ from .tasks import Prediction, Task, choose_annotation
 
 
 def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users: dict[str, str] | None = None,
-                  policy: str = "latest") -> dict:
+                  policy: str = "latest", classification: bool = False) -> dict:
     """Counts for a set of tasks.
 
     - tasks: total; labeled (at least one annotation that was not skipped); skipped (only skipped/cancelled
-      annotations); unlabeled (no annotation at all).
+      annotations); unlabeled (no annotation at all); empty (only when there are some, with `classification`:
+      the chosen annotation holds no choice, an empty submission, not a label; `dataversion snapshot` leaves
+      it out too).
     - classes: label occurrences in the one annotation `policy` picks per labeled task (regions for detection,
       choices for classification), in config order when `labels` is given (zero counts kept).
     - annotators: per person, annotations submitted and skipped; `users` maps ids to emails.
     - predictions: per model version, how many predictions, on how many tasks, and their mean score.
     """
     users = users or {}
-    total = labeled = skipped = 0
+    total = labeled = skipped = empty = 0
     classes: Counter = Counter()
     class_tasks: Counter = Counter()
     annotators: dict[str, Counter] = defaultdict(Counter)
@@ -46,9 +48,12 @@ def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users:
     for task in tasks:
         total += 1
         if task.is_labeled:
-            labeled += 1
             chosen = choose_annotation(task, policy)
             found = chosen.labels if chosen else []
+            if classification and not found:
+                empty += 1
+            else:
+                labeled += 1
             classes.update(found)
             class_tasks.update(set(found))
         elif task.annotations:
@@ -75,7 +80,8 @@ def compute_stats(tasks: Iterable[Task], labels: list[str] | None = None, users:
         entry["mean_score"] = round(sum(scores) / len(scores), 4) if scores else None
         predictions[version] = entry
     return {
-        "tasks": {"total": total, "labeled": labeled, "unlabeled": total - labeled - skipped, "skipped": skipped},
+        "tasks": {"total": total, "labeled": labeled, "unlabeled": total - labeled - skipped - empty,
+                  "skipped": skipped, **({"empty": empty} if empty else {})},
         "annotations": {"submitted": annotations, "skipped": cancelled},
         "classes": {label: {"count": classes.get(label, 0), "tasks": class_tasks.get(label, 0)} for label in order},
         "annotators": {who: {"annotations": c["annotations"], "skipped": c["skipped"]}
@@ -92,13 +98,20 @@ def _labels(project) -> list[str] | None:
         return None
 
 
+def _classification(project) -> bool:
+    try:
+        return parse_config(project.label_config).kind == "classification"
+    except LabError:
+        return False
+
+
 def project_stats(client, project_id: int, policy: str = "latest",
                   progress: Callable[[int], None] | None = None) -> dict:
     """`compute_stats` for a live Label Studio project (labels in config order, annotators by email), read as one
     whole-project export (`ls.project_tasks`); `progress` hears the bytes read."""
     project = ls.get_project(client, project_id)
     out = compute_stats(ls.project_tasks(client, project_id, progress), labels=_labels(project),
-                        users=ls.user_emails(client), policy=policy)
+                        users=ls.user_emails(client), policy=policy, classification=_classification(project))
     return {"project": {"id": project.id, "title": project.title}, **out}
 
 
@@ -131,7 +144,7 @@ def incremental_stats(client, project_id: int, policy: str = "latest", cache: st
         store.sync_source(BucketObjects(target.bucket, storage_client), target.prefix or "", progress)
         predictions = ls.project_predictions(client, project_id)
         out = compute_stats(_with_predictions(store.tasks(), predictions), labels=_labels(project),
-                            users=ls.user_emails(client), policy=policy)
+                            users=ls.user_emails(client), policy=policy, classification=_classification(project))
     counted = (out["annotations"]["submitted"], out["annotations"]["skipped"])
     expected = (project.total_annotations_number or 0, project.skipped_annotations_number or 0)
     if counted != expected:
@@ -141,7 +154,7 @@ def incremental_stats(client, project_id: int, policy: str = "latest", cache: st
         return project_stats(client, project_id, policy, progress)
     t = out["tasks"]
     t["total"] = project.task_number or 0  # tasks without annotations or predictions are in no file we read
-    t["unlabeled"] = t["total"] - t["labeled"] - t["skipped"]
+    t["unlabeled"] = t["total"] - t["labeled"] - t["skipped"] - t.get("empty", 0)
     return {"project": {"id": project.id, "title": project.title}, **out}
 
 

@@ -240,6 +240,11 @@ def build_manifest(tasks: list[Task], config: LabelConfig, fmt: str, policy: str
     }
 
 
+def _answered(task: Task, policy: str) -> bool:
+    ann = choose_annotation(task, policy)
+    return ann is not None and bool(ann.labels)
+
+
 def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config: LabelConfig | None = None,
              project_id: int | None = None, labels_prefix: str = DEFAULT_LABELS_PREFIX, policy: str = "latest",
              mount: str | Path | None = None, credentials_file: str | None = None, concurrency: int | None = None,
@@ -255,8 +260,18 @@ def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config:
     refuse_mounted(out_dir)
     source = source or open_source(bucket, mount, credentials_file, concurrency)
     tasks = read_labeled_tasks(source, labels_prefix, progress, cache)
+    empty = 0
+    if config.kind == "classification":
+        # an empty submission (no choice) is not a label: left out, and counted apart as `datalabel stats` does
+        answered = [t for t in tasks if _answered(t, policy)]
+        empty, tasks = len(tasks) - len(answered), answered
+        if not tasks:
+            raise NotFound("no annotation with a choice in the target storage (only empty submissions); label "
+                           "some, sync target storage, try again")
     report = convert(tasks, out_dir, fmt, config, source, policy, progress)
     manifest = build_manifest(tasks, config, fmt, policy, project_id, source.describe(labels_prefix),
                               labels_prefix, report)
+    if empty:
+        manifest["counts"]["empty_submissions"] = empty
     write_text_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest

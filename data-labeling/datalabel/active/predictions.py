@@ -15,7 +15,7 @@ from ..errors import ConfigError, LabError, NotFound
 from ..output import next_step
 from ..tasks import Task
 from .images import ImageLoader
-from .model import PixelModel, load_model
+from .model import ModelVersion, load_model
 from .project import Target, load_tasks, project_target, use_for_sampling
 from .splits import check_split, in_split, media_url
 from .scoring import SCORE_STRATEGIES, certainty
@@ -208,7 +208,8 @@ def rows_to_predictions(rows: list[PredictionRow], tasks: list[Task], target: Ta
 def preannotate(client, project_id: int, *, model_path: str | Path | None = None, file: str | Path | None = None,
                 model_version: str | None = None, include_labeled: bool = False, models_dir: str | Path = "models",
                 strategy: str = "least-confidence", split: str | None = "train", queue: bool = True,
-                loader: "ImageLoader | None" = None, progress: Callable[[int], None] | None = None) -> dict:
+                loader: "ImageLoader | None" = None, progress: Callable[[int], None] | None = None,
+                model_class: type | str | None = None) -> dict:
     """Predictions for a project's tasks, uploaded in bulk, from a trained model or a JSONL/CSV file.
 
     A model's predictions carry as `score` the certainty by `strategy`. Only tasks of `split` get predictions
@@ -235,7 +236,7 @@ def preannotate(client, project_id: int, *, model_path: str | Path | None = None
                            + (f" in the {split} split" if split not in (None, "all") else "")
                            + (f" (e.g. {missing[0]!r}); use the image's gs:// URL or file name" if missing else ""))
     else:
-        model = load_model(model_path, models_dir, project_id)
+        model = load_model(model_path, models_dir, project_id, model_class)
         version = model_version or model.version
         wanted = [t for t in tasks if include_labeled or not t.is_labeled]
         preds = predict_tasks(model, wanted, target, version, strategy, loader or ImageLoader.for_client(client))
@@ -252,12 +253,12 @@ def preannotate(client, project_id: int, *, model_path: str | Path | None = None
             "outside_split": outside, "unmatched": len(missing), "seconds": seconds, "sampling": sampling}
 
 
-def predict_tasks(model: "PixelModel", tasks: Sequence[Task], target: Target, version: str, strategy: str,
+def predict_tasks(model: "ModelVersion", tasks: Sequence[Task], target: Target, version: str, strategy: str,
                   loader: "ImageLoader") -> list[dict]:
     """Predictions of `model` for tasks that have none of `version` yet."""
     todo = [t for t in tasks if latest_prediction(t, version) is None]
     if not todo:
         return []
-    probs = model.predict_proba(loader.features(todo, target.data_key, model.size))
+    probs = model.predict_proba(loader.features(todo, target.data_key, model.model))
     return [prediction_json(t.id, dict(zip(model.classes, row)), target, version, strategy)
             for t, row in zip(todo, probs)]

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .. import ls
-from ..errors import ConfigError, LabError
+import logging
+
+from .. import gcs, ls
+from ..errors import ConfigError, LabError, NotFound, ServerError
 from ..labelconfig import parse_config
 from ..tasks import Task
 
+
+log = logging.getLogger("datalabel.active")
 
 DEFAULT_VIEW = "Active learning: label next"
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"  # Label Studio's project setting: lowest prediction score first
@@ -87,6 +91,83 @@ def save_view(client, project_id: int, title: str, task_ids: list[int]) -> dict:
             view = client.views.create(project=project_id, data=data)
     url = f"{client.settings.url}/projects/{project_id}/data?tab={view.id}"
     return {"id": view.id, "title": title, "tasks": len(task_ids), "url": url}
+
+
+def find_view(client, project_id: int, title: str):
+    """The Data Manager tab with this title, or None."""
+    with ls.api_errors(f"views of project {project_id}", client.settings.url):
+        return next((v for v in client.views.list(project=project_id)
+                     if isinstance(v.data, dict) and v.data.get("title") == title), None)
+
+
+def _call(client, method: str, path: str, what: str, ok=(200, 201, 204), **kwargs):
+    """A call the SDK does not wrap, through its own HTTP client (same token): the response, or a LabError."""
+    with ls.api_errors(what, client.settings.url):
+        resp = ls.raw_http(client).request(path, method=method, **kwargs)
+    if resp.status_code == 404:
+        raise NotFound(f"{what}: not found (HTTP 404)")
+    if resp.status_code not in ok:
+        raise ServerError(f"{what}: HTTP {resp.status_code}: {' '.join(resp.text.split())[:300]}")
+    return resp
+
+
+def delete_model_version(client, project_id: int, version: str) -> int:
+    """Delete every prediction of `version` in the project (the project's "model versions" API). Returns how
+    many were deleted."""
+    resp = _call(client, "DELETE", f"api/projects/{int(project_id)}/model-versions/",
+                 f"delete the predictions of {version!r} in project {project_id}", json={"model_version": version})
+    try:
+        return int(resp.json().get("deleted", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 0
+
+
+def release_locks(client, project_id: int, limit: int = 10) -> list[int]:
+    """Release the task locks the token's user holds in the project; returns the task ids released.
+
+    "Label All Tasks" serves first the task its user still holds locked (Label Studio's `TaskLock`, kept
+    TASK_LOCK_TTL = 24 h by default), whatever the queue says: the task left open in the last session. Label Studio
+    1.23 has no API to drop a lock; it drops a user's lock when that user submits or skips the task. So: ask for the
+    user's next task as "Label All Tasks" does (a lock held comes first, queue "Task lock"; else the queue's first
+    task, locked now), skip it (a cancelled annotation, which releases the lock) and delete the skip again.
+    Repeated while the served task came from a lock."""
+    released = []
+    for _ in range(limit):
+        what = f"the next task of project {project_id}"
+        resp = _call(client, "POST", "api/dm/actions", what, params={"id": "next_task", "project": int(project_id)},
+                     json={"project": str(project_id)}, ok=(200, 404))
+        if resp.status_code == 404:
+            break  # nothing left to label: nothing locked either
+        served = resp.json()
+        task_id = int(served["id"])
+        skip = _call(client, "POST", f"api/tasks/{task_id}/annotations/", f"release the lock on task {task_id}",
+                     params={"was_cancelled": 1}, json={"result": [], "was_cancelled": True})
+        annotation = int(skip.json()["id"])
+        _call(client, "DELETE", f"api/annotations/{annotation}/", f"release the lock on task {task_id}")
+        _forget_exported(client, project_id, annotation)
+        released.append(task_id)
+        if "Task lock" not in str(served.get("queue") or ""):
+            break  # that one was locked by this very call: none of the user's is left
+    return released
+
+
+def _forget_exported(client, project_id: int, annotation_id: int) -> None:
+    """Delete the object Label Studio 1.23 wrote for an annotation into each GCS target storage (its key: the
+    annotation id under the prefix), so the bucket holds no annotation Label Studio no longer has."""
+    try:
+        storages = ls.list_storages(client, project_id, "target")
+        if not storages:
+            return
+        store = gcs.client()
+        for storage in storages:
+            prefix = (storage.prefix or "").strip("/")
+            key = f"{prefix}/{annotation_id}" if prefix else str(annotation_id)
+            blob = store.bucket(storage.bucket).blob(key)
+            if blob.exists():
+                blob.delete()
+    except Exception as exc:  # no bucket access here: the copy stays (a skipped annotation, which counts nowhere)
+        log.warning("skip %s left in the target storage of project %s (%s)", annotation_id, project_id,
+                    type(exc).__name__)
 
 
 def view_task_ids(client, project_id: int, view_id: int) -> list[int]:

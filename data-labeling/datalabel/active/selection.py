@@ -8,7 +8,7 @@ from .. import ls
 from ..errors import ConfigError, NotFound
 from ..tasks import Task
 from .predictions import latest_prediction, prediction_probs
-from .project import DEFAULT_VIEW, project_model_version, project_target, save_view
+from .project import DEFAULT_VIEW, find_view, project_model_version, project_target, save_view
 from .splits import check_split, in_split, task_split
 from .scoring import SCORE_STRATEGIES, STRATEGIES, certainty, select, uncertainty
 
@@ -78,3 +78,15 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
     return {"project": project_id, "strategy": strategy, "split": split or "all", "model_version": model_version,
             "pool": len(pool), "selected": [c.__dict__ for c in picked], "view": view,
             "queue_matches": same_order}
+
+
+def refresh_view(client, project_id: int, strategy: str = "least-confidence", title: str = DEFAULT_VIEW,
+                 split: str | None = "train") -> dict | None:
+    """Rank the tab `title` again by the project's current model version (after a retrain), keeping its size, so
+    its first row is again what "Label All Tasks" serves first. None when the project has no such tab."""
+    view = find_view(client, project_id, title)
+    if view is None:
+        return None
+    items = ((view.data or {}).get("filters") or {}).get("items") or []
+    k = max(1, len(items))
+    return select_tasks(client, project_id, strategy, k, None, None, split, view_title=title)

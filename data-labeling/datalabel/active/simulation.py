@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..files import atomic_path, write_text_atomic
 from ..samples import read_truth
 from .images import PIXELS, pixels
-from .model import fit
+from .interface import fit
 from .splits import split_of
 from .scoring import STRATEGIES, select
 

@@ -18,6 +18,12 @@ MODELS = typer.Option("models", "--models-dir", envvar="DATALABEL_MODELS_DIR", s
                       help="Folder of saved model versions (one sub-folder per project).")
 KEEP = typer.Option(5, "--keep-models", envvar="DATALABEL_KEEP_MODELS", show_envvar=True, min=1,
                     help="Model files kept per project; older versions are deleted after a training.")
+MODEL_CLASS = typer.Option(None, "--model-class", envvar="DATALABEL_MODEL_CLASS", show_envvar=True,
+                           help="Your model, package.module:Class (a datalabel.active.Classifier); default: "
+                                "logistic regression on 8x8 pixels.")
+SECRETS = typer.Option("secrets", "--secrets-dir", envvar="SECRETS_DIR", show_envvar=True,
+                       help="Where the ML backend's basic-auth pair is kept (ml_backend_user, ml_backend_password; "
+                            "generated on first use). DATALABEL_ML_BACKEND_USER/_PASSWORD take precedence.")
 SCORE = typer.Option("least-confidence", "--strategy", "-s",
                      help="What a prediction's score is the certainty of (least-confidence, margin, entropy); "
                           "Label Studio serves the lowest score first. Use the strategy you select with.")
@@ -60,7 +66,8 @@ def preannotate_cmd(project: int = PROJECT,
                                               "test stay out of the labeling queue), valid, test or all."),
                     queue: bool = typer.Option(True, "--queue/--no-queue", help="Make \"Label All Tasks\" serve the "
                                                "least certain task first by these predictions."),
-                    models_dir: str = MODELS, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+                    models_dir: str = MODELS, model_class: Optional[str] = MODEL_CLASS, url: str = URL,
+                    api_key: str = API_KEY, json_out: bool = JSON):
     """Upload predictions (label, certainty score, model version) for a project's tasks in bulk, and let the
     labeling queue serve by them.
 
@@ -74,7 +81,9 @@ def preannotate_cmd(project: int = PROJECT,
     with progress(f"read project {project}") as advance:
         result = active.preannotate(client, project, model_path=model, file=source, model_version=model_version,
                                     include_labeled=include_labeled, models_dir=models_dir, strategy=strategy,
-                                    split=split, queue=queue, progress=advance)
+                                    split=split, queue=queue, progress=advance, model_class=model_class)
+        if result["sampling"]:
+            result["locks_released"] = len(active.release_locks(client, project))
     if json_out:
         return print_json(result)
     extra = f", {result['unmatched']} line(s) matched no task" if result["unmatched"] else ""
@@ -112,6 +121,8 @@ def select_cmd(project: int = PROJECT,
     with progress(f"read project {project}") as advance:
         result = active.select_tasks(client, project, strategy, top_k, max_score, model_version, split, seed, view,
                                      progress=advance)
+        # a task left open (locked) in the last session would come before this rank 1
+        result["locks_released"] = len(active.release_locks(client, project))
     if json_out:
         return print_json(result)
     print_table([{**c, "score": f"{c['score']:.3f}", "uncertainty": f"{c['uncertainty']:.3f}"}
@@ -131,8 +142,9 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
                                                                    "majority."),
               force: bool = typer.Option(False, "--force", help="Train even if the labels are those the newest "
                                                                  "version was trained on."),
-              keep: int = KEEP, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
-    """Train the baseline model on the labeled train split, evaluate on valid, save the next version.
+              keep: int = KEEP, model_class: Optional[str] = MODEL_CLASS, url: str = URL, api_key: str = API_KEY,
+              json_out: bool = JSON):
+    """Train the model (default: logistic regression on pixels) on the labeled train split, evaluate on valid, save the next version.
 
     Example: datalabel al train --project 3 --models-dir models
     """
@@ -142,9 +154,9 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
     client = connect(url, api_key)
     with progress(f"read project {project}") as advance:
         model = active.train_project(client, project, models_dir, policy, only_if_changed=not force, keep=keep,
-                                     progress=advance)
+                                     progress=advance, model_class=model_class)
     if model is None:
-        newest = active.load_model("latest", models_dir, project)
+        newest = active.load_model("latest", models_dir, project, model_class)
         if json_out:
             return print_json({**newest.info(), "trained": False})
         typer.echo(f"labels unchanged since {newest.version}: nothing trained (--force to train anyway)")
@@ -159,23 +171,30 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
 
 
 @app.command("serve")
-def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0 only where Label "
+                                       "Studio is on another host or container; basic auth is required anyway)."),
               port: int = typer.Option(9090, "--port", min=1, max=65535, help="Port to listen on."),
-              keep: int = KEEP, strategy: str = SCORE,
-              models_dir: str = MODELS, url: str = URL, api_key: str = API_KEY):
-    """Run the ML backend Label Studio calls for predictions and retraining (until Ctrl-C).
+              keep: int = KEEP, strategy: str = SCORE, model_class: Optional[str] = MODEL_CLASS,
+              models_dir: str = MODELS, secrets_dir: str = SECRETS, url: str = URL, api_key: str = API_KEY):
+    """Run the ML backend Label Studio calls for predictions and retraining (until Ctrl-C). It reads the Label
+    Studio given here (never one a request names) and answers only with its basic-auth pair.
 
     Example: datalabel al serve --port 9090   (then: datalabel al connect --project 3 --backend http://127.0.0.1:9090)
     """
     import logging
 
-    from .. import mlbackend
+    from .. import credentials, mlbackend
     from ..config import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.load(url=url, api_key=api_key)
-    typer.echo(f"ML backend on http://{host}:{port} (models in {models_dir})")
-    mlbackend.serve(host, port, models_dir, settings if settings.api_key else None, keep=keep, strategy=strategy)
+    settings.require_url()
+    settings.require_api_key()
+    pair = mlbackend.Credentials(*credentials.ml_backend(secrets_dir))
+    backend = mlbackend.Backend(models_dir, settings, keep=keep, strategy=strategy, model_class=model_class)
+    typer.echo(f"ML backend on http://{host}:{port} for Label Studio {settings.url} (models in {models_dir}; "
+               f"basic auth as {pair.user!r}; `al connect` hands the pair to Label Studio)")
+    mlbackend.serve(backend, pair, host, port)
 
 
 @app.command("connect")
@@ -185,22 +204,25 @@ def connect_cmd(project: int = PROJECT,
                 retrieve: bool = typer.Option(False, "--retrieve", help="Also fetch predictions for all tasks now."),
                 split: str = typer.Option("train", "--split", help="Tasks predicted for the labeling queue "
                                           "(train, valid, test or all)."),
-                url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
-    """Connect a running ML backend to a project: predictions when a task opens, retraining on new labels.
+                wait: float = typer.Option(30.0, "--wait", min=0, help="Seconds to wait for the backend to answer."),
+                secrets_dir: str = SECRETS, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+    """Connect a running ML backend to a project with its basic-auth pair: predictions when a task opens,
+    retraining on new labels.
 
     Example: datalabel al connect --project 3 --backend http://127.0.0.1:9090 --retrieve
     """
-    from .. import mlbackend
+    from .. import credentials, mlbackend
     from ..output import print_json
 
     client = connect(url, api_key)
-    result = mlbackend.connect(client, project, backend, title, split)
+    pair = mlbackend.Credentials(*credentials.ml_backend(secrets_dir))
+    result = mlbackend.connect(client, project, backend, pair, title, split, wait)
     if retrieve:
         mlbackend.retrieve_predictions(client, project)
     if json_out:
         return print_json(result)
     typer.echo(f"project {project}: ML backend {result['url']} {'connected' if result['created'] else 'updated'} "
-               f"(state {result['state']}, model {result['model_version']}, "
+               f"(state {result['state']}, model {result['model_version']}, basic auth, "
                f"retrain webhook {'on' if result['webhook'] else 'missing'}, training on annotation submission on)")
     if result["sampling"]:
         typer.echo(f"\"Label All Tasks\" serves the least certain task first by {result['model_version']} "

@@ -53,7 +53,8 @@ def print_stats(result: dict) -> None:
     from ..output import print_table
 
     p, t = result["project"], result["tasks"]
-    print_table([t], ["total", "labeled", "unlabeled", "skipped"], f"Project {p['id']}: {p['title']}")
+    print_table([t], ["total", "labeled", "unlabeled", "skipped"] + (["empty"] if t.get("empty") else []),
+                f"Project {p['id']}: {p['title']}")
     if result["classes"]:
         print_table([{"class": k, **v} for k, v in result["classes"].items()], ["class", "count", "tasks"],
                     f"Classes ({result['policy']} annotation per task)")
