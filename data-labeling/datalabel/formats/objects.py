@@ -25,7 +25,7 @@ class Obj:
     """One labeled object in percent coordinates."""
 
     label: str
-    kind: str  # "box" | "polygon" | "mask"
+    kind: str  # "box" | "polygon" | "mask" | "keypoints" (a pose instance of keypoints on no rectangle)
     box: tuple[float, float, float, float] | None  # x, y, w, h (percent), axis-aligned; None: image size needed
     points: list[tuple[float, float]] | None = None  # polygon vertices (percent)
     track: str | None = None  # video track id
@@ -46,6 +46,7 @@ class Item:
     height: int | None = None
     placed: list[str] = field(default_factory=list)  # relative paths where the image was written
     objects: list[Obj] | None = None  # the image's objects, once computed (image_objects)
+    same_image: bool = False  # another annotation of the item before (json-min/csv, --policy all): image placed
 
 
 def image_objects(item: Item, pose: "Pose | None" = None) -> list[Obj]:
@@ -64,15 +65,27 @@ def image_objects(item: Item, pose: "Pose | None" = None) -> list[Obj]:
 class Pose:
     """Keypoints as pose instances (COCO keypoints, YOLO pose), as Label Studio's converter groups them.
 
-    Keypoint names are the labels of the config's KeyPointLabels, in config order. A keypoint whose `parentID` is
+    Keypoint names are the labels of the config's KeyPointLabels, ordered by their `model_index` attribute where
+    they have one (as Label Studio's converter orders them), then in config order. A keypoint whose `parentID` is
     a rectangle belongs to that rectangle's instance (its class is the rectangle's label); the other keypoints of
     an image form one instance, of the class named after their KeyPointLabels control, with the box around them.
     Each instance lists every keypoint name: (x, y, 2) where labeled, (0, 0, 0) where not.
     """
 
+    TAGS = frozenset({"KeyPointLabels", "KeyPoint"})
+
     def __init__(self, config: LabelConfig):
-        kp = [c for c in config.controls if c.tag in ("KeyPointLabels", "KeyPoint")]
-        self.names = list(dict.fromkeys(label for c in kp for label in c.labels))
+        kp = [c for c in config.controls if c.tag in self.TAGS]
+        names = list(dict.fromkeys(label for c in kp for label in c.labels))
+        # a label's model_index fixes its place (as in Label Studio's converter); the others follow, in config order
+        fixed = {}
+        for c in kp:
+            for label in c.labels:
+                try:
+                    fixed.setdefault(label, int(c.attrs.get(label, {})["model_index"]))
+                except (KeyError, TypeError, ValueError):
+                    pass
+        self.names = sorted(fixed, key=lambda n: (fixed[n], names.index(n))) + [n for n in names if n not in fixed]
         self.index = {name: i for i, name in enumerate(self.names)}
         others = [label for c in config.controls if c not in kp for label in c.labels]
         self.loose = kp[0].name if kp else "keypoints"  # the class of keypoints without a rectangle
@@ -80,7 +93,7 @@ class Pose:
 
     @staticmethod
     def wanted(config: LabelConfig) -> bool:
-        return any(c.tag in ("KeyPointLabels", "KeyPoint") for c in config.controls)
+        return any(c.tag in Pose.TAGS for c in config.controls)
 
     def objects(self, regions, width, height) -> list[Obj]:
         objs: list[Obj] = []
@@ -116,7 +129,7 @@ class Pose:
             for name, x, y in loose:
                 kps[self.index[name]] = (x, y)
             box = bounds([(x, y) for _, x, y in loose])
-            objs.append(Obj(self.loose, "box", box, keypoints=kps))
+            objs.append(Obj(self.loose, "keypoints", box, keypoints=kps))
         return objs
 
 
