@@ -13,7 +13,8 @@ One test per point of the issue:
  6 plain YOLO on a keypoint config     7 <Label category="N">
  8 COCO keypoints                      9 Chat (non-media) configs
 10 COCO of boxes without image sizes
-and one for the detection geometry Label Studio gets right (unrotated boxes, polygons) or wrong (rotation, VOC).
+and two for detection: the geometry Label Studio gets right (unrotated boxes, polygons) or wrong (rotation, VOC),
+and <Labels> beside a <Rectangle> or several labels on one region.
 """
 from __future__ import annotations
 
@@ -471,3 +472,37 @@ def test_8_coco_keypoints_only_where_there_are_keypoints(ls_client, pose, tmp_pa
     xs, ys = loose["keypoints"][0::3][:2], loose["keypoints"][1::3][:2]
     assert x == min(xs) and y == min(ys) and x + w >= max(xs) and y + h >= max(ys)
     assert loose["bbox"] == pytest.approx([56.92 / 100 * 1280, 20 / 100 * 720, (80.23 - 56.92) / 100 * 1280, 72])
+
+
+def test_labels_beside_a_rectangle_and_several_labels_on_one(ls_client, tmp_path):
+    """<Rectangle> + <Labels> (the box is in a `labels` result) and a box with two labels: Label Studio's YOLO
+    writes a line per label; its COCO keeps only the first label, ours an annotation per label, as in YOLO."""
+    xml = ('<View><Image name="image" value="$image"/><Rectangle name="rect" toName="image"/>'
+           '<Labels name="lab" toName="image"><Label value="bus"/></Labels>'
+           '<RectangleLabels name="label" toName="image" choice="multiple"><Label value="car"/><Label value="red"/>'
+           '</RectangleLabels></View>')
+    value = {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": 0}
+    result = [{"id": "x", "type": "rectangle", "from_name": "rect", "to_name": "image", "original_width": W,
+               "original_height": H, "value": value},
+              {"id": "x", "type": "labels", "from_name": "lab", "to_name": "image", "original_width": W,
+               "original_height": H, "value": {**value, "labels": ["bus"]}},
+              {**rect("car", 50.5, 11.7, 20.5, 30.25, "y"), "value": {"x": 50.5, "y": 11.7, "width": 20.5,
+                                                                      "height": 30.25, "rotation": 0,
+                                                                      "rectanglelabels": ["car", "red"]}}]
+    pid = make_project(ls_client, xml, [{"data": {"image": "gs://bkt/imgs/multi.png"}, "annotations": [{"result": result}]}])
+    ls_yolo = ls_export(ls_client, pid, "YOLO", tmp_path / "ls-yolo")
+    ours(ls_client, pid, "yolo", tmp_path / "yolo")
+
+    def lines(root: Path) -> list[tuple]:
+        names = (root / "classes.txt").read_text().splitlines()
+        return [(names[int(v[0])], *v[1:]) for v in map(numbers, (root / "labels" / "multi.txt").read_text().splitlines())]
+
+    mine, theirs = lines(tmp_path / "yolo"), lines(ls_yolo)
+    assert [m[0] for m in mine] == [t[0] for t in theirs] == ["bus", "car", "red"]
+    for m, t in zip(mine, theirs):
+        assert m[1:] == pytest.approx(t[1:], abs=1e-6)
+    their_coco = json.loads((ls_export(ls_client, pid, "COCO", tmp_path / "ls-coco") / "result.json").read_text())
+    coco = json.loads((ours(ls_client, pid, "coco", tmp_path / "coco") / "result.json").read_text())
+    assert [b[0] for b in boxes_by_name(their_coco)] == ["bus", "car"]  # "red" dropped
+    assert [b[0] for b in boxes_by_name(coco)] == ["bus", "car", "red"]
+    assert [b[1:] for b in boxes_by_name(coco)][:2] == [pytest.approx(b[1:], abs=1e-9) for b in boxes_by_name(their_coco)]

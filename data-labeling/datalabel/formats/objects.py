@@ -32,6 +32,7 @@ class Obj:
     corners: list[tuple[float, float]] | None = None  # a rotated rectangle's corners (percent), as drawn
     mask: object | None = None  # kind "mask" (a brush region): a 2-D bool numpy array at the image's size
     keypoints: list[tuple[float, float] | None] | None = None  # pose: (x, y) percent per keypoint name, or None
+    also: list[str] | None = None  # the region's other labels (multi-label): each is an object of its own
 
 
 @dataclass(slots=True)
@@ -56,10 +57,22 @@ def image_objects(item: Item, pose: "Pose | None" = None) -> list[Obj]:
         regions = item.annotation.result if item.annotation else ()
         w, h = item.width, item.height
         if pose is None:
-            item.objects = [obj for region in regions if (obj := region_object(region, w, h)) is not None]
+            item.objects = objs = []
+            for region in regions:
+                obj = region_object(region, w, h)
+                if obj is not None:
+                    objs.append(obj)
+                    if obj.also:
+                        objs.extend(relabeled(obj))
         else:
             item.objects = pose.objects(regions, w, h)
     return item.objects
+
+
+def relabeled(obj: Obj) -> list[Obj]:
+    """A region with several labels is an object per label (as Label Studio's YOLO writes a line per label)."""
+    return [Obj(label, obj.kind, obj.box, obj.points, obj.track, obj.corners, obj.mask, obj.keypoints)
+            for label in obj.also]
 
 
 class Pose:
@@ -116,6 +129,8 @@ class Pose:
                 objs.append(obj)
                 if obj.kind == "box" and region.id:
                     by_id[region.id] = obj
+                if obj.also:
+                    objs.extend(relabeled(obj))
         for parent, name, x, y in points:
             owner = by_id.get(parent) if parent else None
             if owner is None:
@@ -149,8 +164,8 @@ def _rect_object(label: str, value: dict, width, height) -> Obj | None:
 
 
 def region_object(region: Region, width=None, height=None) -> Obj | None:
-    """The object of an image region (a rectangle or a polygon, its first label); other region types give None.
-    `width`, `height`: the image size, when the region does not record it."""
+    """The object of an image region (a rectangle, polygon, ellipse or brush mask; its first label, the others in
+    `also`); other region types give None. `width`, `height`: the image size, when the region does not record it."""
     if region.type == "rectanglelabels":  # the common case: no generic label lookup
         value = region.value
         found = value.get("rectanglelabels")
@@ -159,8 +174,11 @@ def region_object(region: Region, width=None, height=None) -> Obj | None:
                 return None
             label = found[0]
             label = label[-1] if isinstance(label, list) else label
-            if value.get("rotation"):
-                return _rect_object(label, value, region.original_width or width, region.original_height or height)
+            if value.get("rotation") or len(found) > 1:
+                obj = _rect_object(label, value, region.original_width or width, region.original_height or height)
+                if obj is not None and len(found) > 1:
+                    obj.also = [lab[-1] if isinstance(lab, list) else lab for lab in found[1:]]
+                return obj
             # unrotated, inlined: this runs once per box of large exports
             try:
                 box = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
@@ -170,18 +188,29 @@ def region_object(region: Region, width=None, height=None) -> Obj | None:
     labels = region.labels
     if not labels:
         return None
-    if region.type in ("rectanglelabels", "rectangle"):
-        return _rect_object(labels[0], region.value, region.original_width or width, region.original_height or height)
-    if region.type in ("polygonlabels", "polygon"):
-        pts = [(float(p[0]), float(p[1])) for p in region.value.get("points") or [] if len(p) >= 2]
+    obj = _shape(region, labels[0], region.original_width or width, region.original_height or height)
+    if obj is not None and len(labels) > 1:
+        obj.also = labels[1:]
+    return obj
+
+
+def _shape(region: Region, label: str, width, height) -> Obj | None:
+    kind = region.type
+    value = region.value
+    if kind == "labels":  # a <Labels> control beside a <Rectangle>, <Polygon>...: the shape is in the value
+        kind = ("polygon" if "points" in value else "ellipse" if "radiusX" in value else "brush" if "rle" in value
+                else "rectangle" if "height" in value and "width" in value else "")
+    if kind in ("rectanglelabels", "rectangle"):
+        return _rect_object(label, value, width, height)
+    if kind in ("polygonlabels", "polygon"):
+        pts = [(float(p[0]), float(p[1])) for p in value.get("points") or [] if len(p) >= 2]
         if len(pts) < 3:
             return None
-        return Obj(labels[0], "polygon", bounds(pts), pts)
-    if region.type in ("ellipselabels", "ellipse"):
-        return _ellipse_object(labels[0], region.value, region.original_width or width,
-                               region.original_height or height)
-    if region.type in ("brushlabels", "brush"):
-        return _brush_object(labels[0], region, region.original_width or width, region.original_height or height)
+        return Obj(label, "polygon", bounds(pts), pts)
+    if kind in ("ellipselabels", "ellipse"):
+        return _ellipse_object(label, value, width, height)
+    if kind in ("brushlabels", "brush"):
+        return _brush_object(label, region, width, height)
     return None
 
 
