@@ -201,12 +201,28 @@ def test_rotated_boxes_in_coco_yolo_obb_and_voc(tmp_path):
     assert boxes[1] == [0, 20, round(20 + 30 * R3), round(50 + 20 * R3)]
 
 
-def test_rotated_box_without_image_size_is_reported_not_guessed(tmp_path):
-    region = rect("dog", 10, 20, 30, 40, rotation=30)
+@pytest.mark.parametrize("fmt,rotation", [("yolo", 30), ("yolo-obb", 30), ("coco", 0), ("coco", 30), ("voc", 0)])
+def test_an_object_without_image_size_stops_the_export_instead_of_vanishing(tmp_path, monkeypatch, fmt, rotation):
+    # YOLO needs the size only to rotate in pixels; COCO and VOC write pixels for every box
+    region = rect("dog", 10, 20, 30, 40, rotation=rotation)
     del region["original_width"], region["original_height"]
-    report = export.convert([Task.from_json(task_json(1, [region]))], tmp_path / "yolo", "yolo", CONFIG, None)
-    assert report["objects_without_image_size"] == 1 and report["objects"] == 0
-    assert (tmp_path / "yolo" / "labels" / "img1.txt").read_text() == ""
+    batch = [Task.from_json(task_json(1, [rect("car", 1, 1, 5, 5)])), Task.from_json(task_json(2, [region]))]
+    with pytest.raises(LabError, match=r"task 2: .* needs the size of image 'img2.png' for its 'dog' region.*"
+                                       r"without --no-images") as err:
+        export.convert(batch, tmp_path / fmt, fmt, CONFIG, None)
+    assert "\n" not in str(err.value) and list(tmp_path.iterdir()) == []
+    if rotation == 0 and fmt == "coco":  # the same export file, on every core: the same refusal
+        from datalabel.export import parallel
+
+        monkeypatch.setattr(parallel, "MIN_FILE_BYTES", 0)
+        monkeypatch.setattr(parallel, "MIN_RANGE_BYTES", 256)
+        src = tmp_path.parent / f"{tmp_path.name}-export.json"
+        src.write_text(json.dumps([task_json(n, [rect("car", 1, 1, 5, 5)] if n < 30 else [region], name=f"i{n}.png")
+                                   for n in range(1, 40)]))
+        assert len(parallel.split(src, 2)) > 1
+        with pytest.raises(LabError, match=r"task (3\d): coco needs the size of image 'i\1.png'"):
+            export.convert_file(src, tmp_path / "many", fmt, CONFIG, None, workers=2)
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_voc_xml(tmp_path):
@@ -589,3 +605,53 @@ def test_keypoints_as_coco_keypoints_and_yolo_pose(tmp_path):
     only = labelconfig.parse_config(labelconfig.build_config("keypoints", ["eye", "nose"]))
     with pytest.raises(LabError, match="choose one of: json-min, csv, coco, yolo-pose"):
         export.convert([Task.from_json(task_json(1, []))], tmp_path / "y", "yolo", only, None)
+
+
+# --- label configs as Label Studio reads them; --policy all ---------------------------------------------------------
+
+
+def test_configs_are_read_as_label_studio_reads_them():
+    config = labelconfig.parse_config(
+        '<View><Header value="Pick"/><Text name="intro" value="Read this first"/>'
+        '<Image name="pages" valueList="$pages"/><Text name="t" value="$text"/>'
+        '<Choices name="c" toName="t"><View><Choice value="x" alias="X"/></View><Choice value="y"/>'
+        '<Choice value="y"/></Choices>'
+        '<Taxonomy name="tax" toName="t"><Choice value="A"><Choice value="Other"/></Choice>'
+        '<Choice value="B"><Choice value="Other"/></Choice></Taxonomy>'
+        '<Relations><Relation value="near"/></Relations><Rating name="loose"/>'
+        '<RectangleLabels name="box" toName="pages"><Label value="car" category="3"/></RectangleLabels>'
+        '<TimelineLabels name="tl" toName="t"><Label value="speech"/></TimelineLabels></View>')
+    controls = {c.name: c for c in config.controls}
+    assert list(controls) == ["c", "tax", "box", "tl"]  # a <Rating> without toName labels nothing
+    assert controls["c"].labels == ["X", "y"]  # the alias is what results store; a repeat is one label
+    assert controls["tax"].labels == ["A", "Other", "B"]
+    assert controls["box"].attrs["car"]["category"] == "3"
+    assert config.objects["pages"] == ("Image", "pages") and config.objects["intro"] == ("Text", "")
+    assert config.data_key == "pages" and config.target_key({"RectangleLabels"}) == "pages"
+    with pytest.raises(LabError, match="unknown toName='nowhere'"):
+        labelconfig.parse_config('<View><Text name="t" value="$t"/><Choices name="c" toName="nowhere"/></View>')
+    empty = labelconfig.parse_config("<View></View>")  # an Interface project: Label Studio takes it
+    assert empty.controls == [] and empty.data_key is None
+
+
+def test_policy_all_writes_a_record_per_annotation_only_in_tables(tmp_path):
+    def ann(aid, label, when, **kw):
+        return {"id": aid, "created_at": when, "updated_at": when, "completed_by": 2, "result": [
+            {"type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": [label]}}], **kw}
+
+    task = {"id": 1, "data": {"image": "gs://b/x.png"}, "annotations": [
+        ann(1, "cat", "2026-01-01"), ann(2, "dog", "2026-01-03"), ann(3, "cat", "2026-01-02", was_cancelled=True)]}
+    skipped = {"id": 2, "data": {"image": "gs://b/y.png"}, "annotations": [ann(4, "dog", "2026-01-04",
+                                                                            was_cancelled=True)]}
+    none = {"id": 3, "data": {"image": "gs://b/z.png"}, "annotations": []}
+    batch = [Task.from_json(t) for t in (task, skipped, none)]
+    export.convert(batch, tmp_path / "min", "json-min", CLASSES, None, policy="all", include_unlabeled=True)
+    records = json.loads((tmp_path / "min" / "result.json").read_text())
+    # newest first, the skipped one left out; a task whose every annotation was skipped has no record (as in
+    # Label Studio), one without any annotation has its empty one
+    assert [(r["id"], r["annotation_id"], r.get("choice")) for r in records] == [(1, 2, "dog"), (1, 1, "cat"),
+                                                                                 (3, None, None)]
+    assert records[0]["annotator"] == 2 and records[0]["created_at"] == "2026-01-03"
+    with pytest.raises(LabError, match="--policy all writes a record per annotation, which only json-min and csv"):
+        export.convert(batch, tmp_path / "f", "imagefolder", CLASSES, None, policy="all")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["min"]

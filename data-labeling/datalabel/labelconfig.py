@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -40,6 +40,8 @@ class Control:
     tag: str
     to_name: str
     labels: list[str]
+    # each label's attributes as written (`category` fixes a COCO id, `model_index` a keypoint's place)
+    attrs: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -61,9 +63,20 @@ class LabelConfig:
     def data_key(self) -> str | None:
         """The task data key of the first media object (`image`, `video`, ...)."""
         for tag, key in self.objects.values():
-            if tag in ("Image", "Video", "Audio"):
+            if tag in ("Image", "Video", "Audio") and key:
                 return key
-        return next((key for _, key in self.objects.values()), None)
+        return next((key for _, key in self.objects.values() if key), None)
+
+    def target_key(self, tags, media=("Image", "Video")) -> str | None:
+        """The data key of the object that the first control of one of `tags` labels (its toName), if that object
+        is one of `media`: where the image of a box comes from, whatever other media the config shows first."""
+        for control in self.controls:
+            if control.tag in tags:
+                for name in control.to_name.split(","):
+                    tag, key = self.objects.get(name, ("", ""))
+                    if tag in media and key:
+                        return key
+        return None
 
     @property
     def kind(self) -> str:
@@ -120,7 +133,14 @@ def build_config(template: str, labels: list[str]) -> str:
 
 
 def parse_config(xml: str) -> LabelConfig:
-    """Parse and check a label config; raises LabError with the first problem found."""
+    """Parse and check a label config; raises LabError with the first problem found.
+
+    As Label Studio reads one: a control is any tag with name= and toName= (Choices, RectangleLabels, but also
+    TimelineLabels, OcrLabels, a Chat that labels itself...), an object any other tag with name= and value= (or
+    valueList=; data key `$key`, or static text), a label any <Label>/<Choice> under a control (its alias if it has
+    one, which is what results store; repeats kept once). Only what Label Studio also refuses is an error: not XML,
+    a root other than <View>, a toName that names no tag.
+    """
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
@@ -129,31 +149,38 @@ def parse_config(xml: str) -> LabelConfig:
         raise ConfigError(f"invalid label config: the root tag must be <View>, not <{root.tag}>")
     objects: dict[str, tuple[str, str]] = {}
     controls: list[Control] = []
+    by_element: dict = {}
+    names = set()
+    parents = {child: parent for parent in root.iter() for child in parent}
     for el in root.iter():
-        if el.tag in OBJECT_TAGS:
-            name, value = el.get("name"), el.get("value", "")
-            if not name or not value.startswith("$"):
-                raise ConfigError(f"invalid label config: <{el.tag}> needs name=\"...\" and value=\"$key\"")
-            objects[name] = (el.tag, value[1:])
+        name = el.get("name")
+        if not name or el.tag in LABEL_CHILD or el.tag == "Filter":
+            continue
+        names.add(name)
+        value = el.get("value") or el.get("valueList") or ""
+        if value and el.get("toName", name) == name:  # a Chat labels itself: an object and a control
+            objects.setdefault(name, (el.tag, value[1:] if value.startswith("$") else ""))
+        if el.get("toName"):
+            by_element[el] = Control(name, el.tag, el.get("toName"), [])
+            controls.append(by_element[el])
+    for control in controls:
+        for target in control.to_name.split(","):
+            if target not in names and "{{" not in target:  # a Repeater's {{idx}} names are made at labeling time
+                raise ConfigError(f"invalid label config: <{control.tag} name=\"{control.name}\"> points to unknown "
+                                  f"toName={target!r}")
     for el in root.iter():
-        if el.tag in CONTROL_TAGS:
-            name, to_name = el.get("name"), el.get("toName")
-            if not name or not to_name:
-                raise ConfigError(f"invalid label config: <{el.tag}> needs name=\"...\" and toName=\"...\"")
-            for target in to_name.split(","):
-                if target not in objects:
-                    raise ConfigError(f"invalid label config: <{el.tag} name=\"{name}\"> points to unknown toName={target!r}")
-            labels = [c.get("value", "") for c in el if c.tag in LABEL_CHILD]
-            if any(not label for label in labels):
-                raise ConfigError(f"invalid label config: a label of <{el.tag} name=\"{name}\"> has no value")
-            dupes = sorted({label for label in labels if labels.count(label) > 1})
-            if dupes:
-                raise ConfigError(f"invalid label config: duplicated label(s) {', '.join(dupes)} in {name!r}")
-            controls.append(Control(name, el.tag, to_name, labels))
-    if not objects:
-        raise ConfigError("invalid label config: no data object (<Image>, <Text>, <Video>, ...) found")
-    if not controls:
-        raise ConfigError("invalid label config: no control tag (<Choices>, <RectangleLabels>, ...) found")
+        if el.tag not in LABEL_CHILD:
+            continue
+        owner = parents.get(el)
+        while owner is not None and owner not in by_element:
+            owner = parents.get(owner)
+        label = el.get("alias") or el.get("value")
+        if owner is None or not label:
+            continue
+        control = by_element[owner]
+        if label not in control.attrs:
+            control.labels.append(label)
+            control.attrs[label] = dict(el.attrib)
     return LabelConfig(xml=xml, controls=controls, objects=objects)
 
 

@@ -47,8 +47,7 @@ _NUMBER_MAP = bytes(48 if 48 <= i <= 57 else 124 if chr(i) in " \t\r\n[,:-" else
 _LONG_INT = b"|" + b"0" * 19
 
 
-# gc=False: instances are not tracked by the cyclic collector (they hold no references back to each other), which
-# makes building millions of them cheaper
+# gc=False: instances are not tracked by the cyclic collector (they hold no references back to each other): cheaper
 class Region(msgspec.Struct, gc=False):
     """One item of an annotation's or prediction's `result` list."""
 
@@ -107,10 +106,16 @@ class Annotation(msgspec.Struct, gc=False):
     ground_truth: bool = False
     created_at: str = ""
     updated_at: str = ""
+    lead_time: float | int | None = None  # seconds spent; this, `history` (Enterprise), `annotator`: for JSON-MIN/CSV
+    history: list | None = None
+    # who, as Label Studio's JSON-MIN names them: the user's id, an expanded user's email (set when built, never read)
+    annotator: int | str | None = msgspec.field(default=None, name="~datalabel-annotator~")
 
     def __post_init__(self) -> None:
-        if type(self.completed_by) is not str:
-            self.completed_by = _user(self.completed_by)
+        by = self.completed_by
+        self.annotator = by.get("email") if isinstance(by, dict) else by or None
+        if type(by) is not str:
+            self.completed_by = _user(by)
         if not self.updated_at:
             self.updated_at = self.created_at
 
@@ -122,9 +127,10 @@ class Annotation(msgspec.Struct, gc=False):
     def from_json(cls, obj: dict) -> "Annotation":
         get = obj.get
         region = Region.from_json
-        created = get("created_at") or ""
-        return cls(get("id"), [region(r) for r in get("result") or ()], _user(get("completed_by")),
-                   bool(get("was_cancelled")), bool(get("ground_truth")), created, get("updated_at") or created)
+        created, lead, history = get("created_at") or "", get("lead_time"), get("history")
+        return cls(get("id"), [region(r) for r in get("result") or ()], get("completed_by"),
+                   bool(get("was_cancelled")), bool(get("ground_truth")), created, get("updated_at") or created,
+                   lead if type(lead) in (int, float) else None, history if isinstance(history, list) else None)
 
 
 class Prediction(msgspec.Struct, gc=False):
@@ -162,6 +168,7 @@ class Task(msgspec.Struct, gc=False):
     predictions: list[Prediction | int] = []
     meta: dict = {}
     project: int | None = None
+    agreement: Any = msgspec.UNSET  # Label Studio Enterprise's, for JSON-MIN and CSV; UNSET where the export has none
 
     def __post_init__(self) -> None:
         if self.predictions and type(self.predictions[0]) is int:
@@ -209,7 +216,7 @@ class Task(msgspec.Struct, gc=False):
         return cls(get("id"), get("data") or {}, [Annotation.from_json(a) for a in get("annotations") or ()],
                    [Prediction.from_json(p) for p in predictions if isinstance(p, dict)] if predictions else [],
                    get("meta") or {},
-                   get("project"))
+                   get("project"), get("agreement", msgspec.UNSET))
 
 
 def choose_annotation(task: Task, policy: str = "latest") -> Annotation | None:

@@ -8,7 +8,8 @@ Interface (stable; other tools build on it):
         everything goes to a temporary folder beside out_dir that is renamed into place when complete; on any
         error the temporary folder is removed and an existing out_dir is left untouched. Returns a report
         (counts per class, items, objects, images fetched/reused). `policy` picks one annotation per task
-        (tasks.choose_annotation: latest | ground-truth | majority); skipped/cancelled annotations never count.
+        (tasks.choose_annotation: latest | ground-truth | majority; json-min and csv also take `all`, a record per
+        annotation as Label Studio writes them); skipped/cancelled annotations never count.
         Images already present in a previous export in out_dir (same path, same source URL) are hard-linked,
         not fetched again.
 

@@ -24,7 +24,7 @@ from ..formats import DESCRIPTIONS, WRITERS, Item, Writer, writer_for
 from ..labelconfig import LabelConfig
 from ..tasks import POLICIES, Task
 from .folder import MARKER, RUN_ONLY, check_replaceable, link_or_copy, remove_stale, swap_into_place, umask
-from .naming import Namer, image_size, make_items
+from .naming import ALL, Namer, image_size, make_items
 from .sources import ImageSource, batched, check_export_file, read_export_file
 
 
@@ -118,8 +118,12 @@ def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | P
     """Everything but the reading: a temporary folder beside out_dir, the writer, `body(writer, tmp, reuse)` for
     the tasks (returns stats), the report, the swap into place; on any error nothing is left behind."""
     writer_cls = writer_for(fmt)
-    if policy not in POLICIES:
-        raise ConfigError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+    if policy == ALL and writer_cls.class_ids_matter:
+        raise ConfigError(f"--policy all writes a record per annotation, which only json-min and csv hold; "
+                          f"{fmt} takes one annotation per task: choose one of: {', '.join(POLICIES)}")
+    if policy not in POLICIES and policy != ALL:
+        raise ConfigError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)} "
+                          f"(json-min and csv: also {ALL})")
     frame_size = check_frame_size(frame_size)
     formats.check_config(fmt, config)
     out_dir = Path(out_dir).absolute()
@@ -213,7 +217,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
 
     stats = {"tasks": 0, "unlabeled_skipped": 0, "images_fetched": 0, "images_reused": 0, "images_not_in_bucket": 0}
     namer = Namer()
-    key = config.data_key
+    key = writer.media_key
     index = _ImageIndex(tmp if images is not None else None, reuse)
 
     def prepare(chunk: list[Task]) -> tuple[list[Item], list[tuple[str, Path]]]:
@@ -221,7 +225,7 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
         jobs: list[tuple[str, Path]] = []
         placed: list[tuple[str, str]] = []
         for item in items:
-            dests = writer.image_dests(item) if images is not None else []
+            dests = writer.image_dests(item) if images is not None and not item.same_image else []
             if dests and item.url is None:
                 # a dataset without its image is a silently wrong dataset: http:// or file: media are not copied
                 ref = str(item.task.media_url(key) or "")[:100]

@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 
 from .. import gcs
 from ..formats import Item, file_stem
-from ..tasks import Task, choose_annotation
+from ..tasks import Annotation, Task, choose_annotation
 
 
 _THREE_WORDS = struct.Struct("<III").unpack
@@ -85,17 +85,32 @@ def base_name(task_id, url: str | None, ref: str | None) -> str:
     return base
 
 
+ALL = "all"  # the policy of json-min and csv that writes every submitted annotation, as Label Studio does
+
+
+def every_annotation(task: Task) -> list[Annotation]:
+    """A task's submitted annotations, newest first: the records Label Studio's JSON-MIN and CSV write for it."""
+    return sorted(task.valid_annotations, key=lambda a: a.created_at, reverse=True)
+
+
 def make_items(tasks: Iterable[Task], policy: str, key: str | None, include_unlabeled: bool, stats: dict,
                name: Callable[[Task, str | None, str | None], str] | None = None) -> list[Item]:
     """Tasks -> export items: the chosen annotation, the image's source URL and file name (`name`; None: the
     base name, for the caller to make unique), its size if a region recorded it. Tasks without a valid annotation
-    are counted and left out unless `include_unlabeled`."""
+    are counted and left out unless `include_unlabeled`. Policy `all`: an item per submitted annotation."""
     items: list[Item] = []
     seen = skipped = 0
     gs_url = gcs.gs_url_from_ref
     for task in tasks:  # runs once per task of large exports: kept free of helper calls
         seen += 1
-        ann = choose_annotation(task, policy)
+        if policy == ALL:
+            anns: list = every_annotation(task) or [None]
+            ann = anns[0]
+            if ann is None and task.annotations:  # every annotation skipped: Label Studio writes no record either
+                skipped += 1
+                continue
+        else:
+            ann = choose_annotation(task, policy)
         if ann is None and not include_unlabeled:
             skipped += 1
             continue
@@ -108,7 +123,11 @@ def make_items(tasks: Iterable[Task], policy: str, key: str | None, include_unla
                     width, height = int(region.original_width), int(region.original_height)
                     break
         label = base_name(task.id, url, ref) if name is None else name(task, url, ref)
-        items.append(Item(task, ann, label, url, width, height))
+        first = Item(task, ann, label, url, width, height)
+        items.append(first)
+        if policy == ALL:  # the other annotations: the same image, placed once (by the first), the same paths
+            items.extend(Item(task, other, label, url, width, height, first.placed, same_image=True)
+                         for other in anns[1:])
     stats["tasks"] += seen
     stats["unlabeled_skipped"] += skipped
     return items

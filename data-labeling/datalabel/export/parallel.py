@@ -298,7 +298,7 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
                 conn.send(("unsplittable", index, None))
                 continue
             counts = {"tasks": 0, "unlabeled_skipped": 0}
-            items = make_items(tasks, policy, config.data_key, include_unlabeled, counts)  # names: base names
+            items = make_items(tasks, policy, writer.media_key, include_unlabeled, counts)  # names: base names
             labels, extents = writer.plan(items)
             proposals = [(item.name, item.task.id, Namer.slots(item.name)) for item in items]
             waiting.append((index, items))

@@ -2,12 +2,13 @@
 
 Every writer streams: `write(item)` is called once per task (after its image, if any, is in place) and output goes
 to disk as it comes, so memory does not grow with the project. COCO is one JSON document, so its image and
-annotation records are spooled to temporary files and stitched together in `close()`.
+annotation records are spooled to temporary files and stitched together in `close()`; JSON-MIN and CSV need every
+record's keys before the first line, so they spool theirs too.
 
-Class ids come from the label config's order (`LabelConfig.labels`): YOLO index i, COCO category id i + 1
-(0 stays free for "background", as torchvision's detection models expect), ImageFolder folder names. A label that
-is not in the config (the config changed after labeling) is an error, or with allow_unknown_labels gets the next
-free id and is reported.
+Class ids come from the label config's order (`LabelConfig.labels`, keypoint names left out: they are parts of an
+instance): YOLO index i, COCO category id i + 1 (0 stays free for "background", as torchvision's detection models
+expect) unless a label's `category="N"` fixes it, ImageFolder folder names. A label that is not in the config (the
+config changed after labeling) is an error, or with allow_unknown_labels gets the next free id and is reported.
 
 One module per part: objects.py (annotations as objects, file names), base.py (the Writer base class),
 tables.py (JSON-MIN, CSV), coco.py, yolo.py (YOLO, YOLO-OBB, YOLO pose), voc.py, imagefolder.py, mot.py.
@@ -44,8 +45,8 @@ WRITERS: dict[str, type[Writer]] = {
 }
 
 DESCRIPTIONS = {
-    "json-min": "result.json: one flat record per task (data + chosen annotation's values)",
-    "csv": "result.csv: one row per task, one column per control",
+    "json-min": "result.json: Label Studio's JSON-MIN, one flat record per task (data + chosen annotation's values)",
+    "csv": "result.csv: Label Studio's CSV, one row per task, a column per data field and per control",
     "coco": "result.json + images/: COCO detection/segmentation, category ids = config order + 1",
     "yolo": "images/ + labels/ + classes.txt + data.yaml: boxes and polygons, class = config order",
     "yolo-obb": "the yolo layout with oriented boxes: `cls x1 y1 x2 y2 x3 y3 x4 y4` (rotated rectangles' corners)",

@@ -69,7 +69,8 @@ class Writer:
         self.root = Path(root)
         self.config = config
         self.frame_size = frame_size
-        self.classes: list[str] = list(config.labels)
+        self.media_key = self.source_key(config)  # the task data key of the image (video) the regions are on
+        self.classes: list[str] = self.config_classes(config)
         self.class_ids: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
         self.counts: dict[str, int] = {c: 0 for c in self.classes}
         self.unknown: list[str] = []
@@ -94,6 +95,21 @@ class Writer:
         return cid
 
     @classmethod
+    def config_classes(cls, config: LabelConfig) -> list[str]:
+        """The classes in id order: the config's labels, in its order. Keypoint names are not classes where class
+        ids matter: they are parts of an instance (pose-aware writers list the instances' classes instead)."""
+        if cls.class_ids_matter and Pose.wanted(config):
+            return list(dict.fromkeys(label for c in config.controls if c.tag not in Pose.TAGS for label in c.labels))
+        return list(config.labels)
+
+    @classmethod
+    def source_key(cls, config: LabelConfig) -> str | None:
+        """The task data key of the image the regions this format writes are drawn on: the object their control
+        points to (toName), whatever other media the config shows first; else the first media object's."""
+        tags = (cls.expresses or frozenset()) | Pose.TAGS
+        return config.target_key(tags) or config.data_key
+
+    @classmethod
     def fits(cls, config: LabelConfig) -> bool:
         """Whether the config has a region this format can write (else the export would be empty)."""
         return cls.expresses is None or bool({c.tag for c in config.controls} & cls.expresses)
@@ -110,6 +126,14 @@ class Writer:
         self.counts[label] = 0
         self.unknown.append(label)
         return cid
+
+    def unsized(self, item: Item, name: str, obj: Obj) -> None:
+        """An object that needs its image's size in pixels (a COCO/VOC box, a rotated box, an ellipse, a mask),
+        on an image whose size nothing gives: the export stops rather than leave it out (an empty or partial
+        dataset that says nothing is wrong)."""
+        raise LabError(f"task {item.task.id}: {self.name} needs the size of image {name!r} for its {obj.label!r} "
+                       "region, and neither the regions (original_width/original_height) nor an image file gives it; "
+                       "export with the images (without --no-images) so their sizes are read from the files")
 
     # --- parallel writing (parallel.py) ---
 

@@ -25,13 +25,14 @@ class Obj:
     """One labeled object in percent coordinates."""
 
     label: str
-    kind: str  # "box" | "polygon" | "mask"
+    kind: str  # "box" | "polygon" | "mask" | "keypoints" (a pose instance of keypoints on no rectangle)
     box: tuple[float, float, float, float] | None  # x, y, w, h (percent), axis-aligned; None: image size needed
     points: list[tuple[float, float]] | None = None  # polygon vertices (percent)
     track: str | None = None  # video track id
     corners: list[tuple[float, float]] | None = None  # a rotated rectangle's corners (percent), as drawn
     mask: object | None = None  # kind "mask" (a brush region): a 2-D bool numpy array at the image's size
     keypoints: list[tuple[float, float] | None] | None = None  # pose: (x, y) percent per keypoint name, or None
+    also: list[str] | None = None  # the region's other labels (multi-label): each is an object of its own
 
 
 @dataclass(slots=True)
@@ -46,6 +47,7 @@ class Item:
     height: int | None = None
     placed: list[str] = field(default_factory=list)  # relative paths where the image was written
     objects: list[Obj] | None = None  # the image's objects, once computed (image_objects)
+    same_image: bool = False  # another annotation of the item before (json-min/csv, --policy all): image placed
 
 
 def image_objects(item: Item, pose: "Pose | None" = None) -> list[Obj]:
@@ -55,24 +57,48 @@ def image_objects(item: Item, pose: "Pose | None" = None) -> list[Obj]:
         regions = item.annotation.result if item.annotation else ()
         w, h = item.width, item.height
         if pose is None:
-            item.objects = [obj for region in regions if (obj := region_object(region, w, h)) is not None]
+            item.objects = objs = []
+            for region in regions:
+                obj = region_object(region, w, h)
+                if obj is not None:
+                    objs.append(obj)
+                    if obj.also:
+                        objs.extend(relabeled(obj))
         else:
             item.objects = pose.objects(regions, w, h)
     return item.objects
 
 
+def relabeled(obj: Obj) -> list[Obj]:
+    """A region with several labels is an object per label (as Label Studio's YOLO writes a line per label)."""
+    return [Obj(label, obj.kind, obj.box, obj.points, obj.track, obj.corners, obj.mask, obj.keypoints)
+            for label in obj.also]
+
+
 class Pose:
     """Keypoints as pose instances (COCO keypoints, YOLO pose), as Label Studio's converter groups them.
 
-    Keypoint names are the labels of the config's KeyPointLabels, in config order. A keypoint whose `parentID` is
+    Keypoint names are the labels of the config's KeyPointLabels, ordered by their `model_index` attribute where
+    they have one (as Label Studio's converter orders them), then in config order. A keypoint whose `parentID` is
     a rectangle belongs to that rectangle's instance (its class is the rectangle's label); the other keypoints of
     an image form one instance, of the class named after their KeyPointLabels control, with the box around them.
     Each instance lists every keypoint name: (x, y, 2) where labeled, (0, 0, 0) where not.
     """
 
+    TAGS = frozenset({"KeyPointLabels", "KeyPoint"})
+
     def __init__(self, config: LabelConfig):
-        kp = [c for c in config.controls if c.tag in ("KeyPointLabels", "KeyPoint")]
-        self.names = list(dict.fromkeys(label for c in kp for label in c.labels))
+        kp = [c for c in config.controls if c.tag in self.TAGS]
+        names = list(dict.fromkeys(label for c in kp for label in c.labels))
+        # a label's model_index fixes its place (as in Label Studio's converter); the others follow, in config order
+        fixed = {}
+        for c in kp:
+            for label in c.labels:
+                try:
+                    fixed.setdefault(label, int(c.attrs.get(label, {})["model_index"]))
+                except (KeyError, TypeError, ValueError):
+                    pass
+        self.names = sorted(fixed, key=lambda n: (fixed[n], names.index(n))) + [n for n in names if n not in fixed]
         self.index = {name: i for i, name in enumerate(self.names)}
         others = [label for c in config.controls if c not in kp for label in c.labels]
         self.loose = kp[0].name if kp else "keypoints"  # the class of keypoints without a rectangle
@@ -80,7 +106,7 @@ class Pose:
 
     @staticmethod
     def wanted(config: LabelConfig) -> bool:
-        return any(c.tag in ("KeyPointLabels", "KeyPoint") for c in config.controls)
+        return any(c.tag in Pose.TAGS for c in config.controls)
 
     def objects(self, regions, width, height) -> list[Obj]:
         objs: list[Obj] = []
@@ -103,6 +129,8 @@ class Pose:
                 objs.append(obj)
                 if obj.kind == "box" and region.id:
                     by_id[region.id] = obj
+                if obj.also:
+                    objs.extend(relabeled(obj))
         for parent, name, x, y in points:
             owner = by_id.get(parent) if parent else None
             if owner is None:
@@ -116,7 +144,7 @@ class Pose:
             for name, x, y in loose:
                 kps[self.index[name]] = (x, y)
             box = bounds([(x, y) for _, x, y in loose])
-            objs.append(Obj(self.loose, "box", box, keypoints=kps))
+            objs.append(Obj(self.loose, "keypoints", box, keypoints=kps))
         return objs
 
 
@@ -136,8 +164,8 @@ def _rect_object(label: str, value: dict, width, height) -> Obj | None:
 
 
 def region_object(region: Region, width=None, height=None) -> Obj | None:
-    """The object of an image region (a rectangle or a polygon, its first label); other region types give None.
-    `width`, `height`: the image size, when the region does not record it."""
+    """The object of an image region (a rectangle, polygon, ellipse or brush mask; its first label, the others in
+    `also`); other region types give None. `width`, `height`: the image size, when the region does not record it."""
     if region.type == "rectanglelabels":  # the common case: no generic label lookup
         value = region.value
         found = value.get("rectanglelabels")
@@ -146,8 +174,11 @@ def region_object(region: Region, width=None, height=None) -> Obj | None:
                 return None
             label = found[0]
             label = label[-1] if isinstance(label, list) else label
-            if value.get("rotation"):
-                return _rect_object(label, value, region.original_width or width, region.original_height or height)
+            if value.get("rotation") or len(found) > 1:
+                obj = _rect_object(label, value, region.original_width or width, region.original_height or height)
+                if obj is not None and len(found) > 1:
+                    obj.also = [lab[-1] if isinstance(lab, list) else lab for lab in found[1:]]
+                return obj
             # unrotated, inlined: this runs once per box of large exports
             try:
                 box = float(value["x"]), float(value["y"]), float(value["width"]), float(value["height"])
@@ -157,18 +188,29 @@ def region_object(region: Region, width=None, height=None) -> Obj | None:
     labels = region.labels
     if not labels:
         return None
-    if region.type in ("rectanglelabels", "rectangle"):
-        return _rect_object(labels[0], region.value, region.original_width or width, region.original_height or height)
-    if region.type in ("polygonlabels", "polygon"):
-        pts = [(float(p[0]), float(p[1])) for p in region.value.get("points") or [] if len(p) >= 2]
+    obj = _shape(region, labels[0], region.original_width or width, region.original_height or height)
+    if obj is not None and len(labels) > 1:
+        obj.also = labels[1:]
+    return obj
+
+
+def _shape(region: Region, label: str, width, height) -> Obj | None:
+    kind = region.type
+    value = region.value
+    if kind == "labels":  # a <Labels> control beside a <Rectangle>, <Polygon>...: the shape is in the value
+        kind = ("polygon" if "points" in value else "ellipse" if "radiusX" in value else "brush" if "rle" in value
+                else "rectangle" if "height" in value and "width" in value else "")
+    if kind in ("rectanglelabels", "rectangle"):
+        return _rect_object(label, value, width, height)
+    if kind in ("polygonlabels", "polygon"):
+        pts = [(float(p[0]), float(p[1])) for p in value.get("points") or [] if len(p) >= 2]
         if len(pts) < 3:
             return None
-        return Obj(labels[0], "polygon", bounds(pts), pts)
-    if region.type in ("ellipselabels", "ellipse"):
-        return _ellipse_object(labels[0], region.value, region.original_width or width,
-                               region.original_height or height)
-    if region.type in ("brushlabels", "brush"):
-        return _brush_object(labels[0], region, region.original_width or width, region.original_height or height)
+        return Obj(label, "polygon", bounds(pts), pts)
+    if kind in ("ellipselabels", "ellipse"):
+        return _ellipse_object(label, value, width, height)
+    if kind in ("brushlabels", "brush"):
+        return _brush_object(label, region, width, height)
     return None
 
 

@@ -22,15 +22,14 @@ class VocWriter(Writer):
         (self.root / "Annotations").mkdir(exist_ok=True)
         (self.root / self.images_in).mkdir(exist_ok=True)
 
-    def _xml(self, file_name: str, objs: list[Obj], width, height) -> None:
+    def _xml(self, file_name: str, objs: list[Obj], width, height, item: Item) -> None:
         parts = [f"<annotation>\n  <folder>{self.images_in}</folder>\n  <filename>{escape(file_name)}</filename>\n"
                  f"  <size>\n    <width>{width or 0}</width>\n    <height>{height or 0}</height>\n"
                  f"    <depth>3</depth>\n  </size>\n  <segmented>0</segmented>\n"]
         for obj in objs:
-            self.class_id(obj.label)
             if not width or not height or obj.box is None:
-                self.no_size += 1
-                continue
+                self.unsized(item, file_name, obj)
+            self.class_id(obj.label)
             x, y, w, h = obj.box
             xmin, ymin = round(x * width / 100), round(y * height / 100)
             xmax, ymax = round((x + w) * width / 100), round((y + h) * height / 100)
@@ -44,7 +43,7 @@ class VocWriter(Writer):
     def write(self, item: Item) -> None:
         self.items += 1
         for name, objs, width, height, _ in self.pictures(item):
-            self._xml(name, objs, width, height)
+            self._xml(name, objs, width, height, item)
             self.write_masks(name, objs)
 
     def finish(self) -> dict:

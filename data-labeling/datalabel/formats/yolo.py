@@ -136,6 +136,7 @@ class YoloWriter(Writer):
     expresses = SHAPES
     what = "boxes, polygons and ellipses (masks as their boxes)"
     parallel = True
+    needs_size = True  # rotated boxes, ellipses and masks (only read where no region records it)
     oriented = False
     HOLD = 20_000  # label files a part writer may hold back while another one is creating its own
 
@@ -151,11 +152,12 @@ class YoloWriter(Writer):
         self._use_helper = not self.part and can_fork()
         self._held: list[tuple[str, bytes]] = []  # a part writer's label files not created yet
 
-    def _label_file(self, image_name: str, objs: list[Obj]) -> None:
+    def _label_file(self, image_name: str, objs: list[Obj], item: Item) -> None:
         stem = file_stem(image_name)
-        before = self.objects
+        for obj in objs:
+            if obj.box is None:  # a rotated box, an ellipse or a mask on an image of unknown size
+                self.unsized(item, image_name, obj)
         data = self.text(objs).encode()
-        self.no_size += len(objs) - (self.objects - before)  # rotated boxes of an image of unknown size
         self.write_masks(image_name, objs)
         if self.part:
             self._held.append((f"{stem}.txt", data))
@@ -216,10 +218,10 @@ class YoloWriter(Writer):
     def write(self, item: Item) -> None:
         self.items += 1
         if not self.video:  # an image: its one label file (the common case, without pictures()' list)
-            self._label_file(item.name, image_objects(item, self.pose))
+            self._label_file(item.name, image_objects(item, self.pose), item)
             return
         for name, objs, _, _, _ in self.pictures(item):
-            self._label_file(name, objs)
+            self._label_file(name, objs, item)
 
     def finish(self) -> dict:
         files, self._files = self._files, None
