@@ -4,6 +4,7 @@ labels; the review tab serves the rank-1 suspect first in a real browser."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from pathlib import Path
 
@@ -236,3 +237,60 @@ def test_quality_commands_refuse_bad_input(label_studio, ls_client, bucket, tmp_
     assert result.returncode == 2, result
     with pytest.raises(LabError):
         set_overlap(ls_client, pid, 0)
+
+
+def test_versions_carry_agreement_and_flagged_tasks(labeled, label_studio, ls_client, tmp_path, gcs_emulator):
+    """A snapshot's manifest records the agreement and the flagged tasks; `dataversion versions` and `diff` show
+    them."""
+    from dataversion import repo
+    from versioning_helpers import run_cli as dataversion, sync
+
+    pid = labeled["project"]
+    sync(ls_client, pid, "target")
+    path = tmp_path / "datasets"
+    repo.init(path, labeled["bucket"], endpoint=gcs_emulator.url, jobs=4)
+    env = {**label_studio.env(labeled["bucket"]), "DATASET_REPO": str(path)}
+    expected = quality.project_agreement(ls_client, pid)
+    flagged = []
+    for limit in ("3", "1"):
+        review = run_cli("quality", "mislabels", "--project", pid, "--limit", limit, "--json", env=label_studio.env())
+        assert review.ok, review
+        flagged.append(len(review.json()["suspects"]))
+        for args in (("snapshot", "--project", str(pid)), ("commit", "-m", f"review of {limit}")):
+            out = dataversion(*args, env=env)
+            assert out.returncode == 0, out.stderr
+    manifest = repo.read_manifest(path, "dataset_v1")
+    assert manifest["quality"]["flagged"] == flagged[0]
+    assert abs(manifest["quality"]["agreement"]["alpha"] - expected["alpha"]) <= 1e-9
+    assert manifest["quality"]["agreement"]["tasks"] == expected["tasks"]
+    listed = json.loads(dataversion("versions", "--json", env=env).stdout)
+    assert [(v["tag"], v["flagged"]) for v in listed] == [("dataset_v1", flagged[0]), ("dataset_v2", flagged[1])]
+    table = dataversion("versions", env={**env, "COLUMNS": "250"}).stdout
+    assert "alpha" in table and "flagged" in table
+    diff = dataversion("diff", "dataset_v1", "dataset_v2", env=env).stdout
+    assert f"flagged as likely mislabeled: {flagged[0]} -> {flagged[1]}" in diff
+    assert f"alpha {expected['alpha']:.3f}" in diff
+
+
+def test_demo_adds_annotators_with_their_own_tokens(label_studio, bucket, tmp_path, gcs_emulator):
+    """`datalabel demo --annotators 2` in an embedded stack's folder: two users, each token in
+    secrets/annotators.json (the owner's only), each accepted by Label Studio as that user."""
+    root = tmp_path / "stack-root"
+    (root / ".stack").mkdir(parents=True)
+    (root / ".stack" / "label-studio").symlink_to(label_studio.data_dir)
+    (root / ".stack" / "stack.json").write_text(json.dumps({"emulator_url": gcs_emulator.url, "database": "sqlite"}))
+    if label_studio.database:
+        pytest.skip("the demo's stack file names the embedded PostgreSQL; this server's is the session's")
+    result = run_cli("demo", "--limit", "3", "--annotators", "2", "--bucket", bucket.name, "--json",
+                     env=label_studio.env(bucket.name), cwd=root)
+    assert result.ok, result
+    made = result.json()["annotators"]
+    path = Path(made["file"])
+    assert path == root / "secrets" / "annotators.json" and (path.stat().st_mode & 0o777) == 0o600
+    saved = json.loads(path.read_text())
+    assert [a["email"] for a in saved] == ["annotator1@localhost", "annotator2@localhost"]
+    for a in saved:
+        assert ls.whoami(ls.connect(Settings(url=label_studio.url, api_key=a["token"])))["email"] == a["email"]
+    outside = run_cli("demo", "--limit", "3", "--annotators", "1", "--bucket", bucket.name,
+                      env=label_studio.env(bucket.name), cwd=tmp_path)
+    assert outside.returncode == 2 and "no embedded stack" in outside.stderr

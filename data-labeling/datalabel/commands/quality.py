@@ -39,7 +39,8 @@ def agreement_cmd(project: int = PROJECT, url: str = URL, api_key: str = API_KEY
                    f"(`datalabel projects overlap {project} --annotators 2`) and label")
         return
     if result["kind"] == "classification":
-        typer.echo(f"project {project}: {result['tasks']} task(s) labeled by 2+ of {result['annotators']} annotator(s); "
+        typer.echo(f"project {project}: {result['tasks']} task(s) labeled by 2+ of {result['annotators']} "
+                   f"annotator(s); "
                    f"Krippendorff's alpha {_num(result['alpha'])}, mean Cohen's kappa {_num(result['mean_kappa'])}, "
                    f"{len(result['ties'])} tie(s)")
         print_table([{**p, "agreement": _num(p["agreement"]), "kappa": _num(p["kappa"])} for p in result["pairs"]],
@@ -54,7 +55,8 @@ def agreement_cmd(project: int = PROJECT, url: str = URL, api_key: str = API_KEY
                           "votes": ", ".join(f"{k}={v}" for k, v in c["votes"].items())} for c in result["consensus"]],
                         ["task_id", "label", "share", "votes"], title="Consensus")
     else:
-        typer.echo(f"project {project}: {result['tasks']} task(s) labeled by 2+ of {result['annotators']} annotator(s); "
+        typer.echo(f"project {project}: {result['tasks']} task(s) labeled by 2+ of {result['annotators']} "
+                   f"annotator(s); "
                    f"regions matched at IoU >= {result['iou_threshold']}: F1 {_num(result['f1'])}, "
                    f"mean IoU {_num(result['mean_iou'])}")
         print_table([{**p, "f1": _num(p["f1"]), "mean_iou": _num(p["mean_iou"])} for p in result["pairs"]],
@@ -95,7 +97,10 @@ def mislabels_cmd(project: int = PROJECT,
         return
     typer.echo(f"view {rev['view']['title']!r}: {rev['view']['url']} ({rev['reopened']} task(s) reopened for "
                f"one more annotation)")
-    if rev["served_first"] == rev["first"]:
+    if rev["first"] is None:
+        typer.echo(f"note: you ({rev['reviewer']}) labeled every suspect yourself; Label Studio serves them to "
+                   "another reviewer, not to you")
+    elif rev["served_first"] == rev["first"]:
         typer.echo(f"\"Label All Tasks\" serves {rev['reviewer']} task {rev['first']} (rank 1) first, then the other "
                    f"suspects; `datalabel al preannotate` gives the queue back to the model")
     else:

@@ -15,11 +15,13 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import ls
+from ..active import ImageLoader, labeled_examples, project_target, task_split
+from ..errors import LabError
 from ..output import next_step
 from .agreement import IOU_MATCH, agreement, classification_agreement, region_agreement
 from .consensus import Consensus, consensus, majority, task_votes
 from .mislabels import FOLDS, Suspect, find_mislabels
-from .review import REVIEW_VERSION, REVIEW_VIEW, write_review
+from .review import REVIEW_VERSION, REVIEW_VIEW, last_review, write_review
 
 __all__ = ["agreement", "classification_agreement", "consensus", "Consensus", "find_mislabels", "FOLDS",
            "IOU_MATCH", "majority", "project_agreement", "project_mislabels", "region_agreement", "REVIEW_VERSION",
@@ -51,8 +53,6 @@ def project_mislabels(client, project_id: int, folds: int = FOLDS, seed: int = 0
                       review: bool = True, loader=None, progress: Callable[[int], None] | None = None) -> dict:
     """Rank every labeled task of a classification project, most likely mislabeled first; the suspects are cleanlab's
     flagged tasks (at most `limit`). With `review`, write the review tab and queue (review.py)."""
-    from ..active import ImageLoader, labeled_examples, project_target, task_split
-
     target = project_target(client, project_id)
     tasks = list(ls.project_tasks(client, project_id, progress))
     # the given label of a task several people labeled is their majority (ties: the latest of the tied)
@@ -75,8 +75,6 @@ def snapshot_quality(tasks: list, config, client=None, project_id: int | None = 
     """What a dataset version's manifest records of label quality: the agreement on its tasks labeled by two or
     more annotators, and how many of its tasks the last `datalabel quality mislabels` flagged (read from the
     project's review tab; None without a project or a review)."""
-    from ..errors import LabError
-
     try:
         found = agreement(tasks, config)
     except LabError:
@@ -86,8 +84,6 @@ def snapshot_quality(tasks: list, config, client=None, project_id: int | None = 
     summary["ties"] = len(found.get("ties", []))
     flagged = None
     if client is not None and project_id is not None:
-        from .review import last_review
-
         try:
             ranked = last_review(client, project_id).get("ranked")
         except LabError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
+from ..active.model import fit
 from ..errors import LabError
 from ..output import next_step
 from ..tasks import Task
@@ -43,8 +44,6 @@ def out_of_fold_probs(features, labels: Sequence[int], n_classes: int, folds: in
     all train rows); columns are the classes 0..n_classes-1 (a class a fold never saw gets 0)."""
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
-
-    from ..active.model import fit
 
     x, y = np.asarray(features), np.asarray(labels)
     counts = np.bincount(y, minlength=n_classes)

@@ -54,7 +54,8 @@ def _request(client, what: str, path: str, **kwargs):
     try:
         return ls.raw_http(client).request(path, **kwargs)
     except httpx.TransportError as exc:
-        raise ServerError(f"{what}: cannot reach Label Studio at {client.settings.url} ({type(exc).__name__})") from None
+        raise ServerError(f"{what}: cannot reach Label Studio at {client.settings.url} "
+                          f"({type(exc).__name__})") from None
 
 
 def hold_task(client, project_id: int, task_id: int) -> dict | None:
@@ -129,7 +130,7 @@ def write_review(client, project_id: int, suspects: Sequence[Suspect], tasks: di
     ids = [s.task_id for s in suspects]
     previous = last_review(client, project_id)
     reopened = {int(k): int(v) for k, v in (previous.get("reopened") or {}).items()}
-    annotators = {tid: len(latest_per_annotator(tasks[tid])) for tid in set(ids) | set(reopened)}
+    annotators = {tid: len(latest_per_annotator(tasks[tid])) if tid in tasks else 0 for tid in set(ids) | set(reopened)}
     states = task_states(client, project_id, sorted(set(ids) | set(reopened)))
     # tasks of the last review that are no longer suspects and not reviewed yet: their overlap as it was
     restored = 0
