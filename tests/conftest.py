@@ -85,6 +85,8 @@ class LabelStudioServer:
     username: str
     password: str
     server: embedded.Server
+    data_dir: Path | None = None  # where `label-studio user` finds its users (quality tests: annotator tokens)
+    database: dict | None = None  # the server's database environment (None: SQLite in data_dir)
 
     def settings(self, bucket: str | None = None) -> Settings:
         return Settings(url=self.url, api_key=self.token, bucket=bucket, emulator_host=os.environ.get("STORAGE_EMULATOR_HOST"))
@@ -106,9 +108,10 @@ def label_studio(gcs_emulator, ls_database, tmp_path_factory, logs_dir):
     for attempt in (1, 2):
         # a free port can be taken by another process before Label Studio binds it: then start over once
         server = None
+        data_dir = tmp_path_factory.mktemp("ls-data")
         try:
             server = embedded.start_label_studio(
-                embedded.free_port(), tmp_path_factory.mktemp("ls-data"), credentials.ADMIN_USER, password, token,
+                embedded.free_port(), data_dir, credentials.ADMIN_USER, password, token,
                 emulator_url=gcs_emulator.url, log=logs_dir / f"label-studio-{attempt}.log", database=ls_database,
             )
             ls.connect(Settings(url=server.url, api_key=token))  # it is ours: the preset token works
@@ -118,13 +121,22 @@ def label_studio(gcs_emulator, ls_database, tmp_path_factory, logs_dir):
                 server.stop()
             if attempt == 2:
                 raise
-    yield LabelStudioServer(server.url, token, credentials.ADMIN_USER, password, server)
+    yield LabelStudioServer(server.url, token, credentials.ADMIN_USER, password, server, data_dir, ls_database)
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def ls_client(label_studio):
     return ls.connect(label_studio.settings())
+
+
+@pytest.fixture(scope="session")
+def annotators(label_studio, ls_client, gcs_emulator) -> list[dict]:
+    """Three annotator users of the server, each with their own API token: [{id, email, token}]."""
+    from datalabel import users
+
+    env = embedded.label_studio_env(gcs_emulator.url, label_studio.database)
+    return users.ensure_annotators(ls_client, 3, label_studio.data_dir, env)
 
 
 @pytest.fixture(scope="session")

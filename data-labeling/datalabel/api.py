@@ -15,6 +15,7 @@ Everything else in `datalabel` is internal and may change between versions; thes
     configs    LabelConfig, read_config_file
     export     convert (tasks -> a training format, atomically), RUN_ONLY, BucketObjects and TaskCache (the
                incremental reader of target storage)
+    quality    snapshot_quality (a dataset version's agreement figures and flagged-task count)
 """
 from .commands import options as cli_options
 from .config import Settings, check_url, load_credentials, setting
@@ -27,10 +28,11 @@ from .gcs import client as storage_client
 from .labelconfig import LabelConfig, read_config_file
 from .ls import connect, project_config
 from .output import print_json, print_table, progress, run_app
+from .quality import snapshot_quality
 from .tasks import Task, choose_annotation
 
 __all__ = ["BucketObjects", "check_bucket_name", "check_key", "check_url", "choose_annotation", "cli_options",
            "ConfigError", "connect", "convert", "EXIT_CODES", "gs_url_from_ref", "LabelConfig", "LabError",
            "load_credentials", "norm_prefix", "NotFound", "print_json", "print_table", "progress", "project_config",
            "read_config_file", "retry_timeout", "RETRY_TIMEOUT_ENV", "run_app", "RUN_ONLY", "ServerError", "setting",
-           "Settings", "split_url", "storage_client", "Task", "TaskCache", "write_text_atomic"]
+           "Settings", "snapshot_quality", "split_url", "storage_client", "Task", "TaskCache", "write_text_atomic"]

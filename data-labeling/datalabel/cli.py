@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from .commands import al, bucket, export, projects, setup, stats, storage
+from .commands import al, bucket, export, projects, quality, setup, stats, storage
 from .commands.options import API_KEY, JSON, URL
 from .output import print_json, run_app
 
@@ -50,6 +50,9 @@ def demo(
     bucket: str = typer.Option("datalabel-local", "--bucket", "-b", envvar="GCS_BUCKET_NAME",
                                help="Emulator bucket to create and fill."),
     limit: int = typer.Option(None, "--limit", min=1, help="Upload only the first N sample images."),
+    annotators: int = typer.Option(0, "--annotators", min=0, help="Also make N annotator users, each with an API "
+                                   "token (secrets/annotators.json), so several people can label through the API "
+                                   "(embedded stack)."),
     url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):
     """Seed the GCS emulator with the demo project: 1,797 digits under images_unlabeled/, a project "Digits demo"
@@ -76,11 +79,16 @@ def demo(
             progress(f"upload sample images to gs://{bucket}/{embedded.SOURCE_PREFIX}") as advance:
         project_id = embedded.seed_demo(client, bucket, Path(samples), limit=limit, progress=advance)
     info = {"project": project_id, "title": embedded.DEMO_TITLE, "bucket": bucket, "url": settings.url}
+    if annotators:
+        info["annotators"] = embedded.add_annotators(Path.cwd(), client, annotators)
     if json_out:
         print_json(info)
     else:
         typer.echo(f"project {project_id}: {embedded.DEMO_TITLE}, images in gs://{bucket}/{embedded.SOURCE_PREFIX}, "
                    f"ready to label at {settings.browser_url}/projects/{project_id}")
+        if annotators:
+            typer.echo(f"{annotators} annotator(s) with their own API tokens in {info['annotators']['file']}: "
+                       + ", ".join(a["email"] for a in info["annotators"]["annotators"]))
 
 
 # Sub-command groups (one module each under commands/) and the two single commands, registered by name here so
@@ -90,6 +98,7 @@ app.add_typer(storage.app, name="storage")
 app.add_typer(bucket.app, name="bucket")
 app.add_typer(export.app, name="export")
 app.add_typer(al.app, name="al")
+app.add_typer(quality.app, name="quality")
 app.command("setup")(setup.setup_cmd)
 app.command("stats")(stats.stats_cmd)
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import credentials, gcs, ls, output, postgres, samples
+from . import credentials, gcs, ls, output, postgres, samples, users
 from .config import Settings
 from .errors import ConfigError, LabError, ServerError
 from .files import exclusive_lock, pid_alive, write_text_atomic
@@ -222,6 +222,26 @@ def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir, database, p
         info.project_id = seed_demo(client, DEMO_BUCKET, state / "samples", limit=limit, progress=progress)
         write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None}, indent=2))
     return info
+
+
+def add_annotators(root: str | Path, client, count: int, secrets_dir: str | Path | None = None) -> dict:
+    """`count` annotator users of the embedded stack under `root`, each with their own API token (users.py), written
+    to secrets/annotators.json (the owner's only). Returns {"annotators": [...], "file": path}."""
+    state = Path(root).resolve() / ".stack"
+    if not (state / "stack.json").is_file():
+        raise ConfigError(f"no embedded stack under {Path(root).resolve()}: annotator tokens are read where Label "
+                          "Studio keeps its data (start it with ./docker-shell.sh, or in the Docker stack run "
+                          "`docker compose exec label-studio label-studio user --username EMAIL`)")
+    info = json.loads((state / "stack.json").read_text())
+    secrets = Path(secrets_dir or os.environ.get("SECRETS_DIR") or Path(root) / "secrets")
+    database = None
+    if info.get("database") == "postgresql":
+        creds = credentials.ensure(secrets, postgres=True)
+        database = postgres.label_studio_env(_port_of(info["postgres_url"]), creds["postgres"])
+    env = label_studio_env(info.get("emulator_url"), database)
+    made = users.ensure_annotators(client, count, state / "label-studio", env)
+    path = users.write_annotators(secrets / "annotators.json", made)
+    return {"annotators": [{k: a[k] for k in ("id", "email")} for a in made], "file": str(path)}
 
 
 def _stable_port(previous_url: str | None, wanted: int) -> int:

@@ -89,6 +89,31 @@ def create_project(client, title: str, label_config: str, description: str = "")
     return project, created
 
 
+# --- overlap: how many annotators label each task ---------------------------------------------------------------
+
+
+def check_overlap(annotators: int | None = None, percent: int | None = None) -> None:
+    if annotators is not None and annotators < 1:
+        raise ConfigError(f"--annotators must be at least 1 (got {annotators})")
+    if percent is not None and not 0 <= percent <= 100:
+        raise ConfigError(f"--overlap-percent must be 0 to 100 (got {percent})")
+
+
+def set_overlap(client, project_id: int, annotators: int | None = None, percent: int | None = None) -> dict:
+    """Label Studio's project overlap: `annotators` people label each task (`maximum_annotations`) for `percent`
+    of the tasks (`overlap_cohort_percentage`; the others want one annotation). Label Studio picks the cohort
+    (tasks with the most annotations first) and recounts which tasks are done."""
+    check_overlap(annotators, percent)
+    fields = {k: v for k, v in (("maximum_annotations", annotators), ("overlap_cohort_percentage", percent))
+              if v is not None}
+    if fields:
+        with ls.api_errors(f"set the overlap of project {project_id}", client.settings.url):
+            client.projects.update(id=project_id, **fields)
+    project = ls.get_project(client, project_id)
+    return {"project": project_id, "annotators": project.maximum_annotations,
+            "percent": project.overlap_cohort_percentage}
+
+
 def project_rows(client) -> list[dict]:
     return [{"id": p.id, "title": p.title, "tasks": p.task_number or 0,
              "labeled": p.num_tasks_with_annotations or 0, "created": str(p.created_at or "")[:19]}
@@ -109,6 +134,7 @@ def describe_project(client, project_id: int) -> dict:
         "annotations": project.total_annotations_number or 0,
         "skipped_annotations": project.skipped_annotations_number or 0,
         "predictions": project.total_predictions_number or 0,
+        "overlap": {"annotators": project.maximum_annotations, "percent": project.overlap_cohort_percentage},
         "storages": storage_rows(client, project_id),
         "label_config": project.label_config,
     }
@@ -263,6 +289,7 @@ class SetupResult:
     exported: int = 0
     tasks: int = 0
     cors: list = field(default_factory=list)
+    overlap: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -285,20 +312,25 @@ def _one_at_a_time(*key: str):
 def setup(client, title: str, label_config: str, bucket: str, source_prefix: str = "images_unlabeled/",
           target_prefix: str = "labels/", regex: str = r".*", use_blob_urls: bool = True,
           credentials_file: str | None = None, upload_from: str | Path | None = None,
-          cors_origin: str | None = None, description: str = "", progress=None, recursive: bool = True) -> SetupResult:
+          cors_origin: str | None = None, description: str = "", progress=None, recursive: bool = True,
+          annotators: int | None = None, overlap_percent: int | None = None) -> SetupResult:
     """Project + source storage + target storage + sync in one go. Idempotent: a second run reuses everything.
 
     Order matters for "nothing half made": every check (credentials, server, label config, bucket, files under
-    the prefix) runs before the first thing is created.
+    the prefix) runs before the first thing is created. `annotators` / `overlap_percent`: the project's overlap
+    (set_overlap), set before the tasks are imported.
     """
     title = check_title(title)
+    check_overlap(annotators, overlap_percent)
     with _one_at_a_time(client.settings.url, title):
         return _setup(client, title, label_config, bucket, source_prefix, target_prefix, regex, use_blob_urls,
-                      credentials_file, upload_from, cors_origin, description, progress, recursive)
+                      credentials_file, upload_from, cors_origin, description, progress, recursive,
+                      annotators, overlap_percent)
 
 
 def _setup(client, title, label_config, bucket, source_prefix, target_prefix, regex, use_blob_urls,
-           credentials_file, upload_from, cors_origin, description, progress, recursive) -> SetupResult:
+           credentials_file, upload_from, cors_origin, description, progress, recursive,
+           annotators=None, overlap_percent=None) -> SetupResult:
     check_credentials(credentials_file)
     parse_config(label_config)
     gcs.norm_prefix(source_prefix), gcs.norm_prefix(target_prefix)  # a prefix that could leave its folder: refused
@@ -318,6 +350,7 @@ def _setup(client, title, label_config, bucket, source_prefix, target_prefix, re
     files = matching_files(bucket, source_prefix, regex, credentials_file, recursive)
 
     project, project_created = create_project(client, title, label_config, description)
+    overlap = set_overlap(client, project.id, annotators, overlap_percent)
     try:
         source, source_created = ls.ensure_source_storage(client, project.id, bucket, source_prefix, regex=regex,
                                                           use_blob_urls=use_blob_urls,
@@ -334,4 +367,5 @@ def _setup(client, title, label_config, bucket, source_prefix, target_prefix, re
     return SetupResult(project_id=project.id, title=project.title, project_created=project_created,
                        source_id=source.id, source_created=source_created, target_id=target.id,
                        target_created=target_created, files=files, uploaded=uploaded, imported=imported,
-                       exported=exported, tasks=ls.get_project(client, project.id).task_number or 0, cors=cors)
+                       exported=exported, tasks=ls.get_project(client, project.id).task_number or 0, cors=cors,
+                       overlap={k: overlap[k] for k in ("annotators", "percent")})

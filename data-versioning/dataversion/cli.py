@@ -101,7 +101,8 @@ def snapshot(
     source = snap.open_source(name, mount, setting("GOOGLE_APPLICATION_CREDENTIALS"), concurrency)
     with progress("Snapshot") as advance:
         manifest = snap.snapshot(dest, name, fmt, config, project_id, labels_prefix, policy, progress=advance,
-                                 source=source, cache=snap.cache_path(root, name, labels_prefix) if root else None)
+                                 source=source, cache=snap.cache_path(root, name, labels_prefix) if root else None,
+                                 client=client)
     late = len(getattr(source, "via_api", ()))
     if late:
         typer.echo(f"note: {late} file(s) the mount did not show yet (gcsfuse refreshes its listings after its "
@@ -110,7 +111,7 @@ def snapshot(
                "format": manifest["format"],
                "per_class": manifest["counts"]["per_class"], "per_annotator": manifest["counts"]["per_annotator"],
                "label_config_digest": manifest["label_config_digest"],
-               "label_studio_project": manifest["label_studio_project"]}
+               "label_studio_project": manifest["label_studio_project"], "quality": manifest["quality"]}
     if json_out:
         print_json(summary)
     else:
@@ -156,8 +157,9 @@ def versions(repo: Path = RepoOpt, json_out: bool = JsonOpt):
     if not rows:
         typer.echo("no dataset versions yet; run `dataversion snapshot` then `dataversion commit`")
         return
-    print_table([{**r, "classes": ", ".join(f"{k}={v}" for k, v in r["classes"].items())} for r in rows],
-                ["tag", "date", "items", "format", "classes", "message"])
+    print_table([{**r, "classes": ", ".join(f"{k}={v}" for k, v in r["classes"].items()),
+                  "agreement": repo_mod.agreement_text(r["agreement"])} for r in rows],
+                ["tag", "date", "items", "format", "classes", "agreement", "flagged", "message"])
 
 
 @app.command()
@@ -185,6 +187,14 @@ def diff(
         typer.echo(f"  ~ {item['source']}: {','.join(item['old'])} -> {','.join(item['new'])}")
     if out["label_config_changed"]:
         typer.echo("  (the label config changed)")
+    quality = out["quality"]
+    typer.echo(f"  agreement: {repo_mod.agreement_text(quality['old']['agreement'])} -> "
+               f"{repo_mod.agreement_text(quality['new']['agreement'])}; flagged as likely mislabeled: "
+               f"{_count(quality['old']['flagged'])} -> {_count(quality['new']['flagged'])}")
+
+
+def _count(value) -> str:
+    return "-" if value is None else str(value)
 
 
 @app.command()

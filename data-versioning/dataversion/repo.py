@@ -311,10 +311,27 @@ def list_versions(repo: str | Path) -> list[dict]:
         date, obj, subject = rows.get(tag, ("", "", ""))
         manifest = read_manifest(repo, tag)
         counts = manifest.get("counts", {})
+        quality = manifest_quality(manifest)
         versions.append({"tag": tag, "date": date, "commit": obj[:12], "items": counts.get("items"),
                          "classes": counts.get("per_class", {}), "annotators": counts.get("per_annotator", {}),
-                         "format": manifest.get("format"), "message": subject})
+                         "format": manifest.get("format"), "agreement": quality["agreement"],
+                         "flagged": quality["flagged"], "message": subject})
     return versions
+
+
+def manifest_quality(manifest: dict) -> dict:
+    """A manifest's label quality (`datalabel.api.snapshot_quality`); versions made before it have none."""
+    quality = manifest.get("quality") or {}
+    return {"agreement": quality.get("agreement") or {}, "flagged": quality.get("flagged")}
+
+
+def agreement_text(agreement: dict) -> str:
+    """alpha (classification) or F1 (boxes, polygons) and on how many multi-annotated tasks; "-" if none."""
+    if agreement.get("alpha") is not None:
+        return f"alpha {agreement['alpha']:.3f} ({agreement.get('tasks')} tasks)"
+    if agreement.get("f1") is not None:
+        return f"F1 {agreement['f1']:.3f} ({agreement.get('tasks')} tasks)"
+    return "-"
 
 
 def diff_manifests(old: dict, new: dict) -> dict:
@@ -328,6 +345,7 @@ def diff_manifests(old: dict, new: dict) -> dict:
         "relabeled": [{"source": s, "old": a[s]["labels"], "new": b[s]["labels"]} for s in relabeled],
         "label_config_changed": old.get("label_config_digest") != new.get("label_config_digest"),
         "format_changed": old.get("format") != new.get("format"),
+        "quality": {"old": manifest_quality(old), "new": manifest_quality(new)},
     }
 
 

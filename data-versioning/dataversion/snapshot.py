@@ -24,7 +24,8 @@ from typing import Callable
 
 from datalabel.api import (RUN_ONLY, BucketObjects, ConfigError, LabelConfig, LabError, NotFound, ServerError, Task,
                            TaskCache, check_key, choose_annotation, connect, convert, gs_url_from_ref, norm_prefix,
-                           project_config, read_config_file, split_url, storage_client, write_text_atomic)
+                           project_config, read_config_file, snapshot_quality, split_url, storage_client,
+                           write_text_atomic)
 
 from .common import MANIFEST, refuse_mounted
 
@@ -248,11 +249,14 @@ def _answered(task: Task, policy: str) -> bool:
 def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config: LabelConfig | None = None,
              project_id: int | None = None, labels_prefix: str = DEFAULT_LABELS_PREFIX, policy: str = "latest",
              mount: str | Path | None = None, credentials_file: str | None = None, concurrency: int | None = None,
-             progress: Callable[[int], None] | None = None, source=None, cache: str | Path | None = None) -> dict:
+             progress: Callable[[int], None] | None = None, source=None, cache: str | Path | None = None,
+             client=None) -> dict:
     """Build the dataset folder `out_dir` (atomically replaced) and its manifest. Returns the manifest.
 
     Images already in a previous snapshot at `out_dir` are linked, not downloaded again; with `cache`,
-    annotation files are only downloaded when they changed.
+    annotation files are only downloaded when they changed. The manifest's `quality`: agreement on the tasks
+    labeled by two or more annotators, and (with a Label Studio `client` and `project_id`) how many of the
+    snapshot's tasks the last `datalabel quality mislabels` flagged.
     """
     if config is None:
         raise ConfigError("no label config: pass --project ID or --label-config FILE")
@@ -273,5 +277,6 @@ def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config:
                               labels_prefix, report)
     if empty:
         manifest["counts"]["empty_submissions"] = empty
+    manifest["quality"] = snapshot_quality(tasks, config, client, project_id)
     write_text_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest

@@ -69,10 +69,11 @@ def project_model_version(client, project_id: int) -> str:
     return str(getattr(ls.get_project(client, project_id), "model_version", "") or "")
 
 
-def save_view(client, project_id: int, title: str, task_ids: list[int]) -> dict:
+def save_view(client, project_id: int, title: str, task_ids: list[int], extra: dict | None = None) -> dict:
     """A Data Manager tab showing exactly `task_ids`, lowest prediction score (least certain) first; replaced in
     place when re-run. "Label Tasks As Displayed" labels them in this order; "Label All Tasks" follows the
-    project's queue (the whole project, least certain first once `use_for_sampling` set it)."""
+    project's queue (the whole project, least certain first once `use_for_sampling` set it). `extra`: more keys
+    kept in the view's data (Label Studio stores them as they are)."""
     if not task_ids:
         raise LabError("refusing to save an empty selection as a view (it would show every task)")
     # the Data Manager UI knows `equal` on ids; an OR of them shows exactly the selection
@@ -81,6 +82,7 @@ def save_view(client, project_id: int, title: str, task_ids: list[int]) -> dict:
         "filters": {"conjunction": "or", "items": [
             {"filter": "filter:tasks:id", "operator": "equal", "type": "Number", "value": int(i)} for i in task_ids]},
         "ordering": ["tasks:predictions_score"],
+        **(extra or {}),
     }
     with ls.api_errors(f"save view {title!r}", client.settings.url):
         existing = [v for v in client.views.list(project=project_id)

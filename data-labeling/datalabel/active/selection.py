@@ -42,8 +42,9 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
     seen_current = False
     tasks, splits = [], {}  # the unlabeled tasks of the split, slimmed to id + predictions: a 100k project streams by
     for task in ls.project_tasks(client, project_id, progress):
-        seen_current = seen_current or any(p.model_version == current for p in task.predictions)
         if not task.is_labeled and in_split(task, split):
+            # the project's version counts if the pool has its predictions (a review's are on labeled tasks only)
+            seen_current = seen_current or any(p.model_version == current for p in task.predictions)
             splits[task.id] = task_split(task)
             tasks.append(Task(task.id, {}, predictions=task.predictions))
     if model_version is None and current and seen_current:

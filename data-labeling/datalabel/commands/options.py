@@ -15,6 +15,12 @@ TEMPLATE = typer.Option(None, "--template", help="Template name; see `datalabel 
 LABELS = typer.Option(None, "--labels", "-l", help="Comma-separated labels, e.g. brie,gouda.")
 LABELS_FILE = typer.Option(None, "--labels-file", help="File with one label per line.")
 CONFIG_FILE = typer.Option(None, "--config", help="A label-config XML file instead of a template.")
+# Label Studio's project overlap (projects create / overlap, setup)
+ANNOTATORS = typer.Option(None, "--annotators", min=1, help="How many people label each task (Label Studio's overlap, "
+                          "maximum_annotations; default 1).")
+OVERLAP_PERCENT = typer.Option(None, "--overlap-percent", min=0, max=100,
+                               help="Share of the tasks, in percent, that get that many annotators (the others one; "
+                                    "default 100).")
 POLICY = typer.Option("latest", "--policy",
                       help="Annotation per task when several exist: latest, ground-truth (else latest), majority.")
 

@@ -5,7 +5,8 @@ from typing import Optional
 
 import typer
 
-from .options import API_KEY, CONFIG_FILE, JSON, LABELS, LABELS_FILE, TEMPLATE, URL, client, say
+from .options import (ANNOTATORS, API_KEY, CONFIG_FILE, JSON, LABELS, LABELS_FILE, OVERLAP_PERCENT, TEMPLATE, URL,
+                      client, say)
 
 app = typer.Typer(help="Label Studio projects: list, show, create (from a template or an XML config), delete.",
                   no_args_is_help=True)
@@ -64,6 +65,7 @@ def show_cmd(project: int = typer.Argument(..., help="Project id."), url: str = 
     say(f"labels: {', '.join(info['labels']) or '-'}")
     say(f"tasks: {info['tasks']}, labeled: {info['labeled']}, annotations: {info['annotations']}, "
         f"skipped: {info['skipped_annotations']}, predictions: {info['predictions']}")
+    say(f"overlap: {info['overlap']['annotators']} annotator(s) per task for {info['overlap']['percent']}% of the tasks")
     if info["storages"]:
         print_table(info["storages"], ["id", "kind", "bucket", "prefix", "regex", "status", "last_sync"], "Storages")
     else:
@@ -76,6 +78,7 @@ def create_cmd(
     template: Optional[str] = TEMPLATE, labels: Optional[str] = LABELS,
     labels_file: Optional[str] = LABELS_FILE, config_file: Optional[str] = CONFIG_FILE,
     description: str = typer.Option("", "--description", help="Project description."),
+    annotators: Optional[int] = ANNOTATORS, overlap_percent: Optional[int] = OVERLAP_PERCENT,
     url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):
     """Create a project from a template and labels, or from a label-config XML file.
@@ -86,16 +89,39 @@ def create_cmd(
       datalabel projects create --title Cheese --template image-classification --labels brie,gouda
       datalabel projects create --title Boxes --template object-detection --labels-file labels.txt
       datalabel projects create --title Custom --config my_config.xml
+      datalabel projects create --title Pairs --template image-classification --labels a,b --annotators 2
     """
     from ..output import print_json
-    from ..projects import create_project, resolve_config
+    from ..projects import check_overlap, create_project, resolve_config, set_overlap
 
     xml = resolve_config(template, labels, labels_file, config_file)  # before any call
-    project, created = create_project(client(url, api_key), title, xml, description)
+    check_overlap(annotators, overlap_percent)
+    lsc = client(url, api_key)
+    project, created = create_project(lsc, title, xml, description)
+    overlap = set_overlap(lsc, project.id, annotators, overlap_percent)
     if json_out:
-        print_json({"id": project.id, "title": project.title, "created": created})
+        print_json({"id": project.id, "title": project.title, "created": created,
+                    "overlap": {k: overlap[k] for k in ("annotators", "percent")}})
     else:
         say(f"{'created' if created else 'reused existing'} project {project.id}: {project.title}")
+
+
+@app.command("overlap")
+def overlap_cmd(project: int = typer.Argument(..., help="Project id."),
+                annotators: Optional[int] = ANNOTATORS, overlap_percent: Optional[int] = OVERLAP_PERCENT,
+                url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
+    """Show or set how many annotators label each task, and for which share of the tasks (Label Studio's overlap).
+
+    Example: datalabel projects overlap 3 --annotators 3 --overlap-percent 20
+    """
+    from ..output import print_json
+    from ..projects import set_overlap
+
+    result = set_overlap(client(url, api_key), project, annotators, overlap_percent)
+    if json_out:
+        print_json(result)
+    else:
+        say(f"project {project}: {result['annotators']} annotator(s) per task for {result['percent']}% of the tasks")
 
 
 @app.command("delete")

@@ -5,8 +5,8 @@ from typing import Optional
 
 import typer
 
-from .options import (API_KEY, BUCKET, CONFIG_FILE, CREDENTIALS, JSON, LABELS, LABELS_FILE, TEMPLATE, URL,
-                      client, say, settings)
+from .options import (ANNOTATORS, API_KEY, BUCKET, CONFIG_FILE, CREDENTIALS, JSON, LABELS, LABELS_FILE,
+                      OVERLAP_PERCENT, TEMPLATE, URL, client, say, settings)
 
 def setup_cmd(
     title: str = typer.Option(..., "--title", "-t", help="Project title; an existing project with it is reused."),
@@ -20,6 +20,7 @@ def setup_cmd(
     upload: Optional[str] = typer.Option(None, "--upload", help="Upload this local folder to the source prefix first."),
     cors: bool = typer.Option(False, "--cors", help="Also let the Label Studio URL's origin read the bucket (CORS)."),
     description: str = typer.Option("", "--description", help="Project description."),
+    annotators: Optional[int] = ANNOTATORS, overlap_percent: Optional[int] = OVERLAP_PERCENT,
     bucket: str = BUCKET, credentials: str = CREDENTIALS, url: str = URL, api_key: str = API_KEY,
     json_out: bool = JSON,
 ):
@@ -45,14 +46,16 @@ def setup_cmd(
     bar = progress(f"upload to gs://{name}/{source_prefix}", files) if files else nullcontext(None)
     with bar as advance:
         result = setup(lsc, title, xml, name, source_prefix, target_prefix, regex, blob_urls, credentials,
-                       upload, conf.browser_url if cors else None, description, progress=advance, recursive=recursive)
+                       upload, conf.browser_url if cors else None, description, progress=advance, recursive=recursive,
+                       annotators=annotators, overlap_percent=overlap_percent)
     if json_out:
         print_json(result.to_dict())
         return
     made = lambda created: "created" if created else "reused"  # noqa: E731
     if result.uploaded:
         say(f"uploaded {result.uploaded['uploaded']} file(s), {result.uploaded['skipped']} already there")
-    say(f"{made(result.project_created)} project {result.project_id}: {result.title}")
+    say(f"{made(result.project_created)} project {result.project_id}: {result.title} "
+        f"({result.overlap['annotators']} annotator(s) per task for {result.overlap['percent']}% of the tasks)")
     say(f"{made(result.source_created)} source storage {result.source_id}: gs://{name}/{source_prefix} "
         f"({result.files} file(s), {result.imported} imported now)")
     say(f"{made(result.target_created)} target storage {result.target_id}: gs://{name}/{target_prefix}")
