@@ -61,6 +61,29 @@ def test_seeding_twice_creates_nothing_new(ls_client, bucket, tmp_path):
     assert ls.get_project(ls_client, first).task_number == 10
 
 
+def test_the_ml_backend_pair_comes_from_the_one_generator(tmp_path, monkeypatch):
+    """`al serve` and `al connect` read the same pair: the environment's (the Compose CLI container), else the
+    secrets folder's, generated once even by two starts at the same moment."""
+    import threading
+
+    for name in credentials.ML_BACKEND_ENV:
+        monkeypatch.delenv(name, raising=False)
+    folder = tmp_path / "secrets"
+    pairs = []
+    threads = [threading.Thread(target=lambda: pairs.append(credentials.ml_backend(folder))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(pairs)) == 1 and len(pairs[0][1]) >= 24
+    assert credentials.ensure(folder)["ml_password"] == pairs[0][1]
+    for name in ("ml_backend_user", "ml_backend_password"):
+        assert (folder / name).stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv(credentials.ML_BACKEND_ENV[0], "from-env")
+    monkeypatch.setenv(credentials.ML_BACKEND_ENV[1], "env-password")
+    assert credentials.ml_backend(folder) == ("from-env", "env-password")
+
+
 def test_secrets_are_generated_once_and_private(tmp_path):
     first = credentials.ensure(tmp_path / "secrets")
     second = credentials.ensure(tmp_path / "secrets")
@@ -73,7 +96,8 @@ def test_secrets_are_generated_once_and_private(tmp_path):
     assert third["token"] == first["token"] and third["password"] and third["password"] != first["password"]
     credentials.write_compose_env_files(tmp_path / "secrets")
     cli_env = (tmp_path / "secrets" / "cli.env").read_text()
-    assert cli_env == f"LABEL_STUDIO_API_KEY={first['token']}\n"
+    assert cli_env == (f"LABEL_STUDIO_API_KEY={first['token']}\nDATALABEL_ML_BACKEND_USER={first['ml_user']}\n"
+                       f"DATALABEL_ML_BACKEND_PASSWORD={first['ml_password']}\n")
     assert f"LABEL_STUDIO_PASSWORD={third['password']}\n" in (tmp_path / "secrets" / "label-studio.env").read_text()
     for path in (tmp_path / "secrets").iterdir():
         assert path.stat().st_mode & 0o777 == 0o600

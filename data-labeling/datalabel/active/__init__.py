@@ -8,7 +8,7 @@ exactly what the command does.
 
 One module per concern, each importing only those before it in this list:
   scoring      the maths (pure): uncertainty, certainty, select
-  project      the project in Label Studio: tasks, prediction target, labeling queue, Data Manager views
+  project      the project in Label Studio: tasks, prediction target, queue, views, task locks, model versions
   splits       train / valid / test: a hash of the image URL, stored in the task data
   images       image bytes to features: bucket or Label Studio only, size- and time-capped, in parallel
   interface    the model interface (Classifier) and the pixel model, its default implementation

@@ -16,7 +16,7 @@ from ..errors import ConfigError, LabError, NotFound
 from ..output import next_step
 from ..tasks import Task, choose_annotation
 from .images import ImageLoader
-from .interface import DEFAULT_CLASS, Classifier, classifier_class, fit  # noqa: F401  (fit: the simulation's)
+from .interface import DEFAULT_CLASS, Classifier, classifier_class
 from .project import delete_model_version, load_tasks, project_target
 from .splits import stable_key, task_split
 
@@ -52,7 +52,6 @@ class ModelVersion:
 
 
 SUFFIX = ".json"
-FILE_FORMAT = "datalabel-logreg/1"
 
 
 def model_dir(models_dir: str | Path, project_id: int | str) -> Path:
