@@ -76,11 +76,11 @@ def snapshot_quality(tasks: list, config, client=None, project_id: int | None = 
     more annotators, and how many of its tasks the last `datalabel quality mislabels` flagged (read from the
     project's review tab; None without a project or a review)."""
     try:
-        found = agreement(tasks, config)
+        found = agreement(tasks, config, kappas=False)  # the figures numpy and krippendorff give
     except LabError:
         found = {"kind": None, "tasks": 0}
-    summary = {key: found.get(key) for key in ("kind", "tasks", "annotators", "alpha", "mean_kappa", "f1",
-                                               "mean_iou") if key in found}
+    summary = {key: found.get(key) for key in ("kind", "tasks", "annotators", "alpha", "f1", "mean_iou")
+               if key in found}
     summary["ties"] = len(found.get("ties", []))
     flagged = None
     if client is not None and project_id is not None:

@@ -5,8 +5,8 @@ Krippendorff's alpha, nominal, for the project and per class (the `krippendorff`
 alpha of "this class or not"), and each annotator's agreement with the consensus (consensus.py).
 
 Boxes and polygons (<RectangleLabels>, <PolygonLabels>): for each pair of annotators of a task, regions are
-matched one to one by IoU (the assignment that maximises the total IoU, scipy's `linear_sum_assignment`); a pair
-of the same label with IoU >= 0.5 is a match. F1 = 2 x matches / (regions of one + regions of the other), and the
+matched one to one by IoU, greedily from the largest IoU down (as COCO's evaluation matches); a pair of the same
+label with IoU >= 0.5 is a match. F1 = 2 x matches / (regions of one + regions of the other), and the
 mean IoU of the matches, per annotator pair and for the project.
 """
 from __future__ import annotations
@@ -117,12 +117,13 @@ def annotator_rows(r: Ratings, pairs: list[dict]) -> list[dict]:
 
 
 def classification_agreement(tasks: Iterable[Task], from_name: str | None = None,
-                             classes: Sequence[str] | None = None) -> dict:
-    """Every classification figure of the module, for the tasks labeled by two or more annotators."""
+                             classes: Sequence[str] | None = None, kappas: bool = True) -> dict:
+    """Every classification figure of the module, for the tasks labeled by two or more annotators. Without
+    `kappas` no pair figures (scikit-learn is not needed: the versioning image carries none)."""
     import numpy as np
 
     r = ratings(tasks, from_name, classes)
-    pairs = pair_kappas(r)
+    pairs = pair_kappas(r) if kappas else []
     domain = range(len(r.classes))
     per_class = {}
     for k, name in enumerate(r.classes):
@@ -215,15 +216,20 @@ def _raster_iou(p: list[Point], q: list[Point]) -> float:
 
 
 def match(a: list[Shape], b: list[Shape], threshold: float = IOU_MATCH) -> list[float]:
-    """The IoUs of the matched pairs: one to one, same label, IoU >= threshold, the largest total IoU."""
-    import numpy as np
-    from scipy.optimize import linear_sum_assignment
-
-    if not a or not b:
-        return []
-    scores = np.array([[iou(s, t) if s.label == t.label else 0.0 for t in b] for s in a])
-    rows, cols = linear_sum_assignment(-scores)
-    return [float(scores[i, j]) for i, j in zip(rows, cols) if scores[i, j] >= threshold]
+    """The IoUs of the matched pairs: one to one, same label, IoU >= threshold, the largest IoU first."""
+    pairs = sorted(((iou(s, t), i, j) for i, s in enumerate(a) for j, t in enumerate(b) if s.label == t.label),
+                   key=lambda p: (-p[0], p[1], p[2]))
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    out = []
+    for score, i, j in pairs:
+        if score < threshold:
+            break
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            out.append(score)
+    return out
 
 
 def task_shapes(task: Task, from_name: str | None = None) -> dict[str, list[Shape]]:
@@ -267,12 +273,13 @@ def _pair_row(p: dict) -> dict:
             "mean_iou": p["iou_sum"] / p["matched"] if p["matched"] else None}
 
 
-def agreement(tasks: list[Task], config) -> dict:
+def agreement(tasks: list[Task], config, kappas: bool = True) -> dict:
     """The figures that fit a project's label config (a parsed LabelConfig): classification for its first
     <Choices>, else regions for its first <RectangleLabels> / <PolygonLabels>."""
     for control in config.controls:
         if control.tag == "Choices":
-            return {"control": control.name, **classification_agreement(tasks, control.name, control.labels)}
+            return {"control": control.name,
+                    **classification_agreement(tasks, control.name, control.labels, kappas)}
     for control in config.controls:
         if control.tag in ("RectangleLabels", "PolygonLabels"):
             return {"control": control.name, **region_agreement(tasks, control.name)}

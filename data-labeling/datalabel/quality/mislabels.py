@@ -73,8 +73,13 @@ def out_of_fold_probs(features, labels: Sequence[int], n_classes: int, folds: in
 def rank_label_issues(labels: Sequence[int], probs) -> tuple[list[int], "object", set[int]]:
     """(row order, most likely mislabeled first; label quality per row; the rows cleanlab flags)."""
     import numpy as np
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
+
+    try:
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+    except ImportError as exc:  # the labeling image leaves out pandas, which cleanlab needs
+        raise LabError(f"confident learning needs cleanlab with its dependencies ({exc.name} is missing here); "
+                       "install the pinned requirements (requirements.lock), as the embedded stack has them") from None
 
     y = np.asarray(labels)
     p = np.asarray(probs, dtype=float)
