@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-from ..active.model import fit
+from ..active.interface import fit
 from ..errors import LabError
 from ..output import next_step
 from ..tasks import Task
