@@ -14,7 +14,8 @@
 #
 # Environment: GCS_BUCKET_NAME (your bucket; datalabel-local on the emulator), LABEL_STUDIO_PORT (8080),
 # GCS_EMULATOR_PORT (9023), LS_DATABASE=postgresql|sqlite (as --postgres; --local keeps the last start's choice),
-# POSTGRES_PORT (--local: 5432, else a free one), NO_SHELL=1 (start only), DEMO_LIMIT=N (seed N of 1,797 images).
+# POSTGRES_PORT (--local: 5432, else a free one), NO_SHELL=1 (start only), DEMO_LIMIT=N (seed N of 1,797 images),
+# DATALABEL_EXTRAS=video,plots (the labeling-CLI image's optional parts: video frames, the `al simulate` plot).
 # The Docker path writes its choices to ./.env, so `docker compose up -d` starts the same stack afterwards. Each
 # checkout is its own Compose project (datalabel-<hash of its folder>), so its volumes are its own.
 set -euo pipefail
@@ -27,7 +28,7 @@ SECRETS_DIR=${SECRETS_DIR:-./secrets}
 COMPOSE_ENV=${DATALABEL_COMPOSE_ENV:-.env}
 export SECRETS_DIR
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -e/{/^set -e/d;p}' "$0" | sed 's/^# \{0,1\}//'; }  # the header above
 
 mode=auto
 action=up
@@ -59,6 +60,8 @@ check_port() {  # $1: variable name
 check_port LABEL_STUDIO_PORT
 check_port GCS_EMULATOR_PORT
 check_port POSTGRES_PORT
+[[ -z ${DATALABEL_EXTRAS:-} || ${DATALABEL_EXTRAS} =~ ^(video|plots)(,(video|plots))?$ ]] \
+  || die "DATALABEL_EXTRAS must be video, plots or video,plots, not '${DATALABEL_EXTRAS}'"
 [[ -z ${DEMO_LIMIT:-} || ${DEMO_LIMIT} =~ ^[1-9][0-9]*$ ]] || die "DEMO_LIMIT must be a positive number of images, not '${DEMO_LIMIT}'"
 [[ -z ${LS_DATABASE:-} || ${LS_DATABASE} == postgresql || ${LS_DATABASE} == sqlite ]] ||
   die "LS_DATABASE must be postgresql or sqlite, not '${LS_DATABASE}'"
@@ -197,6 +200,8 @@ configure_compose() {
   set_compose_var DATALABEL_NETWORK "${DATALABEL_NETWORK:-data-labeling-network}"
   set_compose_var DATASET_REPO_DIR "${DATASET_REPO_DIR:-./dataset-repo}"
   if [[ -n ${GCS_BUCKET_NAME:-} ]]; then set_compose_var GCS_BUCKET_NAME "$GCS_BUCKET_NAME"; fi
+  # recorded once given (even empty), so later starts and plain Compose build the same image
+  if [[ -n ${DATALABEL_EXTRAS+set} ]]; then set_compose_var DATALABEL_EXTRAS "$DATALABEL_EXTRAS"; fi
   if [[ ${LS_DATABASE:-sqlite} == postgresql ]]; then
     profiles=postgres
     set_compose_var DJANGO_DB postgresql

@@ -54,7 +54,8 @@ def test_compose_file_follows_the_stack_rules():
     assert not any("secrets" in v for v in ls["volumes"])
 
     cli = services["labeling-cli"]
-    assert cli["build"] == {"context": ".", "dockerfile": "data-labeling/Dockerfile"}
+    assert cli["build"] == {"context": ".", "dockerfile": "data-labeling/Dockerfile",
+                            "args": {"EXTRAS": "${DATALABEL_EXTRAS:-}"}}  # optional parts: none unless asked
     for name in ("LABEL_STUDIO_URL", "GCS_BUCKET_NAME", "GOOGLE_APPLICATION_CREDENTIALS"):
         assert name in cli["environment"]
     assert cli["environment"]["GOOGLE_APPLICATION_CREDENTIALS"].startswith("/secrets/")

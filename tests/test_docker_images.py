@@ -106,3 +106,24 @@ def test_postgres_image_through_the_postgres_module(images):
         with psycopg.connect(pg.get_connection_url(), connect_timeout=30) as conn:
             version = conn.execute("select version()").fetchone()[0]
     assert version.startswith("PostgreSQL 15")
+
+
+def test_cli_image_carries_no_extras_and_says_how_to_add_them(images):
+    """The image installs the package without its optional parts (video frames, plots): a command that needs one
+    stops before doing any work, in one line naming the extra and the build variable; the core is all there."""
+    def run(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", "run", "--rm", "-e", "HOME=/tmp", CLI_IMAGE, *command],
+                              capture_output=True, text=True, timeout=300)
+
+    out = run("datalabel", "al", "simulate", "--repeats", "1", "--budget", "40", "--out", "/tmp/sim")
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "pip install 'datalabel[plots]'" in lines[0] and "DATALABEL_EXTRAS=plots" in lines[0], lines[0]
+    found = run("python3", "-c", "import importlib.util as u; print([m for m in ('av', 'matplotlib', 'cv2', 'nltk', "
+                "'pytest') if u.find_spec(m)])")
+    assert found.returncode == 0 and found.stdout.strip() == "[]", found.stdout + found.stderr
+    # the libraries `datalabel quality` needs stay (cleanlab, scikit-learn, pandas), with bytecode compiled
+    core = run("python3", "-c", "import cleanlab.filter, sklearn.model_selection, krippendorff, pandas; "
+               "import sklearn, pathlib; print(any(pathlib.Path(sklearn.__file__).parent.glob('__pycache__/*.pyc')))")
+    assert core.returncode == 0 and core.stdout.strip() == "True", core.stdout + core.stderr

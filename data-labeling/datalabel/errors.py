@@ -39,3 +39,14 @@ EXIT_CODES = {
     4: "not found: a project, storage, bucket, object, file or version that does not exist",
     130: "interrupted (Ctrl-C); nothing half-written is left",
 }
+
+
+def require(module: str, extra: str, purpose: str):
+    """Import an optional library (an extra of the datalabel package), or a ConfigError naming how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"{purpose} needs {module}, an optional part: pip install 'datalabel[{extra}]' (the "
+                          f"Docker stack: DATALABEL_EXTRAS={extra} ./docker-shell.sh builds the image with it)") from None

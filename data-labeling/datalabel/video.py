@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import LabError
+from .errors import LabError, require
 from .tasks import Region
 
 GEOMETRY = ("x", "y", "width", "height", "rotation")
@@ -72,8 +72,8 @@ def region_frames(region: Region) -> Iterator[FrameBox]:
 def extract_frames(path: Path, wanted: set[int] | None, dest: Callable[[int], Path]) -> tuple[set[int], int, int]:
     """Decode the video at `path` and write the frames numbered in `wanted` (1-based, as Label Studio counts;
     None: every frame) as JPEG files at dest(frame). Returns the frames written and the frame size. Decoding
-    stops after the last wanted frame. PyAV (FFmpeg's libraries, shipped in its wheel) does the decoding."""
-    import av
+    stops after the last wanted frame. PyAV (FFmpeg's libraries, shipped in its wheel; the `video` extra) decodes."""
+    av = require("av", "video", "cutting a video into frames")
 
     written: set[int] = set()
     last = max(wanted) if wanted else None

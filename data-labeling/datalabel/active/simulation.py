@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require
 from ..files import atomic_path, write_text_atomic
 from ..samples import read_truth
 from .images import PIXELS, pixels
@@ -114,10 +114,8 @@ def simulate(folder: str | Path, strategies: Sequence[str] = STRATEGIES, repeats
 
 def write_report(sim: Simulation, out_dir: str | Path, name: str = "active_learning") -> dict[str, Path]:
     """Learning-curve PNG, a markdown table and a CSV, each written atomically. Returns their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "plots", "the learning-curve PNG").use("Agg")  # no display needed
+    plt = require("matplotlib.pyplot", "plots", "the learning-curve PNG")
     import numpy as np
 
     out = Path(out_dir)

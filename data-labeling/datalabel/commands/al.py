@@ -244,8 +244,10 @@ def simulate_cmd(out: str = typer.Option("benchmarks/out", "--out", help="Folder
     Example: datalabel al simulate --repeats 3 --budget 300 --out benchmarks/out
     """
     from .. import active, samples
+    from ..errors import require
     from ..output import print_json, print_table, progress
 
+    require("matplotlib", "plots", "the learning-curve PNG")  # before the work, not after it
     folder = samples.write_digits(samples_dir)
     sizes = len(range(initial, budget + 1, step)) + 1
     with progress("simulate", repeats * len(strategies) * sizes) as advance:
