@@ -532,6 +532,13 @@ def test_al_connect_works_on_the_first_try_right_after_al_serve(label_studio, ls
         pair = mlbackend.Credentials((secrets_dir / "ml_backend_user").read_text().strip(), password)
         assert _call(f"http://127.0.0.1:{port}", "/versions", auth=pair)[0] == 200
         assert _call(f"http://127.0.0.1:{port}", "/versions", auth=None)[0] == 401
+        # another pair than the backend's: exit 2 and one whole line naming the cause, before Label Studio is asked
+        wrong = {**env, "DATALABEL_ML_BACKEND_USER": "someone", "DATALABEL_ML_BACKEND_PASSWORD": "else"}
+        run = subprocess.run([sys.executable, "-m", "datalabel", "al", "connect", "--project", str(pid),
+                              "--backend", f"http://127.0.0.1:{port}"], env=wrong, capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert "refused this user and password" in run.stderr and "Traceback" not in run.stderr
         outside = _outside_address()
         if outside is not None:  # `al serve` without --host listens on loopback only
             with pytest.raises(OSError):
