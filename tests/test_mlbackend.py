@@ -463,6 +463,21 @@ def test_label_studio_calls_the_backend_with_its_credentials_and_retrains(label_
         mlbackend.retrieve_predictions(ls_client, pid, [probe.id] + [t.id for t in held])
         assert [p.model_version for p in active.load_tasks_by_id(ls_client, [probe.id])[0].predictions] == ["logreg-v1"]
         assert all(not t.predictions for t in active.load_tasks_by_id(ls_client, [t.id for t in held]))
+        # opened as the editor opens a task (GET /api/tasks/ID): Label Studio asks the backend, which predicts none
+        asked, serve_predict = [], b.predict
+
+        def recording(payload):
+            asked.extend(t.get("id") for t in payload.get("tasks") or [])
+            return serve_predict(payload)
+
+        b.predict = recording
+        try:
+            for task in held:
+                ls_client.tasks.get(id=task.id)
+        finally:
+            b.predict = serve_predict
+        assert {t.id for t in held} <= set(asked)
+        assert all(not t.predictions for t in active.load_tasks_by_id(ls_client, [t.id for t in held]))
 
         # a session leaves a task locked; the next retrain releases it (and re-ranks the tab)
         first = _next_task(ls_client, pid)
