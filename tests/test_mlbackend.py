@@ -96,6 +96,54 @@ def test_every_endpoint_but_health_answers_401_without_the_pair(backend, monkeyp
     assert len(seen) == 2
 
 
+def _outside_address() -> str | None:
+    """An address of this machine other than loopback (how a Compose network reaches a container), if it has one."""
+    for target in ("203.0.113.1", "10.254.254.254"):  # a UDP "connect" sends nothing: it picks the source address
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect((target, 9))
+            except OSError:
+                continue
+            address = probe.getsockname()[0]
+        if not address.startswith("127."):
+            return address
+    return None
+
+
+def test_loopback_unless_told_and_authenticated_wherever_it_listens(tmp_path):
+    """The default bind is 127.0.0.1 (not reachable on the machine's other addresses); bound to 0.0.0.0, as in the
+    Compose stack, the backend answers on the network address and still wants the pair on every route but /health."""
+    outside = _outside_address()
+    if outside is None:
+        pytest.skip("this machine has no address but loopback to reach a server from")
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    b = mlbackend.Backend(tmp_path / "models")
+    server, url = mlbackend.start_in_thread(b, PAIR)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        with pytest.raises(OSError):
+            socket.create_connection((outside, port), timeout=5).close()
+    finally:
+        server.shutdown()
+    server, url = mlbackend.start_in_thread(b, PAIR, host="0.0.0.0")
+    try:
+        there = f"http://{outside}:{url.rsplit(':', 1)[1]}"
+        assert direct.open(there + "/health", timeout=10).status == 200
+        for path, body in (("/predict", {"project": "1.0", "tasks": []}), ("/setup", {"project": "1.0"}),
+                           ("/webhook", {"action": "START_TRAINING", "project": {"id": 1}}),
+                           ("/train", {"project": "1.0"}), ("/versions?project=1", None)):
+            data = None if body is None else json.dumps(body).encode()
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                direct.open(urllib.request.Request(there + path, data=data), timeout=10)
+            assert refused.value.code == 401, path
+        request = urllib.request.Request(there + "/versions?project=1", headers={"Authorization": PAIR.header()})
+        assert json.loads(direct.open(request, timeout=10).read()) == {"versions": []}
+        assert b.wait_idle(5) and b.trainings == b.unchanged == 0 and b._pending == set()
+    finally:
+        server.shutdown()
+        b.stop()
+
+
 def test_protocol_without_a_model(backend):
     b, url = backend
     # no model and no Label Studio to read: setup says so, predict returns nothing to store
@@ -274,6 +322,32 @@ def test_images_come_only_from_label_studio_or_the_bucket(label_studio, ls_clien
     assert f"larger than {active.MAX_IMAGE_BYTES:,} bytes" in results["direct"][1]["big"]
 
 
+def test_caches_are_bounded(label_studio, ls_client, bucket, tmp_path, monkeypatch):
+    """The feature cache keeps at most `cache_items` images (least recently used out) and the backend at most
+    MODELS_CACHED projects' models: a long-running backend does not grow with every image and project it sees."""
+    pid = embedded.seed_demo(ls_client, bucket.name, tmp_path / "samples", limit=6, title=f"cache {bucket.name}")
+    tasks = sorted(active.load_tasks(ls_client, pid), key=lambda t: t.id)
+    loader = mlbackend.fetch.loader_for(label_studio.settings(bucket.name))
+    loader.cache_items = 3
+    rows = [loader.feature(task, None) for task in tasks]
+    assert len(rows) == 6 and len(loader._cache) == 3
+    assert [url for url, _ in loader._cache] == [active.media_url(t) for t in tasks[-3:]]
+    assert np.array_equal(loader.feature(tasks[0], None), rows[0])  # read again once evicted: the same row
+    assert len(loader._cache) == 3
+
+    monkeypatch.setattr(mlbackend.backend, "MODELS_CACHED", 2)
+    models = tmp_path / "models"
+    for project in (1, 2, 3):
+        _save_model(models, project)
+    b = mlbackend.Backend(models)
+    try:
+        assert [b.model_version(p) for p in (1, 2, 3)] == ["logreg-v1"] * 3
+        assert list(b._models) == [2, 3]
+        assert b.model_version(1) == "logreg-v1" and list(b._models) == [3, 1]  # read from its file again
+    finally:
+        b.stop()
+
+
 def test_reads_from_label_studio_are_capped_in_size_and_time_and_stay_on_its_origin(monkeypatch):
     """The HTTP side of the loader, with a stand-in for Label Studio: a body past the cap (declared or not), a
     body that trickles past the time cap, a redirect off the origin: refused; the token goes to that origin only."""
@@ -367,7 +441,11 @@ def test_label_studio_calls_the_backend_with_its_credentials_and_retrains(label_
         # the tab of `al select`, and a task locked by the user's last session ("Label All Tasks", then closed)
         active.preannotate(ls_client, pid, model_path="latest", models_dir=b.models_dir)
         active.select_tasks(ls_client, pid, k=5)
+        stale = _next_task(ls_client, pid)["id"]  # served to the user's last session, left open: locked
+        again = _next_task(ls_client, pid)
+        assert again["id"] == stale and again["queue"].startswith("Task lock")
         info = mlbackend.connect(ls_client, pid, url, PAIR)
+        assert info["locks_released"] >= 1
         assert info["created"] and info["state"] == "CO" and info["model_version"] == "logreg-v1"
         assert info["webhook"] and info["auth"] == "basic"
         (registered,) = ls_client.ml.list(project=pid)
@@ -385,9 +463,26 @@ def test_label_studio_calls_the_backend_with_its_credentials_and_retrains(label_
         mlbackend.retrieve_predictions(ls_client, pid, [probe.id] + [t.id for t in held])
         assert [p.model_version for p in active.load_tasks_by_id(ls_client, [probe.id])[0].predictions] == ["logreg-v1"]
         assert all(not t.predictions for t in active.load_tasks_by_id(ls_client, [t.id for t in held]))
+        # opened as the editor opens a task (GET /api/tasks/ID): Label Studio asks the backend, which predicts none
+        asked, serve_predict = [], b.predict
+
+        def recording(payload):
+            asked.extend(t.get("id") for t in payload.get("tasks") or [])
+            return serve_predict(payload)
+
+        b.predict = recording
+        try:
+            for task in held:
+                ls_client.tasks.get(id=task.id)
+        finally:
+            b.predict = serve_predict
+        assert {t.id for t in held} <= set(asked)
+        assert all(not t.predictions for t in active.load_tasks_by_id(ls_client, [t.id for t in held]))
 
         # a session leaves a task locked; the next retrain releases it (and re-ranks the tab)
-        locked = _next_task(ls_client, pid)["id"]
+        first = _next_task(ls_client, pid)
+        assert "Task lock" not in first["queue"]  # `connect` released the lock of the session before it
+        locked = first["id"]
         assert _next_task(ls_client, pid)["queue"].startswith("Task lock")
         v1_predictions = sum(p.model_version == "logreg-v1" for t in active.load_tasks(ls_client, pid)
                              for p in t.predictions)
@@ -401,6 +496,8 @@ def test_label_studio_calls_the_backend_with_its_credentials_and_retrains(label_
         assert b.wait_idle(90) and b.trainings == trainings + 1, b.health()
         assert b.model_version(pid) == "logreg-v2" and b.last_error is None
         assert _call(url, f"/versions?project={pid}")[1] == {"versions": ["logreg-v2"]}  # keep=1: v1 retired
+        # Label Studio 1.23 asks /versions without naming the project (its GET drops the request body): none listed
+        assert not ls_client.ml.list_model_versions(id=registered.id).versions
         after = active.load_tasks(ls_client, pid)
         assert not any(p.model_version == "logreg-v1" for t in after for p in t.predictions), "v1 predictions stay"
         assert ls_client.projects.get(id=pid).model_version == "logreg-v2"
@@ -450,6 +547,17 @@ def test_al_connect_works_on_the_first_try_right_after_al_serve(label_studio, ls
         pair = mlbackend.Credentials((secrets_dir / "ml_backend_user").read_text().strip(), password)
         assert _call(f"http://127.0.0.1:{port}", "/versions", auth=pair)[0] == 200
         assert _call(f"http://127.0.0.1:{port}", "/versions", auth=None)[0] == 401
+        # another pair than the backend's: exit 2 and one whole line naming the cause, before Label Studio is asked
+        wrong = {**env, "DATALABEL_ML_BACKEND_USER": "someone", "DATALABEL_ML_BACKEND_PASSWORD": "else"}
+        run = subprocess.run([sys.executable, "-m", "datalabel", "al", "connect", "--project", str(pid),
+                              "--backend", f"http://127.0.0.1:{port}"], env=wrong, capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert "refused this user and password" in run.stderr and "Traceback" not in run.stderr
+        outside = _outside_address()
+        if outside is not None:  # `al serve` without --host listens on loopback only
+            with pytest.raises(OSError):
+                socket.create_connection((outside, port), timeout=5).close()
     finally:
         serve.terminate()
         out = serve.communicate(timeout=30)[0]
