@@ -120,7 +120,7 @@ def run_snapshot(out: Path, config, concurrency: int | None = None) -> tuple[int
     cache = out.parent / "label-cache.sqlite"  # the CLI keeps it in the dataset repo's .dvc/tmp/
     manifest = snapshot.snapshot(out, BUCKET, "imagefolder", config, project_id=1, cache=cache,
                                  concurrency=concurrency)
-    return manifest["counts"]["items"], manifest["export"]
+    return manifest["counts"]["items"], manifest["run"]
 
 
 def timed(fn, *args):

@@ -251,7 +251,8 @@ def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config:
              mount: str | Path | None = None, credentials_file: str | None = None, concurrency: int | None = None,
              progress: Callable[[int], None] | None = None, source=None, cache: str | Path | None = None,
              client=None) -> dict:
-    """Build the dataset folder `out_dir` (atomically replaced) and its manifest. Returns the manifest.
+    """Build the dataset folder `out_dir` (atomically replaced) and its manifest. Returns the manifest, with `run`:
+    this run's figures that the written manifest leaves out (images fetched and reused, seconds).
 
     Images already in a previous snapshot at `out_dir` are linked, not downloaded again; with `cache`,
     annotation files are only downloaded when they changed. The manifest's `quality`: agreement on the tasks
@@ -279,4 +280,5 @@ def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config:
         manifest["counts"]["empty_submissions"] = empty
     manifest["quality"] = snapshot_quality(tasks, config, client, project_id)
     write_text_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return manifest
+    # what describes this run only (images fetched vs reused, seconds) is returned, not written
+    return {**manifest, "run": {k: report[k] for k in RUN_ONLY if k in report}}
