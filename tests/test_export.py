@@ -367,9 +367,14 @@ def test_cli_sigterm_midway_leaves_nothing(tmp_path):
     deadline = time.monotonic() + 60
     while not list(work.glob(".out.tmp-*")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
-    assert proc.poll() is None, "the export finished before it could be interrupted"
-    time.sleep(0.02)  # converting on every core, the whole file takes well under a second
+    # frozen while its temporary folder is there, it is midway for sure: the signal lands before the rename
+    proc.send_signal(signal.SIGSTOP)
+    stat = Path(f"/proc/{proc.pid}/stat")
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "T" and time.monotonic() < deadline:  # stopped yet?
+        time.sleep(0.001)
+    assert proc.poll() is None and list(work.glob(".out.tmp-*")), "the export finished before it could be stopped"
     proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "Traceback" not in err
     assert list(work.iterdir()) == []

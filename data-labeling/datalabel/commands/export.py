@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from pathlib import Path
 
 import typer
@@ -45,15 +46,28 @@ ALLOW_UNKNOWN = typer.Option(False, "--allow-unknown-labels", help="Labels missi
 
 @contextlib.contextmanager
 def _stop_cleanly():
-    """SIGTERM (docker stop, kill) unwinds like Ctrl-C, so an export in progress removes its temporary folder."""
+    """SIGTERM (docker stop, kill) unwinds like Ctrl-C, so an export in progress removes its temporary folder. The
+    request is also recorded, for the case where the KeyboardInterrupt is lost (see export.folder.stop_requested)."""
+    from ..export.folder import stop_requested
+
     def handler(signum, frame):
+        stop_requested.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    default = sys.unraisablehook
+
+    def unraisable(info):
+        if not (stop_requested.is_set() and info.exc_type is KeyboardInterrupt):  # the lost one: no traceback
+            default(info)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = default
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _frame_size(value: str | None) -> tuple[int, int] | None:

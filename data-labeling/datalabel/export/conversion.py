@@ -6,6 +6,7 @@ import csv
 import gc
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import tempfile
@@ -133,11 +134,12 @@ def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | P
     reuse = Path(reuse_from) if reuse_from else None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
-    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the export is an ordinary folder
+    # named before it is made, so that an interrupt landing right after the mkdir still removes it
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     started = time.monotonic()
     writer = None
     try:
+        tmp.mkdir(mode=0o777 & ~umask())  # an ordinary folder, as the export will be
         writer = writer_cls(tmp, config, frame_size, allow_unknown_labels=checks.allow_unknown_labels,
                             all_frames=checks.all_frames)
         with _fewer_gc_passes():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from ..files import pid_alive
 MARKER = ".datalabel-export.json"  # the report, written last; marks a folder as ours to replace
 # report fields that differ between identical exports
 RUN_ONLY = ("seconds", "images_fetched", "images_reused", "workers")
+# Set by the CLI when SIGTERM/SIGINT arrives. Its KeyboardInterrupt can be lost: a signal handled while a worker is
+# forked raises inside Python's at-fork hooks, where the exception is printed and ignored. The swap checks it.
+stop_requested = threading.Event()
 
 
 def check_replaceable(out_dir: Path) -> None:
@@ -25,6 +29,8 @@ def check_replaceable(out_dir: Path) -> None:
 
 def swap_into_place(tmp: Path, out_dir: Path) -> None:
     """Rename the finished temporary folder to out_dir; a previous export there is replaced."""
+    if stop_requested.is_set():
+        raise KeyboardInterrupt  # asked to stop: the caller removes tmp
     if not out_dir.exists():
         os.rename(tmp, out_dir)
         return

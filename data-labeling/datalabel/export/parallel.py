@@ -146,7 +146,7 @@ def run(path: Path, ranges: list[tuple[int, int]], writer: Writer, config: Label
             conn, child = ctx.Pipe()
             proc = ctx.Process(target=_worker, daemon=True, args=(
                 child, str(path), type(writer), str(writer.root), config, writer.frame_size, policy,
-                include_unlabeled, lock))
+                include_unlabeled, lock, (conn, *procs)))
             proc.start()
             child.close()
             procs[conn] = proc
@@ -269,11 +269,14 @@ def _stopped(proc) -> None:
 
 
 def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelConfig,
-            frame_size: tuple[int, int] | None, policy: str, include_unlabeled: bool, lock) -> None:
+            frame_size: tuple[int, int] | None, policy: str, include_unlabeled: bool, lock,
+            inherited: tuple = ()) -> None:
     """One worker: ("range", index, start, end) in, ("planned", index, plan) out; ("decided", renames, classes,
     starts) on the oldest planned range in, ("written", index, output) out; None ends it, ("finished", ...) is
     its last word. With a second range in flight, it plans that one while the decisions on the first are made."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops the workers
+    for end in inherited:  # the main process's ends, copied by the fork: held here, its exit would never be seen
+        end.close()
     gc.disable()  # a range's objects are freed by reference counting (no cycles): collector passes only cost
     writer = writer_cls(Path(root), config, frame_size, part=True, part_lock=lock)
     fd = os.open(path, os.O_RDONLY)
@@ -305,6 +308,8 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
             conn.send(("planned", index, (proposals, labels, extents, counts)))
         writer.finish_part()
         conn.send(("finished", None, None))
+    except EOFError:  # the main process is gone (killed): nobody to answer
+        pass
     except LabError as exc:
         conn.send(("error", index, str(exc)))
     except Exception:  # a bug: the main process shows it

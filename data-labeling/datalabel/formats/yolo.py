@@ -54,24 +54,31 @@ def _write_label_file(dir_fd: int, name: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _label_file_worker(labels_dir: str, conn) -> None:
+def _label_file_worker(labels_dir: str, conn, parent_end=None) -> None:
     """Create label files sent as pickled [(file name, bytes)] batches; b"" ends. Replies with None or an error
     message, after reading everything (the sender never blocks on a worker that gave up)."""
     import pickle
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops this process
+    if parent_end is not None:  # copied by the fork: held here, the parent's exit would never end the loop below
+        parent_end.close()
     error = None
     dir_fd = os.open(labels_dir, os.O_RDONLY | os.O_DIRECTORY)
-    while batch := conn.recv_bytes():
-        if error is not None:
-            continue
-        try:
-            for name, data in pickle.loads(batch):
-                _write_label_file(dir_fd, name, data)
-        except OSError as exc:
-            error = f"cannot write label file {exc.filename or ''} in {labels_dir}: {exc.strerror or exc}"
-    os.close(dir_fd)
+    try:
+        batches = iter(conn.recv_bytes, b"")
+        for batch in batches:
+            if error is not None:
+                continue
+            try:
+                for name, data in pickle.loads(batch):
+                    _write_label_file(dir_fd, name, data)
+            except OSError as exc:
+                error = f"cannot write label file {exc.filename or ''} in {labels_dir}: {exc.strerror or exc}"
+    except EOFError:  # the parent is gone (killed): nobody to answer
+        return
+    finally:
+        os.close(dir_fd)
     conn.send(error)
 
 
@@ -91,7 +98,7 @@ class _LabelFiles:
         self.batch: list[tuple[str, bytes]] = []
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_label_file_worker, args=(labels_dir, child), daemon=True)
+        self.proc = ctx.Process(target=_label_file_worker, args=(labels_dir, child, self.conn), daemon=True)
         self.proc.start()
         child.close()
 
