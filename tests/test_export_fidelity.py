@@ -144,6 +144,9 @@ def tables(ls_client, tmp_path_factory):
                                         include_unlabeled=True) / "result.json").read_text()),
             "all_csv": (ours(ls_client, pid, "csv", out / "all-csv", policy="all", include_unlabeled=True)
                         / "result.csv").read_bytes(),
+            "ls_tsv": ls_export(ls_client, pid, "TSV", out / "ls.tsv").read_bytes(),
+            "all_tsv": (ours(ls_client, pid, "tsv", out / "all-tsv", policy="all", include_unlabeled=True)
+                        / "result.tsv").read_bytes(),
             "min": json.loads((ours(ls_client, pid, "json-min", out / "min") / "result.json").read_text()),
             "csv": list(csv.DictReader(open(ours(ls_client, pid, "csv", out / "csv") / "result.csv",
                                             encoding="utf-8")))}
@@ -175,6 +178,14 @@ def test_1_json_min_and_csv_records_have_label_studios_fields(tables):
     header = tables["ls_csv"].decode().splitlines()[0]
     assert "file_name" not in header and '"lead_time"' in header and '"created_at"' in header
     assert [(r["annotator"], r["lead_time"]) for r in tables["csv"]] == [("1", "1.25")]
+
+
+def test_1_tsv_is_label_studios_tsv(tables):
+    """Label Studio's TSV: its CSV with tabs between the cells, byte for byte."""
+    assert tables["all_tsv"] == tables["ls_tsv"]
+    header = tables["ls_tsv"].decode().splitlines()[0]
+    assert header.split("\t")[:2] == ['"_data_text"', '"annotation_id"'] and "," not in header
+    assert tables["all_tsv"].replace(b"\t", b",") == tables["all_csv"]  # no cell here holds a tab
 
 
 def test_2_csv_has_a_column_for_every_data_field(tables):
