@@ -144,6 +144,9 @@ def tables(ls_client, tmp_path_factory):
                                         include_unlabeled=True) / "result.json").read_text()),
             "all_csv": (ours(ls_client, pid, "csv", out / "all-csv", policy="all", include_unlabeled=True)
                         / "result.csv").read_bytes(),
+            "ls_tsv": ls_export(ls_client, pid, "TSV", out / "ls.tsv").read_bytes(),
+            "all_tsv": (ours(ls_client, pid, "tsv", out / "all-tsv", policy="all", include_unlabeled=True)
+                        / "result.tsv").read_bytes(),
             "min": json.loads((ours(ls_client, pid, "json-min", out / "min") / "result.json").read_text()),
             "csv": list(csv.DictReader(open(ours(ls_client, pid, "csv", out / "csv") / "result.csv",
                                             encoding="utf-8")))}
@@ -175,6 +178,14 @@ def test_1_json_min_and_csv_records_have_label_studios_fields(tables):
     header = tables["ls_csv"].decode().splitlines()[0]
     assert "file_name" not in header and '"lead_time"' in header and '"created_at"' in header
     assert [(r["annotator"], r["lead_time"]) for r in tables["csv"]] == [("1", "1.25")]
+
+
+def test_1_tsv_is_label_studios_tsv(tables):
+    """Label Studio's TSV: its CSV with tabs between the cells, byte for byte."""
+    assert tables["all_tsv"] == tables["ls_tsv"]
+    header = tables["ls_tsv"].decode().splitlines()[0]
+    assert header.split("\t")[:2] == ['"_data_text"', '"annotation_id"'] and "," not in header
+    assert tables["all_tsv"].replace(b"\t", b",") == tables["all_csv"]  # no cell here holds a tab
 
 
 def test_2_csv_has_a_column_for_every_data_field(tables):
@@ -506,3 +517,95 @@ def test_labels_beside_a_rectangle_and_several_labels_on_one(ls_client, tmp_path
     assert [b[0] for b in boxes_by_name(their_coco)] == ["bus", "car"]  # "red" dropped
     assert [b[0] for b in boxes_by_name(coco)] == ["bus", "car", "red"]
     assert [b[1:] for b in boxes_by_name(coco)][:2] == [pytest.approx(b[1:], abs=1e-9) for b in boxes_by_name(their_coco)]
+
+
+# --- json-min and csv on every kind of config ---------------------------------------------------------------------
+
+def _r(rid, typ, frm, to, value, **extra):
+    return {"id": rid, "type": typ, "from_name": frm, "to_name": to, "value": value, **extra}
+
+
+# (name, config, task data, the annotation's result): text, hypertext, audio with a per-region transcription, time
+# series, dialogue paragraphs, a ranker, pairwise, taxonomy/number/rating/datetime, per-region choices on an image,
+# a Repeater's indexed controls, video tracks, a <View></View> interface
+CONFIG_CASES = [
+    ("text", '<View><Text name="text" value="$text"/><Labels name="ner" toName="text"><Label value="PER"/></Labels>'
+             '<Choices name="sent" toName="text"><Choice value="pos"/></Choices>'
+             '<TextArea name="ta" toName="text" maxSubmissions="3"/></View>',
+     {"text": "John works"},
+     [_r("a", "labels", "ner", "text", {"start": 0, "end": 4, "text": "John", "labels": ["PER"]}),
+      _r("b", "choices", "sent", "text", {"choices": ["pos"]}), _r("c", "textarea", "ta", "text", {"text": ["x", "y"]}),
+      _r("d", "textarea", "ta", "text", {"text": ["z"]})]),
+    ("hypertext", '<View><HyperText name="ht" value="$html"/><Labels name="lab" toName="ht"><Label value="A"/></Labels>'
+                  '</View>',
+     {"html": "<p>hi</p>"},
+     [_r("a", "hypertextlabels", "lab", "ht", {"start": "/p[1]/text()[1]", "end": "/p[1]/text()[1]", "startOffset": 0,
+                                                "endOffset": 2, "text": "hi", "htmllabels": ["A"]})]),
+    ("audio", '<View><Audio name="audio" value="$audio"/><Labels name="lab" toName="audio"><Label value="Speech"/>'
+              '</Labels><TextArea name="transcription" toName="audio" perRegion="true"/></View>',
+     {"audio": "gs://bkt/a.wav"},
+     [_r("a", "labels", "lab", "audio", {"start": 0.5, "end": 1.5, "channel": 0, "labels": ["Speech"]},
+         original_length=10),
+      _r("a", "textarea", "transcription", "audio", {"start": 0.5, "end": 1.5, "channel": 0, "text": ["hello"]})]),
+    ("timeseries", '<View><TimeSeries name="ts" valueType="url" value="$csv" timeColumn="time"><Channel column="val"/>'
+                   '</TimeSeries><TimeSeriesLabels name="lab" toName="ts"><Label value="Run"/></TimeSeriesLabels></View>',
+     {"csv": "gs://bkt/x.csv"},
+     [_r("a", "timeserieslabels", "lab", "ts", {"start": 1, "end": 5, "instant": False, "timeserieslabels": ["Run"]})]),
+    ("paragraphs", '<View><Paragraphs name="dialogue" value="$dialogue" layout="dialogue"/>'
+                   '<ParagraphLabels name="lab" toName="dialogue"><Label value="Pos"/></ParagraphLabels></View>',
+     {"dialogue": [{"author": "a", "text": "hi"}, {"author": "b", "text": "yo"}]},
+     [_r("a", "paragraphlabels", "lab", "dialogue", {"start": "0", "end": "1", "startOffset": 0, "endOffset": 2,
+                                                      "text": "hi", "paragraphlabels": ["Pos"]})]),
+    ("ranker", '<View><List name="results" value="$items" title="Results"/><Ranker name="rank" toName="results">'
+               '<Bucket name="relevant" title="Relevant"/><Bucket name="other" title="Other"/></Ranker></View>',
+     {"items": [{"id": "1", "title": "a"}, {"id": "2", "title": "b"}]},
+     [_r("a", "ranker", "rank", "results", {"ranker": {"relevant": ["1"], "other": ["2"]}})]),
+    ("pairwise", '<View><Text name="t1" value="$a"/><Text name="t2" value="$b"/><Pairwise name="pw" toName="t1,t2"/>'
+                 '</View>',
+     {"a": "x", "b": "y"}, [_r("a", "pairwise", "pw", "t1", {"selected": "left"})]),
+    ("controls", '<View><Text name="text" value="$text"/><Taxonomy name="tax" toName="text"><Choice value="A">'
+                 '<Choice value="A1"/></Choice></Taxonomy><Number name="num" toName="text"/>'
+                 '<Rating name="rating" toName="text"/><DateTime name="dt" toName="text" only="date"/></View>',
+     {"text": "t"},
+     [_r("a", "taxonomy", "tax", "text", {"taxonomy": [["A", "A1"]]}), _r("b", "number", "num", "text", {"number": 5}),
+      _r("c", "rating", "rating", "text", {"rating": 3}), _r("d", "datetime", "dt", "text", {"datetime": "2026-01-01"})]),
+    ("per-region", '<View><Image name="image" value="$image"/><RectangleLabels name="box" toName="image">'
+                   '<Label value="car"/></RectangleLabels><View visibleWhen="region-selected">'
+                   '<Choices name="color" toName="image" perRegion="true"><Choice value="red"/></Choices></View></View>',
+     {"image": "gs://bkt/x.jpg"},
+     [{**rect("car", 1, 2, 3, 4, "a", from_name="box")},
+      {**rect("car", 1, 2, 3, 4, "a", from_name="color"), "type": "choices",
+       "value": {"x": 1, "y": 2, "width": 3, "height": 4, "rotation": 0, "choices": ["red"]}}]),
+    ("repeater", '<View><Repeater on="$images" indexFlag="{{idx}}"><Image name="image_{{idx}}" '
+                 'value="$images[{{idx}}].url"/><RectangleLabels name="labels_{{idx}}" toName="image_{{idx}}">'
+                 '<Label value="A"/></RectangleLabels><Choices name="categories_{{idx}}" toName="image_{{idx}}">'
+                 '<Choice value="X"/></Choices></Repeater></View>',
+     {"images": [{"url": "gs://bkt/a.jpg"}, {"url": "gs://bkt/b.jpg"}]},
+     [{**rect("A", 1, 2, 3, 4, "a", from_name="labels_0"), "to_name": "image_0"},
+      _r("b", "choices", "categories_0", "image_0", {"choices": ["X"]})]),
+    ("video", '<View><Video name="video" value="$video"/><VideoRectangle name="box" toName="video"/>'
+              '<Labels name="videoLabels" toName="video"><Label value="Car"/></Labels></View>',
+     {"video": "gs://bkt/v.mp4"},
+     [_r("a", "videorectangle", "box", "video", {"framesCount": 10, "duration": 1, "labels": ["Car"], "sequence": [
+         {"frame": 1, "enabled": True, "x": 1, "y": 1, "width": 2, "height": 2, "rotation": 0, "time": 0.1}]})]),
+]
+
+
+@pytest.mark.parametrize("name, xml, data, result", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_9_json_min_and_csv_as_label_studio_writes_them_for_any_config(ls_client, tmp_path, name, xml, data, result):
+    """Every record field by field and the CSV byte for byte, for configs of every kind (with --policy all
+    --include-unlabeled, Label Studio's records); the only difference: a data key named like a control (none here)."""
+    pid = make_project(ls_client, xml, [{"data": data, "annotations": [{"result": result, "lead_time": 1.5}]},
+                                        {"data": data}])
+    theirs = json.loads(ls_export(ls_client, pid, "JSON_MIN", tmp_path / "ls-min.json").read_text())
+    mine = json.loads((ours(ls_client, pid, "json-min", tmp_path / "min", policy="all", include_unlabeled=True)
+                       / "result.json").read_text())
+    assert mine == theirs
+    assert len(mine) == 2 and mine[0]["lead_time"] == 1.5
+    assert set(mine[0]) - set(data) - {"id", *_META_KEYS}  # the annotation's controls are there
+    their_csv = ls_export(ls_client, pid, "CSV", tmp_path / "ls.csv").read_bytes()
+    assert (ours(ls_client, pid, "csv", tmp_path / "csv", policy="all", include_unlabeled=True)
+            / "result.csv").read_bytes() == their_csv
+
+
+_META_KEYS = ("annotator", "annotation_id", "created_at", "updated_at", "lead_time")

@@ -603,7 +603,7 @@ def test_keypoints_as_coco_keypoints_and_yolo_pose(tmp_path):
     config = labelconfig.parse_config(POSE_XML)
     check_pose_export([Task.from_json(task_json(1, pose_result()))], config, tmp_path)
     only = labelconfig.parse_config(labelconfig.build_config("keypoints", ["eye", "nose"]))
-    with pytest.raises(LabError, match="choose one of: json-min, csv, coco, yolo-pose"):
+    with pytest.raises(LabError, match="choose one of: json-min, csv, tsv, coco, yolo-pose"):
         export.convert([Task.from_json(task_json(1, []))], tmp_path / "y", "yolo", only, None)
 
 
@@ -652,6 +652,6 @@ def test_policy_all_writes_a_record_per_annotation_only_in_tables(tmp_path):
     assert [(r["id"], r["annotation_id"], r.get("choice")) for r in records] == [(1, 2, "dog"), (1, 1, "cat"),
                                                                                  (3, None, None)]
     assert records[0]["annotator"] == 2 and records[0]["created_at"] == "2026-01-03"
-    with pytest.raises(LabError, match="--policy all writes a record per annotation, which only json-min and csv"):
+    with pytest.raises(LabError, match="--policy all writes a record per annotation, which only json-min, csv and tsv"):
         export.convert(batch, tmp_path / "f", "imagefolder", CLASSES, None, policy="all")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["min"]

@@ -114,8 +114,8 @@ class Annotation(msgspec.Struct, gc=False):
     def __post_init__(self) -> None:
         by = self.completed_by
         self.annotator = by.get("email") if isinstance(by, dict) else by or None
-        if type(by) is not str:
-            self.completed_by = _user(by)
+        if type(by) is not str:  # an id (the common case: no call) or an object with email
+            self.completed_by = str(by) if type(by) is int else _user(by)
         if not self.updated_at:
             self.updated_at = self.created_at
 

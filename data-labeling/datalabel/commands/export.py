@@ -21,7 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FORMAT = typer.Option(..., "--format", "-f", help="json-min, csv, coco, yolo, yolo-obb, yolo-pose, voc, imagefolder, mot.")
+FORMAT = typer.Option(..., "--format", "-f",
+                      help="json-min, csv, tsv, coco, yolo, yolo-obb, yolo-pose, voc, imagefolder, mot.")
 OUTPUT = typer.Option(..., "--output", "-o", help="Output folder (replaced atomically when the export is complete).")
 PROJECT = typer.Option(None, "--project", "-p", help="Label Studio project id (tasks and/or label config from the API).")
 PREFIX = typer.Option(None, "--prefix", help="Target-storage prefix in the bucket (e.g. labels/): convert offline from "

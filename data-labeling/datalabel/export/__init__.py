@@ -4,7 +4,7 @@ Interface (stable; other tools build on it):
 
     convert(tasks: Iterable[Task], out_dir: Path, fmt: str, config: LabelConfig, images: ImageSource | None,
             policy: str = "latest", progress=None, *, include_unlabeled=False, frame_size=None) -> dict
-        Write `tasks` as `fmt` (json-min, csv, coco, yolo, voc, imagefolder, mot) into out_dir, atomically:
+        Write `tasks` as `fmt` (json-min, csv, tsv, coco, yolo, voc, imagefolder, mot) into out_dir, atomically:
         everything goes to a temporary folder beside out_dir that is renamed into place when complete; on any
         error the temporary folder is removed and an existing out_dir is left untouched. Returns a report
         (counts per class, items, objects, images fetched/reused). `policy` picks one annotation per task

@@ -120,11 +120,11 @@ def _convert(body: Callable[[Writer, Path, Path | None], dict], out_dir: str | P
     the tasks (returns stats), the report, the swap into place; on any error nothing is left behind."""
     writer_cls = writer_for(fmt)
     if policy == ALL and writer_cls.class_ids_matter:
-        raise ConfigError(f"--policy all writes a record per annotation, which only json-min and csv hold; "
+        raise ConfigError(f"--policy all writes a record per annotation, which only json-min, csv and tsv hold; "
                           f"{fmt} takes one annotation per task: choose one of: {', '.join(POLICIES)}")
     if policy not in POLICIES and policy != ALL:
         raise ConfigError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)} "
-                          f"(json-min and csv: also {ALL})")
+                          f"(json-min, csv and tsv: also {ALL})")
     frame_size = check_frame_size(frame_size)
     formats.check_config(fmt, config)
     out_dir = Path(out_dir).absolute()

@@ -8,7 +8,8 @@ from typing import Callable, Iterable
 
 from .. import gcs
 from ..formats import Item, file_stem
-from ..tasks import Annotation, Task, choose_annotation
+from ..errors import ConfigError
+from ..tasks import POLICIES, Annotation, Task, choose_annotation
 
 
 _THREE_WORDS = struct.Struct("<III").unpack
@@ -98,6 +99,8 @@ def make_items(tasks: Iterable[Task], policy: str, key: str | None, include_unla
     """Tasks -> export items: the chosen annotation, the image's source URL and file name (`name`; None: the
     base name, for the caller to make unique), its size if a region recorded it. Tasks without a valid annotation
     are counted and left out unless `include_unlabeled`. Policy `all`: an item per submitted annotation."""
+    if policy != ALL and policy not in POLICIES:  # checked here: a task with one annotation skips choose_annotation
+        raise ConfigError(f"unknown annotation policy {policy!r}; choose one of: {', '.join(POLICIES)}")
     items: list[Item] = []
     seen = skipped = 0
     gs_url = gcs.gs_url_from_ref
@@ -110,12 +113,16 @@ def make_items(tasks: Iterable[Task], policy: str, key: str | None, include_unla
                 skipped += 1
                 continue
         else:
-            ann = choose_annotation(task, policy)
+            anns = task.annotations
+            if len(anns) == 1:  # choose_annotation's common case, inlined: nothing to choose between
+                ann = None if anns[0].was_cancelled else anns[0]
+            else:
+                ann = choose_annotation(task, policy)
         if ann is None and not include_unlabeled:
             skipped += 1
             continue
-        ref = task.media_url(key)
-        url = gs_url(ref)
+        ref = task.data.get(key) if key else task.media_url(None)
+        url = ref if type(ref) is str and ref.startswith("gs://") else gs_url(ref)
         width = height = None
         if ann is not None:
             for region in ann.result:

@@ -1,4 +1,4 @@
-"""Training-format writers: JSON-MIN, CSV, COCO, YOLO, Pascal VOC, ImageFolder, MOT.
+"""Training-format writers: JSON-MIN, CSV (TSV), COCO, YOLO, Pascal VOC, ImageFolder, MOT.
 
 Every writer streams: `write(item)` is called once per task (after its image, if any, is in place) and output goes
 to disk as it comes, so memory does not grow with the project. COCO is one JSON document, so its image and
@@ -23,18 +23,20 @@ from .imagefolder import ImageFolderWriter
 from .mot import MotWriter
 from .objects import (IMAGE_DIR, VIDEO_DIR, Item, Obj, Pose, file_stem, frame_name, frame_objects, image_objects,
                       is_video, region_object)
-from .tables import CsvWriter, JsonMinWriter
+from .tables import CsvWriter, JsonMinWriter, TsvWriter
 from .voc import VocWriter
 from .yolo import YoloObbWriter, YoloPoseWriter, YoloWriter, pose_text, yolo_text
 
 __all__ = ["SHAPES", "Writer", "dump_line", "dumps", "CocoWriter", "ImageFolderWriter", "MotWriter", "IMAGE_DIR",
            "VIDEO_DIR", "Item", "Obj", "Pose", "file_stem", "frame_name", "frame_objects", "image_objects",
-           "is_video", "region_object", "CsvWriter", "JsonMinWriter", "VocWriter", "YoloObbWriter",
-           "YoloPoseWriter", "YoloWriter", "pose_text", "yolo_text", "WRITERS", "DESCRIPTIONS", "writer_for", "check_config"]
+           "is_video", "region_object", "CsvWriter", "JsonMinWriter", "TsvWriter", "VocWriter", "YoloObbWriter",
+           "YoloPoseWriter", "YoloWriter", "pose_text", "yolo_text", "WRITERS", "DESCRIPTIONS", "writer_for",
+           "check_config"]
 
 WRITERS: dict[str, type[Writer]] = {
     "json-min": JsonMinWriter,
     "csv": CsvWriter,
+    "tsv": TsvWriter,
     "coco": CocoWriter,
     "yolo": YoloWriter,
     "yolo-obb": YoloObbWriter,
@@ -47,6 +49,7 @@ WRITERS: dict[str, type[Writer]] = {
 DESCRIPTIONS = {
     "json-min": "result.json: Label Studio's JSON-MIN, one flat record per task (data + chosen annotation's values)",
     "csv": "result.csv: Label Studio's CSV, one row per task, a column per data field and per control",
+    "tsv": "result.tsv: the same as csv, tab-separated (Label Studio's TSV)",
     "coco": "result.json + images/: COCO detection/segmentation, category ids = config order + 1",
     "yolo": "images/ + labels/ + classes.txt + data.yaml: boxes and polygons, class = config order",
     "yolo-obb": "the yolo layout with oriented boxes: `cls x1 y1 x2 y2 x3 y3 x4 y4` (rotated rectangles' corners)",

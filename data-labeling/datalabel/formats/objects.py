@@ -8,7 +8,7 @@ polygons. label_studio_sdk.converter rotates the percent values instead, which i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from ..errors import LabError
 from ..geometry import bounds, brush_mask, ellipse_points, mask_bounds, rect_corners, rect_value
@@ -20,8 +20,9 @@ IMAGE_DIR = "images"
 VIDEO_DIR = "videos"
 
 
-@dataclass(slots=True)
-class Obj:
+# msgspec Structs, not dataclasses: built in C (one Item per task and one Obj per region of large exports); gc=False:
+# they hold no references back to each other, so the cyclic collector need not track them
+class Obj(msgspec.Struct, gc=False):
     """One labeled object in percent coordinates."""
 
     label: str
@@ -35,8 +36,7 @@ class Obj:
     also: list[str] | None = None  # the region's other labels (multi-label): each is an object of its own
 
 
-@dataclass(slots=True)
-class Item:
+class Item(msgspec.Struct, gc=False):
     """One task on its way into an export."""
 
     task: Task
@@ -45,7 +45,7 @@ class Item:
     url: str | None  # where the image comes from (gs://...), if known
     width: int | None = None
     height: int | None = None
-    placed: list[str] = field(default_factory=list)  # relative paths where the image was written
+    placed: list[str] = []  # relative paths where the image was written (each Item gets its own list)
     objects: list[Obj] | None = None  # the image's objects, once computed (image_objects)
     same_image: bool = False  # another annotation of the item before (json-min/csv, --policy all): image placed
 

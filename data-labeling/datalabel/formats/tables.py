@@ -233,13 +233,14 @@ class JsonMinWriter(_TableWriter):
 class CsvWriter(_TableWriter):
     name = "csv"
     file = "result.csv"
+    delimiter = ","
 
     def write_out(self) -> None:
         columns = dict.fromkeys(_META)
         for record in map(self.row, self.records()):  # a first pass names every column
             columns.update(dict.fromkeys(record))
         with open(self.root / self.file, "w", encoding="utf-8", newline="") as fp:
-            out = csv.DictWriter(fp, fieldnames=sorted(columns), quoting=csv.QUOTE_NONNUMERIC)
+            out = csv.DictWriter(fp, fieldnames=sorted(columns), quoting=csv.QUOTE_NONNUMERIC, delimiter=self.delimiter)
             out.writeheader()
             for record in map(self.row, self.records()):
                 out.writerow(record)
@@ -268,3 +269,11 @@ class CsvWriter(_TableWriter):
         if file_name is not None:
             row["file_name"] = file_name
         return row
+
+
+class TsvWriter(CsvWriter):
+    """Label Studio's TSV: its CSV with tabs between the cells."""
+
+    name = "tsv"
+    file = "result.tsv"
+    delimiter = "\t"
