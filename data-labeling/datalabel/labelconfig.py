@@ -12,6 +12,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from .errors import ConfigError, LabError, NotFound
+from .files import read_user_text
 
 # template name -> (control tag, object tag, data key, extra attributes of the control); a classification
 # requires its choice (`required="true"`): the editor refuses an empty submission, which would count as labeled
@@ -186,7 +187,4 @@ def parse_config(xml: str) -> LabelConfig:
 
 def read_config_file(path: str | Path) -> LabelConfig:
     """A label config from an XML file, checked like any other."""
-    file = Path(path)
-    if not file.is_file():
-        raise NotFound(f"label config file not found: {path}")
-    return parse_config(file.read_text(encoding="utf-8"))
+    return parse_config(read_user_text(path, "label config file"))

@@ -33,6 +33,9 @@ def api_errors(what: str, url: str = "") -> Iterator[None]:
         yield
     except ApiError as exc:
         code = exc.status_code
+        if code == 401 and "expired" in str(exc.body).lower():
+            raise ConfigError(f"{what}: Label Studio says the API token has expired; copy a new one (Account & "
+                              "Settings > Access Token) into LABEL_STUDIO_API_KEY") from None
         if code in (401, 403):
             raise ConfigError(f"{what}: Label Studio refused the API token (HTTP {code}); check LABEL_STUDIO_API_KEY") from None
         if code == 404:
@@ -93,7 +96,8 @@ def connect(settings: Settings | None = None, check: bool = True):
     """An SDK client for the configured server; with `check`, fail now if the server or token is wrong."""
     settings = settings or Settings.load()
     settings.require_url()
-    client = _client_class()(settings, timeout=120)
+    with api_errors("connect", settings.url):  # a JWT token is exchanged for an access token at once
+        client = _client_class()(settings, timeout=120)
     if check:
         whoami(client)
     return client

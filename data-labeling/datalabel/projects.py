@@ -15,7 +15,7 @@ from pathlib import Path
 from . import gcs, ls
 from .config import load_credentials
 from .errors import ConfigError, LabError, NotFound
-from .files import exclusive_lock, user_cache
+from .files import exclusive_lock, read_user_text, user_cache
 from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels, read_config_file
 
 # --- label configs --------------------------------------------------------------------------------------------
@@ -24,10 +24,7 @@ from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels, re
 def read_labels(labels: str | list[str] | None = None, labels_file: str | Path | None = None) -> list[str]:
     """Labels from `a,b,c` or a file (one per line, or comma separated); empty or duplicated names are refused."""
     if labels_file:
-        path = Path(labels_file)
-        if not path.is_file():
-            raise NotFound(f"labels file not found: {labels_file}")
-        text = path.read_text(encoding="utf-8")
+        text = read_user_text(labels_file, "labels file")
         lines = [line for line in text.splitlines() if not line.strip().startswith("#")]
         return parse_labels(",".join(lines))
     if labels is None:
