@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .errors import ConfigError, LabError, NotFound
+from .errors import ConfigError, LabError
 from .files import read_user_text
 
 # template name -> (control tag, object tag, data key, extra attributes of the control); a classification
