@@ -158,6 +158,9 @@ def norm_prefix(prefix: str) -> str:
     """A folder of a bucket as "a/b/" ("" for the whole bucket); a prefix that could leave a folder is refused."""
     prefix = (prefix or "").strip("/")
     check_key(prefix, f"prefix {prefix!r}")
+    if prefix and any(part in ("", ".") or part != part.strip() for part in prefix.split("/")):
+        raise ConfigError(f"prefix {prefix + '/'!r} has an empty, '.' or space-padded folder; write it as "
+                          f"{'/'.join(p.strip() for p in prefix.split('/') if p.strip() not in ('', '.')) + '/'!r}")
     return prefix + "/" if prefix else ""
 
 
@@ -418,10 +421,11 @@ def get_cors(bkt) -> list[dict]:
 
 
 def check_origin(origin: str) -> str:
-    """A browser origin (scheme://host[:port]), or "*" when asked for explicitly; ConfigError otherwise."""
+    """A browser origin (scheme://host[:port]); ConfigError otherwise, "*" too (every site could read the bucket)."""
     value = (origin or "").strip().rstrip("/")
-    if value == "*":
-        return value
+    if "*" in value:
+        raise ConfigError(f"origin {origin!r} would let every web site read the bucket; give Label Studio's origin, "
+                          "e.g. --origin http://127.0.0.1:8080")
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment:
         raise ConfigError(f"not a browser origin: {origin!r}; give scheme://host[:port], e.g. http://127.0.0.1:8080")

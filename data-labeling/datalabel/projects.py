@@ -63,6 +63,8 @@ def _same_config(a: str, b: str) -> bool:
 def check_title(title: str | None) -> str:
     """Label Studio takes titles of 3 to 50 characters; say so before calling it."""
     title = (title or "").strip()
+    if not title.isprintable():
+        raise ConfigError("project title holds a line break or a control character: pass --title \"My project\"")
     if not 3 <= len(title) <= 50:
         raise ConfigError(f"project title must be 3 to 50 characters, got {len(title)}: pass --title \"My project\"")
     return title
@@ -330,7 +332,10 @@ def _setup(client, title, label_config, bucket, source_prefix, target_prefix, re
            annotators=None, overlap_percent=None) -> SetupResult:
     check_credentials(credentials_file)
     parse_config(label_config)
-    gcs.norm_prefix(source_prefix), gcs.norm_prefix(target_prefix)  # a prefix that could leave its folder: refused
+    src, dst = gcs.norm_prefix(source_prefix), gcs.norm_prefix(target_prefix)  # one that could leave its folder: refused
+    if src.startswith(dst) or dst.startswith(src):  # Label Studio would import its own annotations as tasks
+        raise ConfigError(f"--source-prefix {src!r} and --target-prefix {dst!r} overlap; give two separate folders, "
+                          "e.g. --source-prefix images_unlabeled/ --target-prefix labels/")
     existing = ls.find_project(client, title)
     if existing is not None and not _same_config(existing.label_config or "", label_config):
         raise LabError(f"project {title!r} already exists (id {existing.id}) with a different label config; "

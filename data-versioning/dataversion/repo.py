@@ -129,7 +129,9 @@ def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, end
     if not bucket:
         raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
     check_bucket_name(bucket)  # everything is checked before anything is created
-    norm_prefix(prefix)
+    if not norm_prefix(prefix):
+        raise ConfigError("--remote-prefix is empty: DVC would keep its files at the bucket's root, among the "
+                          f"images; give a folder, e.g. --remote-prefix {DEFAULT_REMOTE_PREFIX}")
     if endpoint:
         check_url(endpoint, "--endpoint (STORAGE_EMULATOR_HOST)")
     if jobs is not None and jobs < 1:
@@ -363,6 +365,10 @@ def checkout(repo: str | Path, rev: str, dest: str | Path, endpoint: str | None 
     Reads through DVC's filesystem: from the local cache when it has the files, else from the remote.
     """
     repo = require_repo(repo)
+    if Path(dest).is_symlink():  # a link (dangling or not) would have the files land somewhere else
+        raise ConfigError(f"{dest} is a symbolic link; check out into a new or empty folder")
+    if Path(dest).exists() and not Path(dest).is_dir():
+        raise ConfigError(f"{dest} is a file; check out into a new or empty folder")
     dest = Path(dest).resolve()
     refuse_mounted(dest)
     if dest == repo or repo in dest.parents and dest.relative_to(repo).parts[:1] in ((DATASET_DIR,), (".dvc",), (".git",)):

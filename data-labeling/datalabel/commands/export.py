@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .options import API_KEY, BUCKET, COUNT_MAX, ID_MAX, JSON, POLICY, URL, finite
+from .options import API_KEY, BUCKET, COUNT_MAX, ID_MAX, JSON, POLICY, URL, finite, path_given
 
 app = typer.Typer(
     help="Export and convert annotations: COCO, YOLO, Pascal VOC, ImageFolder, CSV, JSON-MIN, MOT (video).\n\n"
@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 FORMAT = typer.Option(..., "--format", "-f", help="json-min, csv, coco, yolo, yolo-obb, yolo-pose, voc, imagefolder, mot.")
-OUTPUT = typer.Option(..., "--output", "-o", help="Output folder (replaced atomically when the export is complete).")
+OUTPUT = typer.Option(..., "--output", "-o", callback=path_given, help="Output folder (replaced atomically when the export is complete).")
 PROJECT = typer.Option(None, "--project", "-p", min=1, max=ID_MAX, help="Label Studio project id (tasks and/or label config from the API).")
 PREFIX = typer.Option(None, "--prefix", help="Target-storage prefix in the bucket (e.g. labels/): convert offline from "
                       "the JSON Label Studio wrote there.")
@@ -195,7 +195,9 @@ def api_cmd(
     export_type: str = typer.Option("JSON", "--type", "-t", help="A format name from `datalabel export formats "
                                     "--project ID` (JSON, JSON_MIN, CSV, COCO, YOLO_WITH_IMAGES, ...)."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write (zip for formats with several files)."),
-    timeout: float = typer.Option(600, "--timeout", min=1, max=86400, callback=finite, help="Seconds to wait for Label Studio to build the export."),
+    timeout: float = typer.Option(600, "--timeout", min=1, max=86400, callback=finite,
+                                  help="Seconds to wait for Label Studio to build the export."),
+    force: bool = typer.Option(False, "--force", help="Replace --output if it exists."),
     url: str = URL, api_key: str = API_KEY,
 ):
     """Label Studio's own export of a project (export snapshot, then download); HTTP errors are errors, not files.
@@ -207,6 +209,7 @@ def api_cmd(
     from .. import export
     from .options import client
 
+    export.check_output_file(output, force)
     path = export.export_from_api(client(url, api_key), project, export_type, output, timeout)
     typer.echo(f"{export_type} export of project {project} -> {path} ({path.stat().st_size} bytes)")
 

@@ -50,6 +50,13 @@ SEED_MAX = 2**32 - 1  # numpy's seeds
 COUNT_MAX = 1_000_000  # counts and sizes: far beyond any real run, far below what would overflow
 
 
+def path_given(value):
+    """Typer callback: a path that names something ("" and "." name the current folder by accident)."""
+    if value is not None and str(value).strip() in ("", "."):
+        raise typer.BadParameter("give a path (an empty one means the current folder)")
+    return value
+
+
 def finite(value: float | None) -> float | None:
     """Typer callback: a finite number (not nan, inf)."""
     import math

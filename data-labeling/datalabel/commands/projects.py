@@ -132,12 +132,17 @@ def delete_cmd(project: int = typer.Argument(..., min=1, max=ID_MAX, help="Proje
 
     Example: datalabel projects delete 3 --yes
     """
+    import sys
+
     from .. import ls
+    from ..errors import ConfigError, LabError
     from ..projects import delete_project
 
     lsc = client(url, api_key)
     found = ls.get_project(lsc, project)
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError(f"delete project {project}: no terminal to ask for confirmation; pass --yes to delete it")
     if not yes and not typer.confirm(f"delete project {found.id} {found.title!r} and its {found.task_number or 0} task(s)?"):
-        raise typer.Exit(1)
+        raise LabError(f"project {project} not deleted (answered no)")
     delete_project(lsc, project)
     say(f"deleted project {project}: {found.title}")
