@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from datalabel.api import (RETRY_TIMEOUT_ENV, ConfigError, LabError, NotFound, ServerError, check_bucket_name,
-                           check_url, load_credentials, norm_prefix, retry_timeout, write_text_atomic)
+                           check_url, load_credentials, load_user_json, norm_prefix, retry_timeout, write_text_atomic)
 
 from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, TAG_PREFIX, check_rev, refuse_mounted,
                      tool_env)
@@ -206,10 +206,11 @@ def read_manifest_file(folder: Path) -> dict:
     path = folder / MANIFEST
     if not path.is_file():
         raise NotFound(f"{folder} has no {MANIFEST}; build it with `dataversion snapshot` first")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise LabError(f"{path} is not valid JSON ({exc.msg}); rebuild it with `dataversion snapshot`") from None
+    manifest = load_user_json(path, "manifest", error=LabError)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("items"), list) \
+            or not isinstance(manifest.get("counts"), dict):
+        raise LabError(f"{path} is not a manifest written by `dataversion snapshot`; rebuild it with it")
+    return manifest
 
 
 def commit(repo: str | Path, message: str | None = None, tag: str | None = None) -> dict:
@@ -289,14 +290,16 @@ def read_manifest(repo: str | Path, rev: str) -> dict:
     """The manifest of a version, from git (no data download)."""
     repo = require_repo(repo)
     commit = resolve(repo, rev)
-    proc = subprocess.run(["git", "show", f"{commit}:{MANIFEST}"], cwd=repo, env=tool_env(), capture_output=True,
-                          text=True)
+    proc = subprocess.run(["git", "show", f"{commit}:{MANIFEST}"], cwd=repo, env=tool_env(), capture_output=True)
     if proc.returncode != 0:
         raise NotFound(f"{rev!r} of {repo} has no {MANIFEST}; it is not a dataset version")
     try:
-        return json.loads(proc.stdout)
-    except json.JSONDecodeError:
+        manifest = json.loads(proc.stdout.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
         raise LabError(f"the {MANIFEST} of {rev!r} in {repo} is not valid JSON") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("items", []), list):
+        raise LabError(f"the {MANIFEST} of {rev!r} in {repo} is not a manifest written by `dataversion snapshot`")
+    return manifest
 
 
 def list_versions(repo: str | Path) -> list[dict]:
