@@ -25,6 +25,7 @@ WORKERS = 16
 # Retries: how long to keep trying an unreachable or failing storage API before one error line, and who hears of
 # each retry (the CLI shows them on its progress line; nothing is logged). Set with retry_policy().
 RETRY_TIMEOUT_ENV = "DATALABEL_RETRY_TIMEOUT"
+RETRY_HINT = f"{RETRY_TIMEOUT_ENV}, or --retry-timeout of export convert and watch, sets how long"
 DEFAULT_RETRY_TIMEOUT = 20.0
 _retry_timeout: float | None = None
 _on_retry: Callable[[str], None] | None = None
@@ -41,7 +42,7 @@ def retry_timeout(value: float | str | None = None) -> float:
         seconds = -1.0
     if not seconds > 0 or seconds == float("inf"):
         raise ConfigError(f"retry timeout {value!r}: expected a positive number of seconds "
-                          f"(--retry-timeout or {RETRY_TIMEOUT_ENV})")
+                          f"({RETRY_HINT})")
     return seconds
 
 
@@ -135,13 +136,13 @@ def bucket(gcs, name: str):
         raise NotFound(f"bucket {name!r} does not exist (create it, or check GCS_BUCKET_NAME)") from None
     except exceptions.RetryError as exc:
         raise ServerError(f"cannot reach the storage API for bucket {name!r}: gave up after {bound:g} s of retries "
-                          f"(--retry-timeout or {RETRY_TIMEOUT_ENV} sets how long); last error: "
+                          f"({RETRY_HINT}); last error: "
                           f"{_short(exc.cause)}") from None
     except exceptions.GoogleAPIError as exc:
         raise ServerError(f"cannot read bucket {name!r}: {exc}".splitlines()[0]) from None
     except Exception as exc:  # connection refused and friends
         raise ServerError(f"cannot reach the storage API for bucket {name!r} (gave up after {bound:g} s of "
-                          f"retries; --retry-timeout or {RETRY_TIMEOUT_ENV} sets how long): "
+                          f"retries; {RETRY_HINT}): "
                           f"{type(exc).__name__}") from None
 
 
@@ -313,8 +314,8 @@ def read_objects(fs, urls: list[str], concurrency: int = WORKERS, progress: Call
             if isinstance(value, FileNotFoundError):
                 raise NotFound(missing.format(url=url))
             if isinstance(value, _GaveUp):
-                raise ServerError(f"cannot read {url}: gave up after {bound:g} s of retries (--retry-timeout or "
-                                  f"{RETRY_TIMEOUT_ENV} sets how long); last error: {_short(value.last)}")
+                raise ServerError(f"cannot read {url}: gave up after {bound:g} s of retries "
+                                  f"({RETRY_HINT}); last error: {_short(value.last)}")
             if isinstance(value, BaseException):
                 raise ServerError(f"cannot read {url}: {value}".splitlines()[0][:300])
             out.append(value)
@@ -407,7 +408,7 @@ def _api_call(what: str, fn: Callable):
         raise NotFound(f"{what}: not found") from None
     except exceptions.RetryError as exc:
         raise ServerError(f"{what}: cannot reach the storage API: gave up after {retry_timeout():g} s of retries "
-                          f"(--retry-timeout or {RETRY_TIMEOUT_ENV} sets how long); last error: "
+                          f"({RETRY_HINT}); last error: "
                           f"{_short(exc.cause)}") from None
     except exceptions.GoogleAPIError as exc:
         raise ServerError(f"{what}: {exc}".splitlines()[0]) from None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .errors import ConfigError, LabError
+from .errors import ConfigError
 from .files import read_user_text
 
 # template name -> (control tag, object tag, data key, extra attributes of the control); a classification
@@ -104,7 +104,7 @@ def parse_labels(spec: str | list[str]) -> list[str]:
         raise ConfigError("no labels given: pass --labels a,b,c or a file with one label per line")
     dupes = sorted({label for label in labels if labels.count(label) > 1})
     if dupes:
-        raise LabError(f"duplicated label(s): {', '.join(dupes)}; each label must appear once")
+        raise ConfigError(f"duplicated label(s): {', '.join(dupes)}; each label must appear once")
     return labels
 
 

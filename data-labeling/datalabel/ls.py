@@ -254,7 +254,7 @@ def wait_storage(client, storage_id: int, kind: str = "source", timeout: float =
         if status.endswith("completed") or status == "" or status == "None":
             return storage
         if time.monotonic() > deadline:
-            raise LabError(f"{kind} storage {storage_id} sync still {status} after {timeout:.0f}s")
+            raise ServerError(f"{kind} storage {storage_id} sync still {status} after {timeout:.0f}s")
         time.sleep(0.5)
 
 

@@ -36,11 +36,11 @@ def resolve_config(template: str | None = None, labels: str | list[str] | None =
                    labels_file: str | Path | None = None, config_file: str | Path | None = None) -> str:
     """A checked label-config XML: from a template plus labels, or from an XML file."""
     if config_file and template:
-        raise LabError("pass either --template (with --labels) or --config FILE, not both")
+        raise ConfigError("pass either --template (with --labels) or --config FILE, not both")
     if config_file:
         return read_config_file(config_file).xml
     if not template:
-        raise LabError(f"no label config: pass --template ({', '.join(TEMPLATES)}) with --labels, or --config FILE")
+        raise ConfigError(f"no label config: pass --template ({', '.join(TEMPLATES)}) with --labels, or --config FILE")
     if template not in TEMPLATES:
         raise ConfigError(f"unknown template {template!r}; choose one of: {', '.join(TEMPLATES)}")
     xml = build_config(template, read_labels(labels, labels_file))
@@ -262,7 +262,7 @@ def remove_storage(client, project_id: int, storage_id: int | None = None, kind:
     if not chosen:
         raise NotFound(f"project {project_id} has no matching storage (see `datalabel storage list {project_id}`)")
     if storage_id is not None and len(chosen) > 1:
-        raise LabError(f"storage id {storage_id} exists as both source and target; add --kind source|target")
+        raise ConfigError(f"storage id {storage_id} exists as both source and target; add --kind source|target")
     rows = []
     for k, storage in chosen:
         ls.remove_storage(client, storage.id, k)

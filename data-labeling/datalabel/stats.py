@@ -122,7 +122,7 @@ def default_cache(url: str, project_id: int, bucket: str, prefix: str) -> Path:
     try:
         return user_cache("targets") / f"project-{project_id}-{key}.sqlite"
     except (OSError, RuntimeError) as exc:  # no (writable) home, as for a container user
-        raise ConfigError(f"no cache folder for --incremental ({exc}); give one with --cache FILE") from None
+        raise LabError(f"no cache folder for --incremental ({exc}); give one with --cache FILE") from None
 
 
 def incremental_stats(client, project_id: int, policy: str = "latest", cache: str | Path | None = None,
