@@ -54,7 +54,7 @@ done
 check_port() {  # $1: variable name
   local value=${!1:-}
   [[ -z $value ]] && return 0
-  [[ $value =~ ^[0-9]{1,5}$ ]] && ((10#$value >= 1 && 10#$value <= 65535)) || die "$1 must be a port number (1-65535), not '$value'"
+  [[ $value =~ ^[1-9][0-9]{0,4}$ ]] && ((value <= 65535)) || die "$1 must be a port number (1-65535), not '$value'"
 }
 check_port LABEL_STUDIO_PORT
 check_port GCS_EMULATOR_PORT

@@ -186,6 +186,27 @@ def test_two_identical_setups_at_the_same_moment_make_one_project(label_studio, 
         assert ls.get_project(ls_client, pid).task_number == 6
 
 
+def test_two_setups_from_different_cache_folders_make_one_complete_project(label_studio, ls_client, bucket,
+                                                                            digits_dir, tmp_path):
+    """A host and a container, or two users: their setup locks are in different cache folders, so both sync the
+    one source storage at once, and Label Studio on SQLite fails one ("database is locked") half way. Both end
+    with exit 0 and the project holds every image once."""
+    for png in sorted((digits_dir / "images").glob("*.png"))[:20]:
+        bucket.blob(f"images_unlabeled/{png.name}").upload_from_filename(str(png))
+    title = f"Two caches {bucket.name}"
+    args = ["setup", "--title", title, "--template", "image-classification", "--labels", "a,b", "--json"]
+    for round_ in range(2):
+        procs = [start(*args, env={**label_studio.env(bucket.name), "XDG_CACHE_HOME": str(tmp_path / f"cache-{i}")})
+                 for i in range(2)]
+        results = [finish(p, timeout=300)[0] for p in procs]
+        assert all(r.ok for r in results), results
+        projects = [p for p in ls.list_projects(ls_client) if p.title == title]
+        assert len(projects) == 1, f"round {round_}: {len(projects)} projects"
+        tasks = list(ls.iter_task_json(ls_client, projects[0].id, fields="task_only", resolve_uri=False))
+        images = sorted(t["data"]["image"] for t in tasks)
+        assert len(images) == 20 and len(set(images)) == 20, f"round {round_}: {len(images)} tasks"
+
+
 def test_label_studio_killed_during_export_and_snapshot(tmp_path, gcs_emulator, storage_client, logs_dir):
     """Either a complete result or one line and nothing written; after a restart, both complete."""
     token, data = uuid.uuid4().hex, tmp_path / "ls-data"

@@ -366,6 +366,24 @@ def delete_project(client, project_id: int) -> None:
         client.projects.delete(id=project_id)
 
 
+def remove_twin_imports(client, project_id: int) -> list[int]:
+    """Tasks imported twice from one storage object (two syncs of one storage at once on SQLite: Label Studio
+    imports the objects both saw): every copy but the lowest id is deleted, unless it was annotated. Returns the
+    ids deleted."""
+    seen: dict[str, int] = {}
+    twins = []
+    for task in sorted(iter_task_json(client, project_id, fields="all", resolve_uri=False,
+                                      include="id,data,annotations"), key=lambda t: t.get("id") or 0):
+        key = json.dumps(task.get("data"), sort_keys=True)
+        if key in seen and not task.get("annotations"):
+            twins.append(task["id"])
+        seen.setdefault(key, task["id"])
+    for task_id in twins:
+        with contextlib.suppress(NotFound), api_errors(f"delete task {task_id}", client.settings.url):
+            client.tasks.delete(id=task_id)  # the other setup may have deleted it first
+    return twins
+
+
 def validate_label_config(client, label_config: str) -> None:
     """Ask the server whether it accepts a label config, without creating anything.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import gcs, ls
 from .config import load_credentials
-from .errors import ConfigError, LabError, NotFound
+from .errors import ConfigError, LabError, NotFound, ServerError
 from .files import exclusive_lock, read_user_text, user_cache
 from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels, read_config_file
 
@@ -214,10 +214,26 @@ def add_target(client, project_id: int, bucket: str, prefix: str, credentials_fi
 
 
 def sync_one(client, storage_id: int, kind: str, timeout: float = 600.0) -> int:
-    """Sync one storage and wait for it; returns how many tasks (source) or annotations (target) it moved."""
-    ls.sync_storage(client, storage_id, kind)
-    storage = ls.wait_storage(client, storage_id, kind, timeout=timeout)
-    return storage.last_sync_count or 0
+    """Sync one storage and wait for it; returns how many tasks (source) or annotations (target) it moved.
+
+    Label Studio on SQLite takes one writer at a time: two syncs of one storage at once (two identical setups from
+    different machines or cache folders) fail one with "database is locked", its import half done. A sync imports
+    only what is missing, so that one is run again until it completes (each attempt waits a little longer)."""
+    import time
+
+    deadline, attempt = time.monotonic() + timeout, 0
+    while True:
+        attempt += 1
+        try:
+            ls.sync_storage(client, storage_id, kind)
+            storage = ls.wait_storage(client, storage_id, kind, timeout=max(1.0, deadline - time.monotonic()))
+            if kind == "source" and getattr(storage, "project", None):  # a sync beside this one: objects both took
+                ls.remove_twin_imports(client, storage.project)
+            return storage.last_sync_count or 0
+        except ServerError as exc:
+            if "database is locked" not in str(exc) or attempt == 8 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5 * attempt)
 
 
 def sync(client, project_id: int, direction: str = "both", storage_id: int | None = None) -> list[dict]:

@@ -213,8 +213,10 @@ def connect_cmd(project: int = PROJECT,
     Example: datalabel al connect --project 3 --backend http://127.0.0.1:9090 --retrieve
     """
     from .. import credentials, mlbackend
+    from ..config import check_url
     from ..output import print_json
 
+    check_url(backend, "--backend")  # before a pair is made for it
     client = connect(url, api_key)
     pair = mlbackend.Credentials(*credentials.ml_backend(secrets_dir))
     result = mlbackend.connect(client, project, backend, pair, title, split, wait)
