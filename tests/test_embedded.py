@@ -181,6 +181,7 @@ def test_a_restart_keeps_the_demo_size_and_refuses_a_taken_port(tmp_path, monkey
         assert ls.get_project(client, again.project_id).task_number == 3
         embedded.down(tmp_path)
         holder = socket.socket()
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the emulator's closed connections linger
         holder.bind(("127.0.0.1", int(first.emulator_url.rsplit(":", 1)[1])))
         holder.listen()
         try:
