@@ -55,14 +55,15 @@ done
 check_port() {  # $1: variable name
   local value=${!1:-}
   [[ -z $value ]] && return 0
-  [[ $value =~ ^[0-9]+$ ]] && ((value >= 1 && value <= 65535)) || die "$1 must be a port number (1-65535), not '$value'"
+  [[ $value =~ ^[1-9][0-9]{0,4}$ ]] && ((value <= 65535)) || die "$1 must be a port number (1-65535), not '$value'"
 }
 check_port LABEL_STUDIO_PORT
 check_port GCS_EMULATOR_PORT
 check_port POSTGRES_PORT
 [[ -z ${DATALABEL_EXTRAS:-} || ${DATALABEL_EXTRAS} =~ ^(video|plots)(,(video|plots))?$ ]] \
   || die "DATALABEL_EXTRAS must be video, plots or video,plots, not '${DATALABEL_EXTRAS}'"
-[[ -z ${DEMO_LIMIT:-} || ${DEMO_LIMIT} =~ ^[1-9][0-9]*$ ]] || die "DEMO_LIMIT must be a positive number of images, not '${DEMO_LIMIT}'"
+[[ -z ${DEMO_LIMIT:-} || ${DEMO_LIMIT} =~ ^[1-9][0-9]{0,5}$ ]] ||
+  die "DEMO_LIMIT must be a number of images from 1 to 999999, not '${DEMO_LIMIT}'"
 [[ -z ${LS_DATABASE:-} || ${LS_DATABASE} == postgresql || ${LS_DATABASE} == sqlite ]] ||
   die "LS_DATABASE must be postgresql or sqlite, not '${LS_DATABASE}'"
 [[ -z ${GCS_BUCKET_NAME:-} || ${GCS_BUCKET_NAME} =~ ^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$ ]] ||

@@ -159,3 +159,40 @@ def test_team_mode_on_a_local_postgresql_from_docker_shell(tmp_path):
         subprocess.run([*shell, "down"], env=env, cwd=tmp_path, capture_output=True, timeout=120)
     for key in ("ls_pid", "gcs_pid", "pg_pid"):
         assert not embedded.pid_alive(info[key])
+
+
+def test_a_restart_keeps_the_demo_size_and_refuses_a_taken_port(tmp_path, monkeypatch):
+    """A plain restart (no DEMO_LIMIT) keeps a 3-image demo at 3 tasks; the recorded emulator port held by another
+    process is one line naming GCS_EMULATOR_PORT (no silent move that .dvc/config and a connected ML backend would
+    miss); with GCS_EMULATOR_PORT set to a free port the emulator moves there."""
+    import socket
+
+    import pytest
+
+    from datalabel.errors import ConfigError
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("GCS_EMULATOR_PORT", raising=False)
+    first = embedded.up(tmp_path, embedded.free_port(), embedded.free_port(), limit=3)
+    try:
+        embedded.down(tmp_path)
+        again = embedded.up(tmp_path)
+        client = ls.connect(Settings(url=again.label_studio_url, api_key=again.token))
+        assert ls.get_project(client, again.project_id).task_number == 3
+        embedded.down(tmp_path)
+        holder = socket.socket()
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the emulator's closed connections linger
+        holder.bind(("127.0.0.1", int(first.emulator_url.rsplit(":", 1)[1])))
+        holder.listen()
+        try:
+            with pytest.raises(ConfigError, match="GCS_EMULATOR_PORT"):
+                embedded.up(tmp_path, seed=False)
+            assert not embedded.pid_alive(json.loads((tmp_path / ".stack" / "stack.json").read_text())["ls_pid"])
+            moved = embedded.free_port()
+            monkeypatch.setenv("GCS_EMULATOR_PORT", str(moved))
+            assert embedded.up(tmp_path, gcs_port=moved, seed=False).emulator_url.endswith(f":{moved}")
+        finally:
+            holder.close()
+    finally:
+        embedded.down(tmp_path)
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)

@@ -6,7 +6,7 @@ Everything else in `datalabel` is internal and may change between versions; thes
     settings   Settings (flags > environment > ./.env), setting(name), check_url, load_credentials
     output     run_app (a typer app whose errors are one line and an exit code), print_json, print_table, progress;
                cli_options: the typer options both CLIs share (--url, --api-key, --bucket, --json, --policy)
-    files      write_text_atomic
+    files      write_text_atomic; load_user_json (a file a person gives: UTF-8, size and nesting limits)
     Label      connect(settings) -> checked SDK client; project_config(client, id) -> LabelConfig
     Studio
     bucket     check_bucket_name, check_key, split_url, norm_prefix, gs_url_from_ref (untrusted object keys and URLs), storage_client,
@@ -21,7 +21,7 @@ from .commands import options as cli_options
 from .config import Settings, check_url, load_credentials, setting
 from .errors import EXIT_CODES, ConfigError, LabError, NotFound, ServerError
 from .export import RUN_ONLY, BucketObjects, TaskCache, convert
-from .files import write_text_atomic
+from .files import load_user_json, write_text_atomic
 from .gcs import (RETRY_TIMEOUT_ENV, check_bucket_name, check_key, gs_url_from_ref, norm_prefix, retry_timeout,
                   split_url)
 from .gcs import client as storage_client
@@ -33,6 +33,6 @@ from .tasks import Task, choose_annotation
 
 __all__ = ["BucketObjects", "check_bucket_name", "check_key", "check_url", "choose_annotation", "cli_options",
            "ConfigError", "connect", "convert", "EXIT_CODES", "gs_url_from_ref", "LabelConfig", "LabError",
-           "load_credentials", "norm_prefix", "NotFound", "print_json", "print_table", "progress", "project_config",
+           "load_credentials", "load_user_json", "norm_prefix", "NotFound", "print_json", "print_table", "progress", "project_config",
            "read_config_file", "retry_timeout", "RETRY_TIMEOUT_ENV", "run_app", "RUN_ONLY", "ServerError", "setting",
            "Settings", "snapshot_quality", "split_url", "storage_client", "Task", "TaskCache", "write_text_atomic"]

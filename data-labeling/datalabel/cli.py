@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from .commands import al, bucket, export, projects, quality, setup, stats, storage
-from .commands.options import API_KEY, JSON, URL
+from .commands.options import API_KEY, COUNT_MAX, JSON, URL
 from .output import print_json, run_app
 
 app = typer.Typer(
@@ -49,8 +49,8 @@ def status(url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
 def demo(
     bucket: str = typer.Option("datalabel-local", "--bucket", "-b", envvar="GCS_BUCKET_NAME",
                                help="Emulator bucket to create and fill."),
-    limit: int = typer.Option(None, "--limit", min=1, help="Upload only the first N sample images."),
-    annotators: int = typer.Option(0, "--annotators", min=0, help="Also make N annotator users, each with an API "
+    limit: int = typer.Option(None, "--limit", min=1, max=COUNT_MAX, help="Upload only the first N sample images."),
+    annotators: int = typer.Option(0, "--annotators", min=0, max=100, help="Also make N annotator users, each with an API "
                                    "token (secrets/annotators.json), so several people can label through the API "
                                    "(embedded stack)."),
     url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, NotFound
+from .files import check_json_depth, read_user_text
 from .gcs import check_bucket_name
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -24,7 +25,7 @@ def read_dotenv(path: str | Path = ".env") -> dict[str, str]:
     if not path.is_file():
         return {}
     values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_user_text(path, "settings file").splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -40,13 +41,17 @@ def setting(name: str, default: str | None = None) -> str | None:
         return value
     file = os.environ.get(name + "_FILE")
     if file and Path(file).is_file():
-        return Path(file).read_text(encoding="utf-8").strip()
+        return read_user_text(file, name + "_FILE").strip()
     return read_dotenv().get(name) or default
 
 
 def check_url(url: str | None, what: str) -> str:
     """An http(s) URL with a host; ConfigError naming the setting otherwise."""
-    parts = urllib.parse.urlsplit(url or "")
+    try:
+        parts = urllib.parse.urlsplit(url or "")
+        parts.hostname  # noqa: B018  (raises on a bracket left open: http://[::1)
+    except ValueError:
+        raise ConfigError(f"{what} is not an http(s) URL: {url!r}; e.g. http://127.0.0.1:8080") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
         raise ConfigError(f"{what} is not an http(s) URL: {url!r}; e.g. http://127.0.0.1:8080")
     try:
@@ -88,6 +93,9 @@ class Settings:
         if any(c.isspace() or ord(c) < 32 for c in self.api_key):
             raise ConfigError("the Label Studio API token holds a space or a line break; copy it again "
                               "(Account & Settings > Access Token) into LABEL_STUDIO_API_KEY")
+        if not self.api_key.isascii() or not self.api_key.isprintable() or len(self.api_key) > 4096:
+            raise ConfigError("the Label Studio API token holds characters no token has (letters, digits and "
+                              "-_.: only); copy it again (Account & Settings > Access Token) into LABEL_STUDIO_API_KEY")
         return self.api_key
 
     def require_url(self) -> str:
@@ -112,12 +120,13 @@ def load_credentials(path: str | None) -> dict | None:
     """The service-account JSON's content, checked before it is sent anywhere. None means no key (emulator)."""
     if not path:
         return None
-    file = Path(path)
-    if not file.is_file():
+    if not Path(path).is_file():
         raise NotFound(f"credentials file not found: {path} (set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON)")
+    text = read_user_text(path, "credentials file")
+    check_json_depth(text, f"credentials file {path}")
     try:
-        content = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        content = json.loads(text)
+    except json.JSONDecodeError:
         raise ConfigError(f"credentials file is not JSON: {path} (download the service-account key as JSON)") from None
     if not isinstance(content, dict) or "type" not in content:
         raise ConfigError(f"credentials file is not a service-account key: {path} (no 'type' field)")

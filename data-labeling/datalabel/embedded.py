@@ -177,13 +177,14 @@ def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir, database, p
     os.chmod(state, 0o700)  # server data, logs and the stack's state: the owner's only
     previous = json.loads(info_file.read_text()) if info_file.exists() else None
     database = database or (previous or {}).get("database") or "sqlite"
+    limit = limit if limit is not None else (previous or {}).get("demo_limit")  # a restart keeps the demo's size
     creds = credentials.ensure(secrets_dir or os.environ.get("SECRETS_DIR") or root / "secrets",
                                postgres=database == "postgresql")
 
     if previous and pid_alive(previous["gcs_pid"]) and http_ok(previous["emulator_url"] + "/"):
         gcs_url, gcs_pid = previous["emulator_url"], previous["gcs_pid"]
     else:
-        port = _stable_port(previous and previous.get("emulator_url"), gcs_port)
+        port = _stable_port(previous and previous.get("emulator_url"), gcs_port, "GCS_EMULATOR_PORT")
         server = start_emulator(port, state / "gcs", log=state / "logs" / "gcs.log")
         gcs_url, gcs_pid = server.url, server.pid
     pg_url = pg_pid = db_env = None
@@ -192,7 +193,7 @@ def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir, database, p
         if previous_pg and pid_alive(previous_pg) and postgres.accepts(_port_of(previous["postgres_url"])):
             pg_url, pg_pid = previous["postgres_url"], previous_pg
         else:
-            port = _stable_port(previous and previous.get("postgres_url"), pg_port)
+            port = _stable_port(previous and previous.get("postgres_url"), pg_port, "POSTGRES_PORT")
             server = postgres.start(port, state / "postgres", creds["postgres"], log=state / "logs" / "postgres.log")
             pg_url, pg_pid = server.url, server.pid
         db_env = postgres.label_studio_env(_port_of(pg_url), creds["postgres"])
@@ -207,7 +208,7 @@ def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir, database, p
     if ls_alive:
         ls_url, ls_pid = previous["label_studio_url"], previous["ls_pid"]
     else:
-        port = _stable_port(previous and previous.get("label_studio_url"), ls_port)
+        port = _stable_port(previous and previous.get("label_studio_url"), ls_port, "LABEL_STUDIO_PORT")
         server = start_label_studio(port, state / "label-studio", creds["username"], creds["password"],
                                     creds["token"], gcs_url, log=state / "logs" / "label-studio.log",
                                     database=db_env)
@@ -215,12 +216,12 @@ def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir, database, p
 
     info = StackInfo(ls_url, gcs_url, DEMO_BUCKET, creds["username"], creds["password"], creds["token"],
                      None, ls_pid, gcs_pid, database, pg_url, pg_pid)
-    write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None}, indent=2))
+    write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None, "demo_limit": limit}, indent=2))
     if seed:
         os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
         client = ls.connect(Settings(url=ls_url, api_key=creds["token"], bucket=DEMO_BUCKET))
         info.project_id = seed_demo(client, DEMO_BUCKET, state / "samples", limit=limit, progress=progress)
-        write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None}, indent=2))
+        write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None, "demo_limit": limit}, indent=2))
     return info
 
 
@@ -244,13 +245,19 @@ def add_annotators(root: str | Path, client, count: int, secrets_dir: str | Path
     return {"annotators": [{k: a[k] for k in ("id", "email")} for a in made], "file": str(path)}
 
 
-def _stable_port(previous_url: str | None, wanted: int) -> int:
+def _stable_port(previous_url: str | None, wanted: int, variable: str) -> int:
     """The port a server had on the last start, so every component that recorded its address (.stack/env, a
-    dataset repository's DVC remote, a connected ML backend) still reaches it; else `wanted`; else any."""
+    dataset repository's DVC remote, a connected ML backend) still reaches it; else `wanted`; else any. A recorded
+    port another process holds is an error naming `variable` (never a silent move those records would miss),
+    unless `variable` asks for another port."""
     if previous_url:
         port = _port_of(previous_url)
         if port_is_free(port):
             return port
+        asked = os.environ.get(variable, "")
+        if not (asked.isdigit() and int(asked) != port):
+            raise ConfigError(f"port {port}, where the last start put this server (.stack/stack.json), is taken by "
+                              f"another process; stop that process, or set {variable} to a free port to move it")
     return wanted if port_is_free(wanted) else free_port()
 
 

@@ -8,7 +8,9 @@ half-written index is not JSON). Here every file on disk is written beside its p
 the old file or the new one. And it rewrites that index (every object's metadata, as indented JSON) on every
 write, in memory too, where nothing reads it: a bucket of 30,000 objects spent most of a second per upload on it.
 Here the index is written only on disk, at most every second (or ten times the last write's cost) and at exit; a
-hard kill can lose the last second of index entries, never the index. Nothing else about the emulator changes.
+hard kill can lose the last second of index entries, never the index; so at start, object files the index does
+not list (written just before a kill) are removed, and what is on disk is what the emulator lists. Nothing else
+about the emulator changes.
 
     python -m datalabel.emulator start --host=127.0.0.1 --port=9023 --in-memory
 """
@@ -19,6 +21,7 @@ import signal
 import socketserver
 import sys
 import time
+from pathlib import Path
 
 
 def _whole_file_writes() -> None:
@@ -67,9 +70,43 @@ def _index_written_when_idle():
     return flush
 
 
+def remove_orphans(root: Path, objects: dict) -> list[str]:
+    """Files under root/<bucket>/ that the index (`objects`: bucket -> key -> metadata) does not list, and
+    leftover temporary files: removed. Returns them as bucket/key."""
+    from gcp_storage_emulator.storage import RESUMABLE_DIR, SOFT_DELETE_DIR, _FileStore
+
+    removed = []
+    if not root.is_dir():
+        return removed
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.name in (RESUMABLE_DIR, SOFT_DELETE_DIR):
+            continue
+        listed = {_FileStore._norm(key) for key in objects.get(folder.name, {})}
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.relative_to(folder).as_posix() not in listed:
+                path.unlink()
+                removed.append(f"{folder.name}/{path.relative_to(folder).as_posix()}")
+    return removed
+
+
+def _orphans_removed_at_start() -> None:
+    from gcp_storage_emulator import storage
+
+    read = storage.Storage._read_config_from_file
+
+    def read_and_prune(self) -> None:
+        read(self)
+        if not self._use_memory_fs:
+            for key in remove_orphans(self._store._root, self.objects):
+                print(f"removed {key}: on disk but not in the index (written just before a kill)", file=sys.stderr)
+
+    storage.Storage._read_config_from_file = read_and_prune
+
+
 def main() -> None:
     socketserver.TCPServer.request_queue_size = 256
     _whole_file_writes()
+    _orphans_removed_at_start()
     flush = _index_written_when_idle()
     from gcp_storage_emulator.__main__ import main as emulator_main
 

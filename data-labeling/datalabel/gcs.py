@@ -25,6 +25,7 @@ WORKERS = 16
 # Retries: how long to keep trying an unreachable or failing storage API before one error line, and who hears of
 # each retry (the CLI shows them on its progress line; nothing is logged). Set with retry_policy().
 RETRY_TIMEOUT_ENV = "DATALABEL_RETRY_TIMEOUT"
+RETRY_HINT = f"{RETRY_TIMEOUT_ENV}, or --retry-timeout of export convert and watch, sets how long"
 DEFAULT_RETRY_TIMEOUT = 20.0
 _retry_timeout: float | None = None
 _on_retry: Callable[[str], None] | None = None
@@ -41,7 +42,7 @@ def retry_timeout(value: float | str | None = None) -> float:
         seconds = -1.0
     if not seconds > 0 or seconds == float("inf"):
         raise ConfigError(f"retry timeout {value!r}: expected a positive number of seconds "
-                          f"(--retry-timeout or {RETRY_TIMEOUT_ENV})")
+                          f"({RETRY_HINT})")
     return seconds
 
 
@@ -135,13 +136,13 @@ def bucket(gcs, name: str):
         raise NotFound(f"bucket {name!r} does not exist (create it, or check GCS_BUCKET_NAME)") from None
     except exceptions.RetryError as exc:
         raise ServerError(f"cannot reach the storage API for bucket {name!r}: gave up after {bound:g} s of retries "
-                          f"(--retry-timeout or {RETRY_TIMEOUT_ENV} sets how long); last error: "
+                          f"({RETRY_HINT}); last error: "
                           f"{_short(exc.cause)}") from None
     except exceptions.GoogleAPIError as exc:
         raise ServerError(f"cannot read bucket {name!r}: {exc}".splitlines()[0]) from None
     except Exception as exc:  # connection refused and friends
         raise ServerError(f"cannot reach the storage API for bucket {name!r} (gave up after {bound:g} s of "
-                          f"retries; --retry-timeout or {RETRY_TIMEOUT_ENV} sets how long): "
+                          f"retries; {RETRY_HINT}): "
                           f"{type(exc).__name__}") from None
 
 
@@ -158,6 +159,9 @@ def norm_prefix(prefix: str) -> str:
     """A folder of a bucket as "a/b/" ("" for the whole bucket); a prefix that could leave a folder is refused."""
     prefix = (prefix or "").strip("/")
     check_key(prefix, f"prefix {prefix!r}")
+    if prefix and any(part in ("", ".") or part != part.strip() for part in prefix.split("/")):
+        raise ConfigError(f"prefix {prefix + '/'!r} has an empty, '.' or space-padded folder; write it as "
+                          f"{'/'.join(p.strip() for p in prefix.split('/') if p.strip() not in ('', '.')) + '/'!r}")
     return prefix + "/" if prefix else ""
 
 
@@ -310,8 +314,8 @@ def read_objects(fs, urls: list[str], concurrency: int = WORKERS, progress: Call
             if isinstance(value, FileNotFoundError):
                 raise NotFound(missing.format(url=url))
             if isinstance(value, _GaveUp):
-                raise ServerError(f"cannot read {url}: gave up after {bound:g} s of retries (--retry-timeout or "
-                                  f"{RETRY_TIMEOUT_ENV} sets how long); last error: {_short(value.last)}")
+                raise ServerError(f"cannot read {url}: gave up after {bound:g} s of retries "
+                                  f"({RETRY_HINT}); last error: {_short(value.last)}")
             if isinstance(value, BaseException):
                 raise ServerError(f"cannot read {url}: {value}".splitlines()[0][:300])
             out.append(value)
@@ -404,7 +408,7 @@ def _api_call(what: str, fn: Callable):
         raise NotFound(f"{what}: not found") from None
     except exceptions.RetryError as exc:
         raise ServerError(f"{what}: cannot reach the storage API: gave up after {retry_timeout():g} s of retries "
-                          f"(--retry-timeout or {RETRY_TIMEOUT_ENV} sets how long); last error: "
+                          f"({RETRY_HINT}); last error: "
                           f"{_short(exc.cause)}") from None
     except exceptions.GoogleAPIError as exc:
         raise ServerError(f"{what}: {exc}".splitlines()[0]) from None
@@ -418,10 +422,11 @@ def get_cors(bkt) -> list[dict]:
 
 
 def check_origin(origin: str) -> str:
-    """A browser origin (scheme://host[:port]), or "*" when asked for explicitly; ConfigError otherwise."""
+    """A browser origin (scheme://host[:port]); ConfigError otherwise, "*" too (every site could read the bucket)."""
     value = (origin or "").strip().rstrip("/")
-    if value == "*":
-        return value
+    if "*" in value:
+        raise ConfigError(f"origin {origin!r} would let every web site read the bucket; give Label Studio's origin, "
+                          "e.g. --origin http://127.0.0.1:8080")
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment:
         raise ConfigError(f"not a browser origin: {origin!r}; give scheme://host[:port], e.g. http://127.0.0.1:8080")

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .errors import ConfigError, LabError, NotFound
+from .errors import ConfigError
+from .files import read_user_text
 
 # template name -> (control tag, object tag, data key, extra attributes of the control); a classification
 # requires its choice (`required="true"`): the editor refuses an empty submission, which would count as labeled
@@ -103,7 +104,7 @@ def parse_labels(spec: str | list[str]) -> list[str]:
         raise ConfigError("no labels given: pass --labels a,b,c or a file with one label per line")
     dupes = sorted({label for label in labels if labels.count(label) > 1})
     if dupes:
-        raise LabError(f"duplicated label(s): {', '.join(dupes)}; each label must appear once")
+        raise ConfigError(f"duplicated label(s): {', '.join(dupes)}; each label must appear once")
     return labels
 
 
@@ -186,7 +187,4 @@ def parse_config(xml: str) -> LabelConfig:
 
 def read_config_file(path: str | Path) -> LabelConfig:
     """A label config from an XML file, checked like any other."""
-    file = Path(path)
-    if not file.is_file():
-        raise NotFound(f"label config file not found: {path}")
-    return parse_config(file.read_text(encoding="utf-8"))
+    return parse_config(read_user_text(path, "label config file"))

@@ -33,6 +33,9 @@ def api_errors(what: str, url: str = "") -> Iterator[None]:
         yield
     except ApiError as exc:
         code = exc.status_code
+        if code == 401 and "expired" in str(exc.body).lower():
+            raise ConfigError(f"{what}: Label Studio says the API token has expired; copy a new one (Account & "
+                              "Settings > Access Token) into LABEL_STUDIO_API_KEY") from None
         if code in (401, 403):
             raise ConfigError(f"{what}: Label Studio refused the API token (HTTP {code}); check LABEL_STUDIO_API_KEY") from None
         if code == 404:
@@ -93,7 +96,8 @@ def connect(settings: Settings | None = None, check: bool = True):
     """An SDK client for the configured server; with `check`, fail now if the server or token is wrong."""
     settings = settings or Settings.load()
     settings.require_url()
-    client = _client_class()(settings, timeout=120)
+    with api_errors("connect", settings.url):  # a JWT token is exchanged for an access token at once
+        client = _client_class()(settings, timeout=120)
     if check:
         whoami(client)
     return client
@@ -250,7 +254,7 @@ def wait_storage(client, storage_id: int, kind: str = "source", timeout: float =
         if status.endswith("completed") or status == "" or status == "None":
             return storage
         if time.monotonic() > deadline:
-            raise LabError(f"{kind} storage {storage_id} sync still {status} after {timeout:.0f}s")
+            raise ServerError(f"{kind} storage {storage_id} sync still {status} after {timeout:.0f}s")
         time.sleep(0.5)
 
 
@@ -360,6 +364,24 @@ def delete_project(client, project_id: int) -> None:
     get_project(client, project_id)  # a clear "does not exist" first
     with api_errors(f"delete project {project_id}", client.settings.url):
         client.projects.delete(id=project_id)
+
+
+def remove_twin_imports(client, project_id: int) -> list[int]:
+    """Tasks imported twice from one storage object (two syncs of one storage at once on SQLite: Label Studio
+    imports the objects both saw): every copy but the lowest id is deleted, unless it was annotated. Returns the
+    ids deleted."""
+    seen: dict[str, int] = {}
+    twins = []
+    for task in sorted(iter_task_json(client, project_id, fields="all", resolve_uri=False,
+                                      include="id,data,annotations"), key=lambda t: t.get("id") or 0):
+        key = json.dumps(task.get("data"), sort_keys=True)
+        if key in seen and not task.get("annotations"):
+            twins.append(task["id"])
+        seen.setdefault(key, task["id"])
+    for task_id in twins:
+        with contextlib.suppress(NotFound), api_errors(f"delete task {task_id}", client.settings.url):
+            client.tasks.delete(id=task_id)  # the other setup may have deleted it first
+    return twins
 
 
 def validate_label_config(client, label_config: str) -> None:

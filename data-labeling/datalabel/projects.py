@@ -14,8 +14,8 @@ from pathlib import Path
 
 from . import gcs, ls
 from .config import load_credentials
-from .errors import ConfigError, LabError, NotFound
-from .files import exclusive_lock, user_cache
+from .errors import ConfigError, LabError, NotFound, ServerError
+from .files import exclusive_lock, read_user_text, user_cache
 from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels, read_config_file
 
 # --- label configs --------------------------------------------------------------------------------------------
@@ -24,10 +24,7 @@ from .labelconfig import TEMPLATES, build_config, parse_config, parse_labels, re
 def read_labels(labels: str | list[str] | None = None, labels_file: str | Path | None = None) -> list[str]:
     """Labels from `a,b,c` or a file (one per line, or comma separated); empty or duplicated names are refused."""
     if labels_file:
-        path = Path(labels_file)
-        if not path.is_file():
-            raise NotFound(f"labels file not found: {labels_file}")
-        text = path.read_text(encoding="utf-8")
+        text = read_user_text(labels_file, "labels file")
         lines = [line for line in text.splitlines() if not line.strip().startswith("#")]
         return parse_labels(",".join(lines))
     if labels is None:
@@ -39,11 +36,11 @@ def resolve_config(template: str | None = None, labels: str | list[str] | None =
                    labels_file: str | Path | None = None, config_file: str | Path | None = None) -> str:
     """A checked label-config XML: from a template plus labels, or from an XML file."""
     if config_file and template:
-        raise LabError("pass either --template (with --labels) or --config FILE, not both")
+        raise ConfigError("pass either --template (with --labels) or --config FILE, not both")
     if config_file:
         return read_config_file(config_file).xml
     if not template:
-        raise LabError(f"no label config: pass --template ({', '.join(TEMPLATES)}) with --labels, or --config FILE")
+        raise ConfigError(f"no label config: pass --template ({', '.join(TEMPLATES)}) with --labels, or --config FILE")
     if template not in TEMPLATES:
         raise ConfigError(f"unknown template {template!r}; choose one of: {', '.join(TEMPLATES)}")
     xml = build_config(template, read_labels(labels, labels_file))
@@ -66,6 +63,8 @@ def _same_config(a: str, b: str) -> bool:
 def check_title(title: str | None) -> str:
     """Label Studio takes titles of 3 to 50 characters; say so before calling it."""
     title = (title or "").strip()
+    if not title.isprintable():
+        raise ConfigError("project title holds a line break or a control character: pass --title \"My project\"")
     if not 3 <= len(title) <= 50:
         raise ConfigError(f"project title must be 3 to 50 characters, got {len(title)}: pass --title \"My project\"")
     return title
@@ -215,10 +214,26 @@ def add_target(client, project_id: int, bucket: str, prefix: str, credentials_fi
 
 
 def sync_one(client, storage_id: int, kind: str, timeout: float = 600.0) -> int:
-    """Sync one storage and wait for it; returns how many tasks (source) or annotations (target) it moved."""
-    ls.sync_storage(client, storage_id, kind)
-    storage = ls.wait_storage(client, storage_id, kind, timeout=timeout)
-    return storage.last_sync_count or 0
+    """Sync one storage and wait for it; returns how many tasks (source) or annotations (target) it moved.
+
+    Label Studio on SQLite takes one writer at a time: two syncs of one storage at once (two identical setups from
+    different machines or cache folders) fail one with "database is locked", its import half done. A sync imports
+    only what is missing, so that one is run again until it completes (each attempt waits a little longer)."""
+    import time
+
+    deadline, attempt = time.monotonic() + timeout, 0
+    while True:
+        attempt += 1
+        try:
+            ls.sync_storage(client, storage_id, kind)
+            storage = ls.wait_storage(client, storage_id, kind, timeout=max(1.0, deadline - time.monotonic()))
+            if kind == "source" and getattr(storage, "project", None):  # a sync beside this one: objects both took
+                ls.remove_twin_imports(client, storage.project)
+            return storage.last_sync_count or 0
+        except ServerError as exc:
+            if "database is locked" not in str(exc) or attempt == 8 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5 * attempt)
 
 
 def sync(client, project_id: int, direction: str = "both", storage_id: int | None = None) -> list[dict]:
@@ -263,7 +278,7 @@ def remove_storage(client, project_id: int, storage_id: int | None = None, kind:
     if not chosen:
         raise NotFound(f"project {project_id} has no matching storage (see `datalabel storage list {project_id}`)")
     if storage_id is not None and len(chosen) > 1:
-        raise LabError(f"storage id {storage_id} exists as both source and target; add --kind source|target")
+        raise ConfigError(f"storage id {storage_id} exists as both source and target; add --kind source|target")
     rows = []
     for k, storage in chosen:
         ls.remove_storage(client, storage.id, k)
@@ -333,7 +348,10 @@ def _setup(client, title, label_config, bucket, source_prefix, target_prefix, re
            annotators=None, overlap_percent=None) -> SetupResult:
     check_credentials(credentials_file)
     parse_config(label_config)
-    gcs.norm_prefix(source_prefix), gcs.norm_prefix(target_prefix)  # a prefix that could leave its folder: refused
+    src, dst = gcs.norm_prefix(source_prefix), gcs.norm_prefix(target_prefix)  # one that could leave its folder: refused
+    if src.startswith(dst) or dst.startswith(src):  # Label Studio would import its own annotations as tasks
+        raise ConfigError(f"--source-prefix {src!r} and --target-prefix {dst!r} overlap; give two separate folders, "
+                          "e.g. --source-prefix images_unlabeled/ --target-prefix labels/")
     existing = ls.find_project(client, title)
     if existing is not None and not _same_config(existing.label_config or "", label_config):
         raise LabError(f"project {title!r} already exists (id {existing.id}) with a different label config; "

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 from . import ls
 from .errors import ConfigError, LabError
-from .export import BucketObjects, TaskCache
+from .export import BucketObjects, TaskCache, check_cache_file
 from .files import exclusive_lock, user_cache
 from .labelconfig import parse_config
 from .tasks import Prediction, Task, choose_annotation
@@ -122,7 +122,7 @@ def default_cache(url: str, project_id: int, bucket: str, prefix: str) -> Path:
     try:
         return user_cache("targets") / f"project-{project_id}-{key}.sqlite"
     except (OSError, RuntimeError) as exc:  # no (writable) home, as for a container user
-        raise ConfigError(f"no cache folder for --incremental ({exc}); give one with --cache FILE") from None
+        raise LabError(f"no cache folder for --incremental ({exc}); give one with --cache FILE") from None
 
 
 def incremental_stats(client, project_id: int, policy: str = "latest", cache: str | Path | None = None,
@@ -139,6 +139,7 @@ def incremental_stats(client, project_id: int, policy: str = "latest", cache: st
         return project_stats(client, project_id, policy, progress)
     target = min(targets, key=lambda t: t.id)
     path = Path(cache) if cache else default_cache(client.settings.url, project_id, target.bucket, target.prefix or "")
+    check_cache_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(path.with_name(path.name + ".lock")), TaskCache(path) as store:
         store.sync_source(BucketObjects(target.bucket, storage_client), target.prefix or "", progress)

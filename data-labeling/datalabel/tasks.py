@@ -19,6 +19,7 @@ from typing import IO, Any, Callable, Iterable, Iterator
 import msgspec
 
 from .errors import ConfigError, LabError
+from .files import no_json_constant
 
 try:  # orjson decodes several times faster; the stdlib decoder does the same job without it
     import orjson
@@ -26,17 +27,8 @@ except ImportError:  # pragma: no cover
     orjson = None
 
 # Result types whose `value` carries class names, and the key they use.
-LABEL_KEYS = {
-    "choices": "choices",
-    "labels": "labels",
-    "rectanglelabels": "rectanglelabels",
-    "polygonlabels": "polygonlabels",
-    "keypointlabels": "keypointlabels",
-    "brushlabels": "brushlabels",
-    "ellipselabels": "ellipselabels",
-    "videorectangle": "labels",
-    "taxonomy": "taxonomy",
-}
+LABEL_KEYS = {**{k: k for k in ("choices", "labels", "rectanglelabels", "polygonlabels", "keypointlabels",
+                                  "brushlabels", "ellipselabels", "taxonomy")}, "videorectangle": "labels"}
 
 POLICIES = ("latest", "ground-truth", "majority")
 
@@ -72,6 +64,8 @@ class Region(msgspec.Struct, gc=False):
 
     @classmethod
     def from_json(cls, obj: dict) -> "Region":
+        if not isinstance(obj, dict):
+            raise LabError(f"a region of an annotation's result is {type(obj).__name__}, not an object")
         get = obj.get  # positional and one bound method: this runs once per region of large exports
         scores = get("scores")
         parent = get("parentID")
@@ -209,14 +203,15 @@ class Task(msgspec.Struct, gc=False):
             if not any(a.id == ann.id and ann.id is not None for a in task.annotations):
                 task.annotations.append(ann)
             return task
-        if "data" not in obj:
-            raise LabError("not a Label Studio task: no 'data' field")
         get = obj.get
-        predictions = get("predictions")
-        return cls(get("id"), get("data") or {}, [Annotation.from_json(a) for a in get("annotations") or ()],
+        tid, data, anns, predictions = get("id"), get("data"), get("annotations") or [], get("predictions")
+        if not isinstance(data, dict) or not (tid is None or type(tid) is int) or not isinstance(anns, list) \
+                or not all(isinstance(a, dict) and isinstance(a.get("result") or [], list) for a in anns):
+            raise LabError(f"not a Label Studio task (id {str(tid)[:20]!r}): 'id' must be a whole number, 'data' an "
+                           "object, 'annotations' a list of objects; give Label Studio's JSON export")
+        return cls(tid, data, [Annotation.from_json(a) for a in anns],
                    [Prediction.from_json(p) for p in predictions if isinstance(p, dict)] if predictions else [],
-                   get("meta") or {},
-                   get("project"), get("agreement", msgspec.UNSET))
+                   get("meta") or {}, get("project"), get("agreement", msgspec.UNSET))
 
 
 def choose_annotation(task: Task, policy: str = "latest") -> Annotation | None:
@@ -264,7 +259,7 @@ def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16, decode_run: Callable
     (an item cut short never parses), so the next candidate or the stdlib decoder takes over: the result is
     always the same, only the speed differs (and items of the slow path come as decoded JSON, not decode_run's).
     """
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_constant=no_json_constant)
     buf = ""
     pos = 0
     base = 0  # characters of the input before buf[0]
@@ -337,6 +332,10 @@ def iter_json_array(fp: IO[str], chunk_size: int = 1 << 16, decode_run: Callable
                 raise LabError("truncated JSON: the array is not closed")
             return
         if in_array and buf[pos] == "]":
+            pos += 1
+            skip(" \t\r\n")
+            if pos < len(buf):
+                raise LabError(f"text after the JSON array at character {base + pos}: {buf[pos:pos + 20]!r}")
             return
         if sep is not None and fast_ok and buf[pos] == "{" and failures < 32:
             items = fast()

@@ -51,7 +51,7 @@ def init(
     remote_prefix: str = typer.Option("dvc_store", help="Folder of the bucket that holds DVC's data."),
     endpoint: str = typer.Option(None, envvar="STORAGE_EMULATOR_HOST", show_envvar=True,
                                  help="Another storage endpoint, e.g. the local emulator http://127.0.0.1:9023."),
-    jobs: int = typer.Option(None, help="Parallel DVC transfers (default: 4 with an emulator endpoint)."),
+    jobs: int = typer.Option(None, min=1, max=opts.COUNT_MAX, help="Parallel DVC transfers (default: 4 with an emulator endpoint)."),
     json_out: bool = JsonOpt,
 ):
     """Make REPO a dataset repository: git (if none), DVC, remote gs://BUCKET/dvc_store, analytics off.
@@ -72,7 +72,7 @@ def init(
 def snapshot(
     repo: Path = RepoOpt,
     bucket: str = BucketOpt,
-    project: int = typer.Option(None, "--project", "-p", help="Label Studio project id (label config read via API)."),
+    project: int = typer.Option(None, "--project", "-p", min=1, max=opts.ID_MAX, help="Label Studio project id (label config read via API)."),
     label_config: Path = typer.Option(None, "--label-config", help="Label config XML file (instead of the API)."),
     fmt: str = typer.Option("imagefolder", "--format", "-f", help="imagefolder, coco or yolo (any export format)."),
     labels_prefix: str = typer.Option("labels/", help="Where the project's target storage writes annotations."),
@@ -82,7 +82,7 @@ def snapshot(
     out: Path = typer.Option(None, help="Output folder (default: REPO/dataset)."),
     url: str = opts.URL,
     api_key: str = opts.API_KEY,
-    concurrency: int = typer.Option(None, help="Requests in flight (default 32; 4 against the emulator)."),
+    concurrency: int = typer.Option(None, min=1, max=opts.COUNT_MAX, help="Requests in flight (default 32; 4 against the emulator)."),
     json_out: bool = JsonOpt,
 ):
     """Build REPO/dataset from the target-storage annotations and the source images, with manifest.json.

@@ -60,9 +60,14 @@ def manifest(repo: str, rev: str, endpoint: str | None = None) -> dict:
     """The version's manifest: counts, label-config hash, Label Studio project, and one entry per item."""
     fs = filesystem(repo, rev, endpoint)
     try:
-        return json.loads(fs.read_text(MANIFEST))
+        found = json.loads(fs.read_bytes(MANIFEST).decode("utf-8"))
     except FileNotFoundError:
         raise NotFound(f"{rev} of {repo} has no {MANIFEST}; it is not a dataset version") from None
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
+        raise LabError(f"the {MANIFEST} of {rev} in {repo} is not valid JSON") from None
+    if not isinstance(found, dict) or not isinstance(found.get("items"), list):
+        raise LabError(f"the {MANIFEST} of {rev} in {repo} is not a manifest written by `dataversion snapshot`")
+    return found
 
 
 def labels(repo: str, rev: str, endpoint: str | None = None) -> dict[str, list[str]]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from datalabel.api import (RETRY_TIMEOUT_ENV, ConfigError, LabError, NotFound, ServerError, check_bucket_name,
-                           check_url, load_credentials, norm_prefix, retry_timeout, write_text_atomic)
+                           check_url, load_credentials, load_user_json, norm_prefix, retry_timeout, write_text_atomic)
 
 from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, TAG_PREFIX, check_rev, refuse_mounted,
                      tool_env)
@@ -129,7 +129,9 @@ def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, end
     if not bucket:
         raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
     check_bucket_name(bucket)  # everything is checked before anything is created
-    norm_prefix(prefix)
+    if not norm_prefix(prefix):
+        raise ConfigError("--remote-prefix is empty: DVC would keep its files at the bucket's root, among the "
+                          f"images; give a folder, e.g. --remote-prefix {DEFAULT_REMOTE_PREFIX}")
     if endpoint:
         check_url(endpoint, "--endpoint (STORAGE_EMULATOR_HOST)")
     if jobs is not None and jobs < 1:
@@ -204,10 +206,11 @@ def read_manifest_file(folder: Path) -> dict:
     path = folder / MANIFEST
     if not path.is_file():
         raise NotFound(f"{folder} has no {MANIFEST}; build it with `dataversion snapshot` first")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise LabError(f"{path} is not valid JSON ({exc.msg}); rebuild it with `dataversion snapshot`") from None
+    manifest = load_user_json(path, "manifest", error=LabError)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("items"), list) \
+            or not isinstance(manifest.get("counts"), dict):
+        raise LabError(f"{path} is not a manifest written by `dataversion snapshot`; rebuild it with it")
+    return manifest
 
 
 def commit(repo: str | Path, message: str | None = None, tag: str | None = None) -> dict:
@@ -287,14 +290,16 @@ def read_manifest(repo: str | Path, rev: str) -> dict:
     """The manifest of a version, from git (no data download)."""
     repo = require_repo(repo)
     commit = resolve(repo, rev)
-    proc = subprocess.run(["git", "show", f"{commit}:{MANIFEST}"], cwd=repo, env=tool_env(), capture_output=True,
-                          text=True)
+    proc = subprocess.run(["git", "show", f"{commit}:{MANIFEST}"], cwd=repo, env=tool_env(), capture_output=True)
     if proc.returncode != 0:
         raise NotFound(f"{rev!r} of {repo} has no {MANIFEST}; it is not a dataset version")
     try:
-        return json.loads(proc.stdout)
-    except json.JSONDecodeError:
+        manifest = json.loads(proc.stdout.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
         raise LabError(f"the {MANIFEST} of {rev!r} in {repo} is not valid JSON") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("items", []), list):
+        raise LabError(f"the {MANIFEST} of {rev!r} in {repo} is not a manifest written by `dataversion snapshot`")
+    return manifest
 
 
 def list_versions(repo: str | Path) -> list[dict]:
@@ -363,6 +368,10 @@ def checkout(repo: str | Path, rev: str, dest: str | Path, endpoint: str | None 
     Reads through DVC's filesystem: from the local cache when it has the files, else from the remote.
     """
     repo = require_repo(repo)
+    if Path(dest).is_symlink():  # a link (dangling or not) would have the files land somewhere else
+        raise ConfigError(f"{dest} is a symbolic link; check out into a new or empty folder")
+    if Path(dest).exists() and not Path(dest).is_dir():
+        raise ConfigError(f"{dest} is a file; check out into a new or empty folder")
     dest = Path(dest).resolve()
     refuse_mounted(dest)
     if dest == repo or repo in dest.parents and dest.relative_to(repo).parts[:1] in ((DATASET_DIR,), (".dvc",), (".git",)):

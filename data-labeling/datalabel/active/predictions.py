@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Sequence
 
 from .. import ls
 from ..errors import ConfigError, LabError, NotFound
+from ..files import check_json_depth, no_json_constant, read_user_text
 from ..output import next_step
 from ..tasks import Task
 from .images import ImageLoader
@@ -113,16 +114,15 @@ def read_prediction_file(path: str | Path) -> list[PredictionRow]:
     CSV:   path,label,score  (several labels separated by ";")
     """
     path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"predictions file not found: {path}")
     rows: list[PredictionRow] = []
-    text = path.read_text(encoding="utf-8")
+    text = read_user_text(path, "predictions file", limit=1 << 30, error=LabError)
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                check_json_depth(line, f"{path}:{n}", LabError)
+                obj = json.loads(line, parse_constant=no_json_constant)
             except json.JSONDecodeError as exc:
                 raise LabError(f"{path}:{n}: not JSON ({exc.msg}); expected one object per line") from None
             rows.append(_row(obj, f"{path}:{n}"))

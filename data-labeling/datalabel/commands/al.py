@@ -5,7 +5,8 @@ from typing import List, Optional
 
 import typer
 
-from .options import API_KEY, JSON, URL, client as connect
+from .options import API_KEY, COUNT_MAX, ID_MAX, JSON, SEED_MAX, URL, finite
+from .options import client as connect
 
 app = typer.Typer(
     help="Active learning: a model pre-annotates, annotators correct the least certain tasks first, the model "
@@ -13,10 +14,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-PROJECT = typer.Option(..., "--project", "-p", help="Project id (see `datalabel projects list`).")
+PROJECT = typer.Option(..., "--project", "-p", min=1, max=ID_MAX, help="Project id (see `datalabel projects list`).")
 MODELS = typer.Option("models", "--models-dir", envvar="DATALABEL_MODELS_DIR", show_envvar=True,
                       help="Folder of saved model versions (one sub-folder per project).")
-KEEP = typer.Option(5, "--keep-models", envvar="DATALABEL_KEEP_MODELS", show_envvar=True, min=1,
+KEEP = typer.Option(5, "--keep-models", envvar="DATALABEL_KEEP_MODELS", show_envvar=True, min=1, max=COUNT_MAX,
                     help="Model files kept per project; older versions are deleted after a training.")
 MODEL_CLASS = typer.Option(None, "--model-class", envvar="DATALABEL_MODEL_CLASS", show_envvar=True,
                            help="Your model, package.module:Class (a datalabel.active.Classifier); default: "
@@ -31,9 +32,9 @@ SCORE = typer.Option("least-confidence", "--strategy", "-s",
 
 @app.command("split")
 def split_cmd(project: int = PROJECT,
-              seed: int = typer.Option(0, "--seed", help="Seed of the hash; the same seed gives the same splits."),
-              valid: float = typer.Option(0.1, "--valid", help="Fraction for the valid split."),
-              test: float = typer.Option(0.1, "--test", help="Fraction for the test split."),
+              seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed of the hash; the same seed gives the same splits."),
+              valid: float = typer.Option(0.1, "--valid", min=0.0, max=1.0, callback=finite, help="Fraction for the valid split."),
+              test: float = typer.Option(0.1, "--test", min=0.0, max=1.0, callback=finite, help="Fraction for the test split."),
               reassign: bool = typer.Option(False, "--reassign", help="Recompute splits already stored."),
               url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
     """Write a train/valid/test split into every task (a "split" column in the Data Manager); reruns keep old
@@ -98,8 +99,8 @@ def preannotate_cmd(project: int = PROJECT,
 def select_cmd(project: int = PROJECT,
                strategy: str = typer.Option("least-confidence", "--strategy", "-s",
                                             help="least-confidence, margin, entropy or random."),
-               top_k: int = typer.Option(20, "--top-k", "-k", min=1, help="How many tasks to select."),
-               max_score: Optional[float] = typer.Option(None, "--max-score",
+               top_k: int = typer.Option(20, "--top-k", "-k", min=1, max=COUNT_MAX, help="How many tasks to select."),
+               max_score: Optional[float] = typer.Option(None, "--max-score", min=0.0, max=1.0, callback=finite,
                                                          help="Only tasks whose top score is at most this."),
                model_version: Optional[str] = typer.Option(None, "--model-version",
                                                            help="Use this version's predictions (default: the project's "
@@ -108,7 +109,7 @@ def select_cmd(project: int = PROJECT,
                                          "test, or all."),
                view: str = typer.Option("Active learning: label next", "--view",
                                         help="Title of the Data Manager tab that shows the selection."),
-               seed: int = typer.Option(0, "--seed", help="Seed for --strategy random."),
+               seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed for --strategy random."),
                url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
     """Pick the unlabeled train tasks the model is least sure about and show them in a Data Manager tab.
 
@@ -204,7 +205,7 @@ def connect_cmd(project: int = PROJECT,
                 retrieve: bool = typer.Option(False, "--retrieve", help="Also fetch predictions for all tasks now."),
                 split: str = typer.Option("train", "--split", help="Tasks predicted for the labeling queue "
                                           "(train, valid, test or all)."),
-                wait: float = typer.Option(30.0, "--wait", min=0, help="Seconds to wait for the backend to answer."),
+                wait: float = typer.Option(30.0, "--wait", min=0, max=86400, callback=finite, help="Seconds to wait for the backend to answer."),
                 secrets_dir: str = SECRETS, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
     """Connect a running ML backend to a project with its basic-auth pair: predictions when a task opens,
     retraining on new labels.
@@ -212,8 +213,10 @@ def connect_cmd(project: int = PROJECT,
     Example: datalabel al connect --project 3 --backend http://127.0.0.1:9090 --retrieve
     """
     from .. import credentials, mlbackend
+    from ..config import check_url
     from ..output import print_json
 
+    check_url(backend, "--backend")  # before a pair is made for it
     client = connect(url, api_key)
     pair = mlbackend.Credentials(*credentials.ml_backend(secrets_dir))
     result = mlbackend.connect(client, project, backend, pair, title, split, wait)
@@ -233,10 +236,10 @@ def connect_cmd(project: int = PROJECT,
 def simulate_cmd(out: str = typer.Option("benchmarks/out", "--out", help="Folder for the PNG and tables."),
                  strategies: List[str] = typer.Option(list(("least-confidence", "margin", "entropy", "random")),
                                                       "--strategy", "-s", help="Repeat for several."),
-                 repeats: int = typer.Option(3, "--repeats", min=1, help="Runs averaged per strategy."),
-                 initial: int = typer.Option(20, "--initial", help="Random labels to start from."),
-                 step: int = typer.Option(10, "--step", min=1, help="Labels added per round."),
-                 budget: int = typer.Option(300, "--budget", help="Labels at the last round."),
+                 repeats: int = typer.Option(3, "--repeats", min=1, max=1000, help="Runs averaged per strategy."),
+                 initial: int = typer.Option(20, "--initial", min=1, max=COUNT_MAX, help="Random labels to start from."),
+                 step: int = typer.Option(10, "--step", min=1, max=COUNT_MAX, help="Labels added per round."),
+                 budget: int = typer.Option(300, "--budget", min=1, max=COUNT_MAX, help="Labels at the last round."),
                  samples_dir: str = typer.Option(".stack/samples-all", "--samples", help="Where the digits PNGs go."),
                  json_out: bool = JSON):
     """Run the loop offline on the digits sample with a simulated annotator; write learning curves.

@@ -25,7 +25,7 @@ def _bucket(bucket: str | None, credentials: str | None):
 def upload_cmd(
     folder: str = typer.Argument(..., help="Local folder; its files keep their relative paths under the prefix."),
     prefix: str = typer.Option("images_unlabeled/", "--prefix", "-p", help="Destination folder in the bucket."),
-    workers: int = typer.Option(16, "--workers", min=1, help="Parallel uploads."),
+    workers: int = typer.Option(16, "--workers", min=1, max=1024, help="Parallel uploads."),
     bucket: str = BUCKET, credentials: str = CREDENTIALS, json_out: bool = JSON,
 ):
     """Upload a local folder to gs://BUCKET/PREFIX in parallel; files already there with the same MD5 are skipped.
@@ -77,7 +77,7 @@ def info_cmd(prefix: str = typer.Option("", "--prefix", "-p", help="Count object
 def cors_set_cmd(
     origin: Optional[List[str]] = typer.Option(None, "--origin", "-o",
                                                help="Allowed origin (repeatable). Default: the Label Studio URL."),
-    max_age: int = typer.Option(3600, "--max-age", help="Seconds browsers may cache the rule."),
+    max_age: int = typer.Option(3600, "--max-age", min=0, max=86400, help="Seconds browsers may cache the rule (at most a day)."),
     url: str = URL, bucket: str = BUCKET, credentials: str = CREDENTIALS, json_out: bool = JSON,
 ):
     """Allow the labeling UI's origin (GET/HEAD) to read the bucket. Never `*` unless you pass it yourself.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from .options import API_KEY, BUCKET, JSON, POLICY, URL
+from .options import API_KEY, BUCKET, COUNT_MAX, ID_MAX, JSON, POLICY, URL, finite, path_given
 
 app = typer.Typer(
     help="Export and convert annotations: COCO, YOLO, Pascal VOC, ImageFolder, CSV, JSON-MIN, MOT (video).\n\n"
@@ -23,14 +23,16 @@ app = typer.Typer(
 
 FORMAT = typer.Option(..., "--format", "-f",
                       help="json-min, csv, tsv, coco, yolo, yolo-obb, yolo-pose, voc, imagefolder, mot.")
-OUTPUT = typer.Option(..., "--output", "-o", help="Output folder (replaced atomically when the export is complete).")
-PROJECT = typer.Option(None, "--project", "-p", help="Label Studio project id (tasks and/or label config from the API).")
+OUTPUT = typer.Option(..., "--output", "-o", callback=path_given,
+                      help="Output folder (replaced atomically when the export is complete).")
+PROJECT = typer.Option(None, "--project", "-p", min=1, max=ID_MAX,
+                       help="Label Studio project id (tasks and/or label config from the API).")
 PREFIX = typer.Option(None, "--prefix", help="Target-storage prefix in the bucket (e.g. labels/): convert offline from "
                       "the JSON Label Studio wrote there.")
 FROM_FILE = typer.Option(None, "--from-file", help="A Label Studio JSON export file to convert offline.")
 CONFIG = typer.Option(None, "--config", help="Label config XML file (class order); else taken from --project.")
 IMAGES = typer.Option(True, "--images/--no-images", help="Download the images from the bucket into the output.")
-WORKERS = typer.Option(None, "--workers", min=1, help="Processes for --from-file --no-images to COCO/YOLO "
+WORKERS = typer.Option(None, "--workers", min=1, max=1024, help="Processes for --from-file --no-images to COCO/YOLO "
                        "(default: every usable core; 1: one process). The output is the same either way.")
 UNLABELED = typer.Option(False, "--include-unlabeled", help="Also write tasks without an annotation (no objects).")
 FRAME_SIZE = typer.Option(None, "--frame-size", help="Video frame size WxH (e.g. 1920x1080) for pixel boxes "
@@ -206,11 +208,13 @@ def convert_cmd(
 
 @app.command("api")
 def api_cmd(
-    project: int = typer.Option(..., "--project", "-p", help="Label Studio project id."),
+    project: int = typer.Option(..., "--project", "-p", min=1, max=ID_MAX, help="Label Studio project id."),
     export_type: str = typer.Option("JSON", "--type", "-t", help="A format name from `datalabel export formats "
                                     "--project ID` (JSON, JSON_MIN, CSV, COCO, YOLO_WITH_IMAGES, ...)."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write (zip for formats with several files)."),
-    timeout: float = typer.Option(600, "--timeout", help="Seconds to wait for Label Studio to build the export."),
+    timeout: float = typer.Option(600, "--timeout", min=1, max=86400, callback=finite,
+                                  help="Seconds to wait for Label Studio to build the export."),
+    force: bool = typer.Option(False, "--force", help="Replace --output if it exists."),
     url: str = URL, api_key: str = API_KEY,
 ):
     """Label Studio's own export of a project (export snapshot, then download); HTTP errors are errors, not files.
@@ -222,6 +226,7 @@ def api_cmd(
     from .. import export
     from .options import client
 
+    export.check_output_file(output, force)
     path = export.export_from_api(client(url, api_key), project, export_type, output, timeout)
     typer.echo(f"{export_type} export of project {project} -> {path} ({path.stat().st_size} bytes)")
 
@@ -232,8 +237,8 @@ def watch_cmd(
     policy: str = POLICY, images: bool = IMAGES, include_unlabeled: bool = UNLABELED, frame_size: str = FRAME_SIZE,
     allow_empty: bool = ALLOW_EMPTY, allow_unknown_labels: bool = ALLOW_UNKNOWN, retry_timeout: str = RETRY_TIMEOUT,
     all_frames: bool = ALL_FRAMES,
-    interval: float = typer.Option(30.0, "--interval", min=0.0, help="Seconds between polls."),
-    cycles: int = typer.Option(None, "--cycles", min=1, help="Stop after this many polls (default: run until Ctrl-C)."),
+    interval: float = typer.Option(30.0, "--interval", min=0.0, max=86400, callback=finite, help="Seconds between polls."),
+    cycles: int = typer.Option(None, "--cycles", min=1, max=COUNT_MAX, help="Stop after this many polls (default: run until Ctrl-C)."),
     state: Path = typer.Option(None, "--state", help="State file (default: .<output>.state.sqlite beside --output)."),
     bucket: str = BUCKET, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):

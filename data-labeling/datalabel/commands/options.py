@@ -16,7 +16,8 @@ LABELS = typer.Option(None, "--labels", "-l", help="Comma-separated labels, e.g.
 LABELS_FILE = typer.Option(None, "--labels-file", help="File with one label per line.")
 CONFIG_FILE = typer.Option(None, "--config", help="A label-config XML file instead of a template.")
 # Label Studio's project overlap (projects create / overlap, setup)
-ANNOTATORS = typer.Option(None, "--annotators", min=1, help="How many people label each task (Label Studio's overlap, "
+ANNOTATORS = typer.Option(None, "--annotators", min=1, max=100,
+                          help="How many people label each task (Label Studio's overlap, "
                           "maximum_annotations; default 1).")
 OVERLAP_PERCENT = typer.Option(None, "--overlap-percent", min=0, max=100,
                                help="Share of the tasks, in percent, that get that many annotators (the others one; "
@@ -40,3 +41,26 @@ def client(url=None, api_key=None, bucket=None, credentials=None):
 
 def say(message: str) -> None:
     typer.echo(message)
+
+
+# Bounds of number options: every int and float option carries min and max (typer refuses the rest before any
+# request), every float also `finite` (typer's range check lets NaN through: NaN compares false both ways).
+ID_MAX = 2**31 - 1  # Label Studio's ids (a 32-bit integer column)
+SEED_MAX = 2**32 - 1  # numpy's seeds
+COUNT_MAX = 1_000_000  # counts and sizes: far beyond any real run, far below what would overflow
+
+
+def path_given(value):
+    """Typer callback: a path that names something ("" and "." name the current folder by accident)."""
+    if value is not None and str(value).strip() in ("", "."):
+        raise typer.BadParameter("give a path (an empty one means the current folder)")
+    return value
+
+
+def finite(value: float | None) -> float | None:
+    """Typer callback: a finite number (not nan, inf)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value

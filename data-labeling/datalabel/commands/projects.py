@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from .options import (ANNOTATORS, API_KEY, CONFIG_FILE, JSON, LABELS, LABELS_FILE, OVERLAP_PERCENT, TEMPLATE, URL,
-                      client, say)
+                      ID_MAX, client, say)
 
 app = typer.Typer(help="Label Studio projects: list, show, create (from a template or an XML config), delete.",
                   no_args_is_help=True)
@@ -44,7 +44,7 @@ def list_cmd(url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
 
 
 @app.command("show")
-def show_cmd(project: int = typer.Argument(..., help="Project id."), url: str = URL, api_key: str = API_KEY,
+def show_cmd(project: int = typer.Argument(..., min=1, max=ID_MAX, help="Project id."), url: str = URL, api_key: str = API_KEY,
              config: bool = typer.Option(False, "--config", help="Print the label-config XML only."),
              json_out: bool = JSON):
     """Show one project: labels, counts, connected storages.
@@ -107,7 +107,7 @@ def create_cmd(
 
 
 @app.command("overlap")
-def overlap_cmd(project: int = typer.Argument(..., help="Project id."),
+def overlap_cmd(project: int = typer.Argument(..., min=1, max=ID_MAX, help="Project id."),
                 annotators: Optional[int] = ANNOTATORS, overlap_percent: Optional[int] = OVERLAP_PERCENT,
                 url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
     """Show or set how many annotators label each task, and for which share of the tasks (Label Studio's overlap).
@@ -125,19 +125,24 @@ def overlap_cmd(project: int = typer.Argument(..., help="Project id."),
 
 
 @app.command("delete")
-def delete_cmd(project: int = typer.Argument(..., help="Project id."),
+def delete_cmd(project: int = typer.Argument(..., min=1, max=ID_MAX, help="Project id."),
                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
                url: str = URL, api_key: str = API_KEY):
     """Delete a project with its tasks and annotations (files in the bucket stay).
 
     Example: datalabel projects delete 3 --yes
     """
+    import sys
+
     from .. import ls
+    from ..errors import ConfigError, LabError
     from ..projects import delete_project
 
     lsc = client(url, api_key)
     found = ls.get_project(lsc, project)
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError(f"delete project {project}: no terminal to ask for confirmation; pass --yes to delete it")
     if not yes and not typer.confirm(f"delete project {found.id} {found.title!r} and its {found.task_number or 0} task(s)?"):
-        raise typer.Exit(1)
+        raise LabError(f"project {project} not deleted (answered no)")
     delete_project(lsc, project)
     say(f"deleted project {project}: {found.title}")

@@ -5,12 +5,13 @@ from typing import Optional
 
 import typer
 
-from .options import API_KEY, JSON, URL, client as connect
+from .options import API_KEY, COUNT_MAX, ID_MAX, JSON, SEED_MAX, URL
+from .options import client as connect
 
 app = typer.Typer(help="Label quality: agreement between annotators, the consensus of each task, and the labels most "
                        "likely wrong, queued for review in Label Studio.", no_args_is_help=True)
 
-PROJECT = typer.Option(..., "--project", "-p", help="Project id (see `datalabel projects list`).")
+PROJECT = typer.Option(..., "--project", "-p", min=1, max=ID_MAX, help="Project id (see `datalabel projects list`).")
 
 
 def _num(value, digits: int = 3) -> str:
@@ -65,10 +66,10 @@ def agreement_cmd(project: int = PROJECT, url: str = URL, api_key: str = API_KEY
 
 @app.command("mislabels")
 def mislabels_cmd(project: int = PROJECT,
-                  folds: int = typer.Option(5, "--folds", "-k", min=2, help="Folds of the out-of-fold scoring."),
-                  limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1,
+                  folds: int = typer.Option(5, "--folds", "-k", min=2, max=100, help="Folds of the out-of-fold scoring."),
+                  limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, max=COUNT_MAX,
                                                       help="Review at most this many (default: all flagged)."),
-                  seed: int = typer.Option(0, "--seed", help="Seed of the folds and the model."),
+                  seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed of the folds and the model."),
                   review: bool = typer.Option(True, "--review/--no-review",
                                               help="Write the review tab and queue in Label Studio."),
                   url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import typer
 
-from .options import API_KEY, JSON, POLICY, URL, client
+from .options import API_KEY, ID_MAX, JSON, POLICY, URL, client
 
 def stats_cmd(
-    project: int = typer.Argument(..., help="Project id."),
+    project: int = typer.Argument(..., min=1, max=ID_MAX, help="Project id."),
     policy: str = POLICY,
     incremental: bool = typer.Option(
         False, "--incremental", "-i",

@@ -5,12 +5,12 @@ from typing import Optional
 
 import typer
 
-from .options import API_KEY, BUCKET, CREDENTIALS, JSON, URL, client, say, settings
+from .options import API_KEY, BUCKET, CREDENTIALS, ID_MAX, JSON, URL, client, say, settings
 
 app = typer.Typer(help="Cloud storage of a project: add source/target, list, sync, remove. Adding the same "
                        "bucket+prefix twice reuses the storage.", no_args_is_help=True)
 
-PROJECT = typer.Argument(..., help="Project id.")
+PROJECT = typer.Argument(..., min=1, max=ID_MAX, help="Project id.")
 COLUMNS = ["id", "kind", "bucket", "prefix", "regex", "status", "last_sync", "last_sync_count"]
 
 
@@ -99,7 +99,7 @@ def sync_cmd(
     project: int = PROJECT,
     direction: str = typer.Option("both", "--direction", "-d",
                                   help="source (bucket -> tasks), target (annotations -> bucket) or both."),
-    storage_id: Optional[int] = typer.Option(None, "--id", help="Only this storage."),
+    storage_id: Optional[int] = typer.Option(None, "--id", min=1, max=ID_MAX, help="Only this storage."),
     url: str = URL, api_key: str = API_KEY, json_out: bool = JSON,
 ):
     """Sync storages: import new files as tasks, and/or write annotations to the bucket.
@@ -120,7 +120,7 @@ def sync_cmd(
 @app.command("remove")
 def remove_cmd(
     project: int = PROJECT,
-    storage_id: Optional[int] = typer.Option(None, "--id", help="Storage id (see `datalabel storage list`)."),
+    storage_id: Optional[int] = typer.Option(None, "--id", min=1, max=ID_MAX, help="Storage id (see `datalabel storage list`)."),
     kind: Optional[str] = typer.Option(None, "--kind", help="source or target (default: both)."),
     bucket: Optional[str] = typer.Option(None, "--bucket", "-b", help="Remove the storage(s) on this bucket..."),
     prefix: Optional[str] = typer.Option(None, "--prefix", "-p", help="...and/or this prefix."),

@@ -37,12 +37,13 @@ The writers themselves are in `datalabel.formats`.
 from .conversion import FORMATS, Options, check_config, check_frame_size, convert, convert_file, describe_formats
 from .folder import MARKER, RUN_ONLY
 from .naming import MAX_NAME, Namer, base_name, make_items
-from .server import api_formats, export_from_api
-from .sources import (BATCH, BucketImages, BucketObjects, ImageSource, ObjectSource, TaskCache, check_export_file,
-                      read_export_file, read_target_storage, signature)
+from .server import api_formats, check_output_file, export_from_api
+from .sources import (BATCH, BucketImages, BucketObjects, ImageSource, ObjectSource, TaskCache, check_cache_file,
+                      check_export_file,                       read_export_file, read_target_storage, signature)
 from .watcher import WatchSource, export_once, watch
 
-__all__ = ["api_formats", "BATCH", "base_name", "BucketImages", "BucketObjects", "check_config", "check_export_file",
+__all__ = ["api_formats", "BATCH", "base_name", "BucketImages", "BucketObjects", "check_cache_file", "check_config", "check_output_file",
+           "check_export_file",
            "check_frame_size", "convert", "convert_file", "describe_formats", "export_from_api", "export_once",
            "FORMATS", "ImageSource", "make_items", "MARKER", "MAX_NAME", "Namer", "ObjectSource", "Options",
            "read_export_file", "read_target_storage", "RUN_ONLY", "signature", "TaskCache", "watch", "WatchSource"]

@@ -104,7 +104,7 @@ def check_frame_size(frame_size) -> tuple[int, int] | None:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise LabError(f"frame size {frame_size!r}: expected two positive integers WIDTHxHEIGHT, e.g. 1920x1080")
+        raise ConfigError(f"frame size {frame_size!r}: expected two positive integers WIDTHxHEIGHT, e.g. 1920x1080")
     return w, h
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import ls
-from ..errors import LabError, ServerError
+from ..errors import ConfigError, LabError, ServerError
 
 
 def api_formats(client, project_id: int) -> list[dict]:
@@ -22,6 +22,16 @@ def api_formats(client, project_id: int) -> list[dict]:
         else:
             out.append({"name": str(f), "title": "", "disabled": False})
     return out
+
+
+def check_output_file(path: str | Path, force: bool = False) -> Path:
+    """Where `export api` writes: a path that names a file, not an existing one unless `force`."""
+    path = Path(path)
+    if str(path).strip() in ("", ".") or path.is_dir():
+        raise ConfigError(f"--output {str(path)!r} is a folder; give a file name, e.g. --output project.json")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise ConfigError(f"--output {path} exists; pass --force to replace it, or give a new file name")
+    return path
 
 
 def export_from_api(client, project_id: int, export_type: str, dest: str | Path, timeout: float = 600.0,

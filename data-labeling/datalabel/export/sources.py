@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import tempfile
 from itertools import islice
@@ -12,7 +13,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from .. import gcs, ls
 from ..gcs import norm_prefix
-from ..errors import LabError, NotFound, ServerError
+from ..errors import ConfigError, LabError, NotFound, ServerError
 from ..tasks import Task, iter_tasks, merge_tasks
 
 
@@ -63,19 +64,35 @@ def check_export_file(path: Path) -> None:
     """NotFound if missing, LabError if empty or whitespace only (it would convert to an empty dataset)."""
     if not path.is_file():
         raise NotFound(f"export file {path} does not exist")
+    again = "export the project again (e.g. datalabel export api --project ID --type JSON --output export.json)"
     with open(path, "rb") as fp:
         while block := fp.read(1 << 16):
             if block.strip():
-                return
-    raise LabError(f"export file {path} is empty; export the project again "
-                   "(e.g. datalabel export api --project ID --type JSON --output export.json)")
+                break
+        else:
+            raise LabError(f"export file {path} is empty; {again}")
+        if block.strip()[:1] not in (b"[", b"{"):
+            raise LabError(f"export file {path} is not a JSON export (it begins with neither [ nor {{); {again}")
+        fp.seek(max(0, fp.seek(0, os.SEEK_END) - (1 << 16)))
+        tail = fp.read().rstrip()
+        if tail[-1:] not in (b"]", b"}"):
+            raise LabError(f"export file {path} does not end where its JSON does ({tail[-20:]!r}); {again}")
 
 
 def read_export_file(path: str | Path) -> Iterator[Task]:
-    """Tasks from a Label Studio JSON export (or JSON lines), one at a time."""
+    """Tasks from a Label Studio JSON export (or JSON lines), one at a time; one line naming the file for
+    text that is not UTF-8, nests too deep or is not a task."""
     path = Path(path)
     check_export_file(path)
-    yield from iter_tasks(str(path))
+    try:
+        yield from iter_tasks(str(path))
+    except UnicodeDecodeError:
+        raise LabError(f"export file {path} is not UTF-8 text; export the project again as JSON") from None
+    except RecursionError:
+        raise LabError(f"export file {path} nests JSON too deep to be a Label Studio export") from None
+    except LabError as exc:
+        raise type(exc)(f"export file {path}: {exc}") from None
+
 
 
 def _task_id(obj: dict):
@@ -152,6 +169,20 @@ class BucketObjects:
         self._images.fetch(jobs, progress)
 
 
+def check_cache_file(path: str | Path) -> Path:
+    """A cache or state file (SQLite) a person named: a new path, or a regular file that is an SQLite database;
+    ConfigError otherwise (an XML file, /dev/null, a folder), before anything is opened or written."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise ConfigError(f"cache file {path} is not a regular file; pass a new path (e.g. ./tasks.sqlite)")
+        with open(path, "rb") as fp:
+            head = fp.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise ConfigError(f"cache file {path} is not a cache written by datalabel (SQLite); pass a new path")
+    return path
+
+
 class TaskCache:
     """A local SQLite copy of the project's task JSON: what the last sync saw, keyed by blob (or task) name.
 
@@ -165,14 +196,18 @@ class TaskCache:
             self._tmp = tempfile.NamedTemporaryFile(prefix="datalabel-tasks-", suffix=".sqlite", delete=False)
             self._tmp.close()
             path = self._tmp.name
-        self.path = Path(path)
+        self.path = check_cache_file(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), check_same_thread=False)
-        self.db.executescript(
-            "CREATE TABLE IF NOT EXISTS items (name TEXT PRIMARY KEY, version TEXT, task_id INTEGER, body BLOB,"
-            " sig TEXT);"
-            "CREATE INDEX IF NOT EXISTS items_task ON items (task_id, name);"
-            "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);")
+        try:
+            self.db.executescript(
+                "CREATE TABLE IF NOT EXISTS items (name TEXT PRIMARY KEY, version TEXT, task_id INTEGER, body BLOB,"
+                " sig TEXT);"
+                "CREATE INDEX IF NOT EXISTS items_task ON items (task_id, name);"
+                "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);")
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ConfigError(f"cache file {path} cannot be used ({exc}); pass a new path or delete it") from None
 
     def close(self) -> None:
         self.db.close()

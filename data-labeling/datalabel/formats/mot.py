@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 
-from ..errors import LabError
+from ..errors import ConfigError
 from .base import Writer
 from .objects import Item, file_stem, frame_objects, is_video
 
@@ -33,7 +33,7 @@ class MotWriter(Writer):
             return
         width, height = self.video_size(item)
         if not width or not height:
-            raise LabError(f"task {item.task.id}: the video frame size is unknown; pass the frame size "
+            raise ConfigError(f"task {item.task.id}: the video frame size is unknown; pass the frame size "
                            "(e.g. --frame-size 1920x1080) to export pixel boxes")
         self.items += 1
         stem = file_stem(item.name)

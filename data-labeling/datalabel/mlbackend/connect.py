@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 from .. import active, ls
+from ..config import check_url
 from ..errors import ConfigError, LabError, ServerError
 from .auth import Credentials
 
@@ -120,7 +121,7 @@ def connect(client, project_id: int, url: str, credentials: Credentials, title: 
     predictions of the backend's current version for the unlabeled tasks of `split` (asked of the backend through
     Label Studio, in one batch), that version as the project's model version with uncertainty sampling, and the
     token user's stale task locks released, so "Label All Tasks" serves the least certain task first."""
-    url = url.rstrip("/")
+    url = check_url(url, "--backend").rstrip("/")
     active.check_split(split)
     ls.get_project(client, project_id)
     wait_for_backend(url, credentials, wait)

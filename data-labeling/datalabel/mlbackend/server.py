@@ -15,7 +15,7 @@ import time
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..errors import LabError
+from ..errors import ServerError
 from .app import make_app
 from .auth import Credentials
 from .backend import Backend
@@ -56,7 +56,7 @@ def _socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise LabError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
+        raise ServerError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -93,7 +93,7 @@ def start_in_thread(backend: Backend, credentials: Credentials, host: str = "127
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)
     if not server.started:
-        raise LabError("the ML backend did not start (see its log)")
+        raise ServerError("the ML backend did not start (see its log)")
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
     return RunningServer(server, thread, url, credentials), url
