@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from datalabel import labelconfig, samples
-from datalabel.errors import ConfigError
+from datalabel.errors import ConfigError, LabError
 from dataversion import gitauth, load, publish, repo, snapshot
 from git_servers import SSHD, GitHTTP, SSHServer, bare_repo, refs
 from versioning_helpers import choice, imagefolder_labels, run_cli, run_notebook
@@ -188,3 +188,174 @@ def test_http_remote_push_race_and_read_by_url(git_http, secrets, bucket, gcs_em
     assert summary["read"]["dataset_v5"]["labels"] == {n: str((int(truth[n]) + 1) % 10) for n in names[:4]}
     assert summary["read"]["dataset_v5"]["image_bytes"] == sum(
         (digits_dir / "images" / n).stat().st_size for n in names[:4])
+
+
+def one_line_error(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    return lines[0]
+
+
+def state(path: Path) -> tuple[str, str]:
+    return git_out(path, "rev-parse", "HEAD"), git_out(path, "tag", "--list")
+
+
+def test_wrong_token_stops_with_one_line_and_pushes_nothing(git_http, secrets, bucket, gcs_emulator, digits_dir,
+                                                            config, tmp_path):
+    bare = bare_repo(git_http.root, "wrong-token.git")
+    url = git_http.url("wrong-token.git")
+    truth = samples.read_truth(digits_dir)
+    path = tmp_path / "datasets"
+    put_secret(secrets, gitauth.TOKEN, TOKEN)
+    put_secret(secrets, gitauth.TOKEN_USER, "labeler")
+    repo.init(path, bucket.name, endpoint=gcs_emulator.url, jobs=4, git_remote=url)
+    label_bucket(bucket, digits_dir, {n: truth[n] for n in sorted(truth)[:3]})
+    snap(path, bucket, config)
+    wrong = "wrong-" + os.urandom(8).hex()
+    put_secret(secrets, gitauth.TOKEN, wrong)
+    before = state(path)
+    out = run_cli("commit", "--repo", str(path))
+    line = one_line_error(out)
+    assert "refused the credentials" in line and str(secrets / gitauth.TOKEN) in line
+    assert wrong not in out.stderr + out.stdout and wrong not in all_text(path / ".git")
+    assert refs(bare) == {} and state(path) == before  # nothing pushed, nothing committed or tagged
+    assert not list(bucket.list_blobs(prefix="dvc_store"))  # the credentials are checked before the data upload
+    assert any(status == 401 for *_, status in git_http.requests)
+
+    # no token at all: the same one line (git may not prompt)
+    (secrets / gitauth.TOKEN).unlink()
+    assert "refused the credentials" in one_line_error(run_cli("commit", "--repo", str(path)))
+    # a token readable by others is refused before git runs
+    put_secret(secrets, gitauth.TOKEN, TOKEN, mode=0o644)
+    line = one_line_error(run_cli("commit", "--repo", str(path)))
+    assert "may be read by others" in line and "chmod 600" in line
+    # a token inside the URL is refused: it would land in .git/config and in messages
+    line = one_line_error(run_cli("init", "--repo", str(tmp_path / "other"), "--bucket", bucket.name,
+                                  "--git-remote", url.replace("http://", f"http://labeler:{TOKEN}@")))
+    assert "holds a user name or token" in line and TOKEN not in line
+    assert not (tmp_path / "other").exists()
+    # with the right token the same command goes through
+    put_secret(secrets, gitauth.TOKEN, TOKEN)
+    out = run_cli("commit", "--repo", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["tag"] == "dataset_v1" and "refs/tags/dataset_v1" in refs(bare)
+
+
+def test_ssh_remote_with_deploy_key_and_checked_host_key(git_ssh, secrets, bucket, gcs_emulator, digits_dir, config,
+                                                         tmp_path):
+    bare = bare_repo(git_ssh.folder, "digits.git")
+    url = git_ssh.url(bare)
+    truth = samples.read_truth(digits_dir)
+    names = sorted(truth)
+    path = tmp_path / "datasets"
+
+    # no known_hosts: one line that says how to add it, before anything is created
+    line = one_line_error(run_cli("init", "--repo", str(path), "--bucket", bucket.name, "--endpoint",
+                                  gcs_emulator.url, "--git-remote", url))
+    assert f"ssh-keyscan -p {git_ssh.port} 127.0.0.1 >> {secrets / gitauth.KNOWN_HOSTS}" in line
+    assert not path.exists()
+
+    put_secret(secrets, gitauth.SSH_KEY, git_ssh.user_key.read_text())
+    put_secret(secrets, gitauth.KNOWN_HOSTS, git_ssh.known_hosts_line(), mode=0o644)
+    out = run_cli("init", "--repo", str(path), "--bucket", bucket.name, "--endpoint", gcs_emulator.url,
+                  "--git-remote", url)
+    assert out.returncode == 0, out.stderr
+    label_bucket(bucket, digits_dir, {n: truth[n] for n in names[:3]})
+    snap(path, bucket, config)
+    out = run_cli("commit", "--repo", str(path))
+    assert out.returncode == 0, out.stderr
+    assert f"pushed with its tag to {url}" in out.stdout
+    served = refs(bare)
+    assert served["refs/tags/dataset_v1"] == git_out(path, "rev-parse", "refs/tags/dataset_v1").strip()
+    assert served["refs/heads/main"] == git_out(path, "rev-parse", "HEAD").strip()
+    assert str(secrets) not in (path / ".git" / "config").read_text()
+
+    # the server presents a host key other than the one in known_hosts: refused, one line, nothing pushed
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    kind, key = Path(f"{other}.pub").read_text().split()[:2]
+    put_secret(secrets, gitauth.KNOWN_HOSTS, f"[127.0.0.1]:{git_ssh.port} {kind} {key}\n", mode=0o644)
+    label_bucket(bucket, digits_dir, {n: truth[n] for n in names[:5]})
+    snap(path, bucket, config)
+    before, served = state(path), refs(bare)
+    line = one_line_error(run_cli("commit", "--repo", str(path)))
+    assert "SSH host key of 127.0.0.1 is not the one in" in line and f"ssh-keyscan -p {git_ssh.port}" in line
+    assert refs(bare) == served and state(path) == before
+    # a deploy key readable by others is refused, as ssh itself would
+    put_secret(secrets, gitauth.KNOWN_HOSTS, git_ssh.known_hosts_line())
+    (secrets / gitauth.SSH_KEY).chmod(0o640)
+    assert "may be read by others" in one_line_error(run_cli("commit", "--repo", str(path)))
+    (secrets / gitauth.SSH_KEY).chmod(0o600)
+    # and read back over SSH by URL
+    out = run_cli("commit", "--repo", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    assert load.versions(url) == ["dataset_v1", "dataset_v2"]
+    assert repo.read_manifest(url, "dataset_v2")["counts"]["items"] == 5
+
+
+@pytest.mark.parametrize("tag, message", [
+    ("--no-sign", "not a valid tag name"), ("-f", "not a valid tag name"), ("HEAD", "not a valid tag name"),
+    ("FETCH_HEAD", "not a valid tag name"), ("bad tag", "not a valid tag name"), ("a..b", "not a valid tag name"),
+    ("main", "already exists"), ("dataset_v1", "already exists")])
+def test_bad_tag_names_are_refused_before_anything_is_pushed(git_http, secrets, bucket, gcs_emulator, digits_dir,
+                                                            config, tmp_path, tag, message):
+    """Issue 22, point 4: a tag from the user reaches git only as a valid name that is not an option, not HEAD and
+    not an existing ref, and is checked before the DVC push and the commit."""
+    put_secret(secrets, gitauth.TOKEN, TOKEN)
+    put_secret(secrets, gitauth.TOKEN_USER, "labeler")
+    name = f"tags-{os.urandom(4).hex()}.git"
+    bare = bare_repo(git_http.root, name)
+    path = tmp_path / "datasets"
+    repo.init(path, bucket.name, endpoint=gcs_emulator.url, jobs=4, git_remote=git_http.url(name))
+    truth = samples.read_truth(digits_dir)
+    label_bucket(bucket, digits_dir, {n: truth[n] for n in sorted(truth)[:2]})
+    snap(path, bucket, config)
+    assert repo.commit(path)["tag"] == "dataset_v1"
+    label_bucket(bucket, digits_dir, {n: truth[n] for n in sorted(truth)[:3]})
+    snap(path, bucket, config)
+    before, served = state(path), refs(bare)
+    stored = sorted(b.name for b in bucket.list_blobs(prefix="dvc_store"))
+    line = one_line_error(run_cli("commit", "--repo", str(path), f"--tag={tag}"))
+    assert message in line
+    assert state(path) == before and refs(bare) == served
+    assert sorted(b.name for b in bucket.list_blobs(prefix="dvc_store")) == stored  # no DVC push either
+    assert not (path / ".git" / "refs" / "tags" / "HEAD").exists()
+    with pytest.raises(ConfigError, match=message):
+        publish.check_tag_name(path, tag)
+
+
+def test_a_tag_the_remote_already_has_is_refused(git_http, secrets, bucket, gcs_emulator, digits_dir, config,
+                                                 tmp_path):
+    put_secret(secrets, gitauth.TOKEN, TOKEN)
+    put_secret(secrets, gitauth.TOKEN_USER, "labeler")
+    bare = bare_repo(git_http.root, "taken.git")
+    url = git_http.url("taken.git")
+    truth = samples.read_truth(digits_dir)
+    a, b = tmp_path / "a", tmp_path / "b"
+    repo.init(a, bucket.name, endpoint=gcs_emulator.url, jobs=4, git_remote=url)
+    label_bucket(bucket, digits_dir, {n: truth[n] for n in sorted(truth)[:2]})
+    snap(a, bucket, config)
+    repo.commit(a)
+    repo.init(b, bucket.name, endpoint=gcs_emulator.url, jobs=4, git_remote=url)
+    label_bucket(bucket, digits_dir, {n: truth[n] for n in sorted(truth)[:3]})
+    snap(a, bucket, config)
+    assert repo.commit(a, tag="release-1")["tag"] == "release-1"
+    snap(b, bucket, config)
+    served = refs(bare)
+    # B has not fetched release-1 yet; the remote has it: refused, not renumbered, nothing pushed
+    with pytest.raises(ConfigError, match="already exists on origin"):
+        repo.commit(b, tag="release-1")
+    assert refs(bare) == served
+
+
+def test_option_like_repositories_never_reach_git_as_options(tmp_path):
+    """load.py hands the repository to `git ls-remote` after --end-of-options; URLs are checked first."""
+    marker = tmp_path / "ran"
+    with pytest.raises(LabError):
+        load.versions(f"--upload-pack=touch {marker}")
+    assert not marker.exists()
+    with pytest.raises(ConfigError, match="not a git remote URL"):
+        gitauth.check_url("-oProxyCommand=touch /tmp/x")
+    with pytest.raises(ConfigError, match="not a version name"):
+        load.fetch_versions("http://127.0.0.1:9/x.git", ["--upload-pack=x"], tmp_path / "f")

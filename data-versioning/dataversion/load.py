@@ -71,8 +71,9 @@ def _remote_tags(repo: str) -> dict[str, str]:
 def fetch_versions(url: str, tags: list[str] | None, dest: Path) -> list[str]:
     """Fetch version tags of the repository at `url` one commit deep into a new git repository `dest` (no history,
     no data): enough for manifests, `.dvc` files and DVC's filesystem. All version tags if `tags` is None."""
+    wanted = None if tags is None else [check_rev(t) for t in dict.fromkeys(tags)]
     available = _remote_tags(url)
-    wanted = sorted(available) if tags is None else [check_rev(t) for t in dict.fromkeys(tags)]
+    wanted = sorted(available) if wanted is None else wanted
     for tag in wanted:
         if tag not in available:
             raise NotFound(f"no dataset version {tag!r} in {url} (see `dataversion versions --repo {url}`)")
