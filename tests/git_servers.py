@@ -40,7 +40,7 @@ class GitHTTP:
     """`git http-backend` (CGI) for every bare repository under `root`, at http://127.0.0.1:PORT/NAME.git, for
     one user with a password. Requests are recorded as (method, path, user or None, status)."""
 
-    def __init__(self, root: Path, user: str, password: str):
+    def __init__(self, root: Path, user: str, password: str, host: str = "127.0.0.1", port: int = 0):
         self.root, self.user, self.password = root, user, password
         self.requests: list[tuple[str, str, str | None, int]] = []
         server = self
@@ -103,7 +103,7 @@ class GitHTTP:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -175,3 +175,14 @@ class SSHServer:
         if self.proc:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    # in a container: python3 git_servers.py ROOT USER PASSWORD_FILE PORT (all interfaces of the container's own
+    # network namespace; the test publishes the port on the host's loopback only)
+    import sys
+
+    root, user, password_file, port = sys.argv[1:5]
+    server = GitHTTP(Path(root), user, Path(password_file).read_text().strip(), host="0.0.0.0", port=int(port))
+    print(f"serving {root} on port {port}", flush=True)
+    server.httpd.serve_forever()

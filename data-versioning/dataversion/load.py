@@ -20,7 +20,7 @@ import dataversion  # noqa: F401  (sets the gcsfs/DVC environment before they ar
 from datalabel.api import LabError, NotFound, ServerError
 
 from . import gitauth
-from .common import DATASET_DIR, MANIFEST, TAG_PREFIX, check_rev, tool_env
+from .common import DATASET_DIR, MANIFEST, TAG_PREFIX, check_rev
 
 
 

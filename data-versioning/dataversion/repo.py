@@ -14,12 +14,9 @@ interface); their failures become one-line LabErrors.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,11 +27,11 @@ from typing import Callable
 from datalabel.api import (RETRY_TIMEOUT_ENV, ConfigError, LabError, NotFound, ServerError, check_bucket_name,
                            check_url, load_credentials, norm_prefix, retry_timeout, write_text_atomic)
 
-from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, TAG_PREFIX, check_rev, refuse_mounted,
-                     tool_env)
 from . import gitauth, publish
+from .common import DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, tool_env
 from .history import (agreement_text, checkout, diff, diff_manifests, list_versions, manifest_quality,  # noqa: F401
                       read_manifest, resolve, version_tags)
+
 
 def _error_line(stderr: str, stdout: str = "") -> str:
     """The line of a tool's output that says what went wrong (DVC prints `ERROR: ...`)."""
