@@ -359,3 +359,30 @@ def test_option_like_repositories_never_reach_git_as_options(tmp_path):
         gitauth.check_url("-oProxyCommand=touch /tmp/x")
     with pytest.raises(ConfigError, match="not a version name"):
         load.fetch_versions("http://127.0.0.1:9/x.git", ["--upload-pack=x"], tmp_path / "f")
+
+
+def test_local_only_versions_then_a_remote_gets_the_whole_history(git_http, secrets, bucket, gcs_emulator,
+                                                                  digits_dir, config, tmp_path):
+    put_secret(secrets, gitauth.TOKEN, TOKEN)
+    put_secret(secrets, gitauth.TOKEN_USER, "labeler")
+    truth = samples.read_truth(digits_dir)
+    path = tmp_path / "datasets"
+    repo.init(path, bucket.name, endpoint=gcs_emulator.url, jobs=4)
+    label_bucket(bucket, digits_dir, {n: truth[n] for n in sorted(truth)[:2]})
+    snap(path, bucket, config)
+    out = run_cli("commit", "--repo", str(path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("dataset_v1: 2 item(s)") and "local only: no git remote" in out.stdout
+
+    bare = bare_repo(git_http.root, "later.git")
+    out = run_cli("init", "--repo", str(path), "--bucket", bucket.name, "--endpoint", gcs_emulator.url,
+                  "--git-remote", git_http.url("later.git"))
+    assert out.returncode == 0, out.stderr
+    label_bucket(bucket, digits_dir, {n: truth[n] for n in sorted(truth)[:3]})
+    snap(path, bucket, config)
+    out = run_cli("commit", "--repo", str(path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("dataset_v2: 3 item(s)") and "pushed with its tag" in out.stdout
+    served = refs(bare)
+    for tag in ("dataset_v1", "dataset_v2"):
+        assert served[f"refs/tags/{tag}"] == git_out(path, "rev-parse", f"refs/tags/{tag}").strip()

@@ -48,7 +48,8 @@ def check_url(url: str) -> str:
     """A git remote URL from the user: no option-like value, no whitespace, and no credentials inside it (they
     would land in .git/config and in every message that prints the URL)."""
     if not url or url.startswith("-") or any(c.isspace() or ord(c) < 32 for c in url):
-        raise ConfigError(f"not a git remote URL: {url!r}; use https://host/org/repo.git or ssh://git@host/org/repo.git")
+        raise ConfigError(f"not a git remote URL: {url!r}; use https://host/org/repo.git or "
+                          "ssh://git@host/org/repo.git")
     if kind(url) == "http":
         parts = urlsplit(url)
         if parts.password is not None or parts.username is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from datalabel.api import ConfigError, LabError, NotFound
 
 from . import gitauth
-from .common import DATASET_DIR, MANIFEST, TAG_PREFIX, check_rev, refuse_mounted, tool_env
+from .common import DATASET_DIR, MANIFEST, TAG_PREFIX, check_rev, refuse_mounted, require_repo, tool_env
 from .load import download, fetch_versions
 
 
@@ -37,8 +37,6 @@ def opened(repo: str | Path, revs: list[str] | None = None):
             fetch_versions(url, revs, Path(tmp))
             yield Path(tmp)
     else:
-        from .repo import require_repo
-
         yield require_repo(repo)
 
 

@@ -110,7 +110,8 @@ class Remote:
         """Fetch the remote branch and the version tags this clone lacks; returns state()."""
         tip, tags = self.state()
         specs = [f"+refs/heads/{self.branch}:refs/remotes/{ORIGIN}/{self.branch}"] if tip else []
-        specs += [f"refs/tags/{t}:refs/tags/{t}" for t in tags if number(t) is not None and not rev(self.repo, f"refs/tags/{t}")]
+        specs += [f"refs/tags/{t}:refs/tags/{t}" for t in tags
+                  if number(t) is not None and not rev(self.repo, f"refs/tags/{t}")]
         if specs:
             git(self.repo, "fetch", "--quiet", "--no-tags", "--end-of-options", ORIGIN, *specs, env=self.env,
                 url=self.url)
@@ -211,9 +212,12 @@ def record(repo: Path, files: list[str], tag: str | None, message: str | None, d
         parent = _parent(repo, head, tip, remote.branch)
         commit, tag_obj = _objects(repo, parent, _tree(repo, parent, files), name, text)
         if remote.url:
+            # versions made before the repository had a remote go along, so the remote holds the whole history
+            earlier = [f"refs/tags/{t}:refs/tags/{t}" for t in _local_tags(repo)
+                       if number(t) is not None and t not in remote_tags]
             proc = git(repo, "push", "--atomic", "--quiet", "--end-of-options", ORIGIN,
-                       f"{commit}:refs/heads/{remote.branch}", f"{tag_obj}:refs/tags/{name}", env=remote.env,
-                       check=False)
+                       f"{commit}:refs/heads/{remote.branch}", f"{tag_obj}:refs/tags/{name}", *earlier,
+                       env=remote.env, check=False)
             if proc.returncode != 0:
                 now_tip, now_tags = remote.state()
                 if now_tip != tip or name in now_tags:  # someone else pushed meanwhile: rebuild on theirs

@@ -28,7 +28,8 @@ from datalabel.api import (RETRY_TIMEOUT_ENV, ConfigError, LabError, NotFound, S
                            check_url, load_credentials, norm_prefix, retry_timeout, write_text_atomic)
 
 from . import gitauth, publish
-from .common import DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, tool_env
+from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, is_repo, require_repo,  # noqa: F401
+                     tool_env)
 from .history import (agreement_text, checkout, diff, diff_manifests, list_versions, manifest_quality,  # noqa: F401
                       read_manifest, resolve, version_tags)
 
@@ -100,18 +101,6 @@ def endpoint_alive(repo: Path) -> Callable[[], bool] | None:
 
 
 # --- set-up ---------------------------------------------------------------------------------------------------
-
-
-def is_repo(path: str | Path) -> bool:
-    path = Path(path)
-    return (path / ".git").exists() and (path / ".dvc").is_dir()
-
-
-def require_repo(path: str | Path) -> Path:
-    path = Path(path).resolve()
-    if not is_repo(path):
-        raise ConfigError(f"{path} is not a dataset repository (no .git and .dvc); run `dataversion init` there first")
-    return path
 
 
 def remote_url(bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX) -> str:
