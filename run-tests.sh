@@ -11,13 +11,15 @@ scripts/ensure-venv.sh
 
 # Debian packages some tests use: a Docker engine (docker.io; the tests start dockerd when none runs) with Compose
 # v1 (docker-compose) for the stack tests, debootstrap for the stand-in base image where no registry answers,
-# chromium to drive the labeling UI, postgresql for team mode. Installed when missing and we may (root with apt-get).
+# chromium to drive the labeling UI, postgresql for team mode, openssh-server for the git-over-SSH remote.
+# Installed when missing and we may (root with apt-get).
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io iptables)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 if [[ ${#missing[@]} -gt 0 && $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing ${missing[*]} (Debian) for the compose and browser tests..." >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1 \

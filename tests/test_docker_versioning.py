@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import secrets as secrets_mod
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from datalabel import embedded, gcs, samples
 from dataversion import repo as repo_mod
-from docker_helpers import Stack
+from docker_helpers import ROOT, Stack, compose_command
+from git_servers import bare_repo, free_port, refs
 from versioning_helpers import run_notebook
 
 BUCKET = embedded.DEMO_BUCKET
@@ -178,3 +184,98 @@ def test_failed_or_empty_mount_refuses_to_start(versioning, docker_stack):
     assert out.returncode == 4
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "shows no objects" in errors[0], out.stderr
+
+
+@pytest.fixture(scope="module")
+def git_server(docker_stack, versioning, tmp_path_factory):
+    """The team's git remote: `git http-backend` with basic auth (tests/git_servers.py) in a container on the
+    stack's network (the versioning image has git and Python), its port published on the host's loopback only.
+    The versioning container gets the token the way a user's does: secrets/git_token + git_user, 0600, its uid."""
+    root, auth = tmp_path_factory.mktemp("git-server"), tmp_path_factory.mktemp("git-auth")
+    token = secrets_mod.token_hex(16)
+    (auth / "password").write_text(token)
+    bare_repo(root, "digits.git")
+    port, name = free_port(), f"{docker_stack.name}-git"
+    out = subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--network", f"{docker_stack.name}-net",
+                          "--user", "0", "-p", f"127.0.0.1:{port}:8000", "-v", f"{root}:/git",
+                          "-v", f"{auth}:/auth:ro", "-v", f"{Path(__file__).parent / 'git_servers.py'}:/srv/gs.py:ro",
+                          "--entrypoint", "python3", "datalabel/versioning:local", "/srv/gs.py", "/git", "labeler",
+                          "/auth/password", "8000"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    written = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # up once it answers (401: it wants the credentials)
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/digits.git/info/refs", timeout=2)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the git server container did not answer"
+            time.sleep(0.2)
+        for file, text in (("git_token", token), ("git_user", "labeler")):
+            path = docker_stack.secrets / file
+            path.write_text(text + "\n")
+            path.chmod(0o600)
+            os.chown(path, UID, UID)
+            written.append(path)
+        yield SimpleNamespace(root=root, token=token, inside=f"http://{name}:8000/digits.git",
+                              host=f"http://127.0.0.1:{port}/digits.git")
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def test_versions_committed_in_containers_reach_the_git_server_race_and_read_by_url(docker_stack, git_server,
+                                                                                    tmp_path_factory, tmp_path,
+                                                                                    git_safe):
+    stack = docker_stack
+    project_id, prefix, tasks = _project(stack)
+    snapshot = ("dataversion", "snapshot", "--project", str(project_id), "--labels-prefix", prefix)
+    names = sorted(tasks)
+    clones = []
+    for who in ("a", "b"):
+        folder = tmp_path_factory.mktemp(f"dataset-repo-{who}")
+        os.chown(folder, UID, UID)
+        clones.append(Versioning(stack, folder))
+    a, b = clones
+
+    _label(stack, project_id, tasks, names[:10])
+    a.ok("dataversion", "init", "--git-remote", git_server.inside)
+    a.ok(*snapshot)
+    out = a.ok("dataversion", "commit", "-m", "first ten")
+    assert out.startswith("dataset_v1: 10 item(s)") and f"pushed with its tag to {git_server.inside}" in out
+    bare = git_server.root / "digits.git"
+    served = refs(bare)
+    local = subprocess.run(["git", "rev-parse", "refs/tags/dataset_v1", "HEAD"], cwd=a.repo, capture_output=True,
+                           text=True, env={**os.environ, **git_safe}).stdout.split()
+    assert [served["refs/tags/dataset_v1"], served["refs/heads/main"]] == local
+    assert git_server.token not in (a.repo / ".git" / "config").read_text()
+
+    # B joins from the remote; A and B snapshot different label sets and commit at the same time
+    b.ok("dataversion", "init", "--git-remote", git_server.inside)
+    _label(stack, project_id, tasks, names[10:14])
+    a.ok(*snapshot)
+    _label(stack, project_id, tasks, names[14:17])
+    b.ok(*snapshot)
+    racers = [subprocess.Popen([*compose_command(), "--env-file", str(stack.settings_file), "run", "--rm", "-T",
+                                "versioning", "dataversion", "commit", "--json"], cwd=ROOT,
+                               env={**stack.env, **v.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for v in (a, b)]
+    results = [p.communicate(timeout=900) for p in racers]
+    for proc, (stdout, stderr) in zip(racers, results):
+        assert proc.returncode == 0, stderr
+    made = {json.loads(stdout)["tag"]: json.loads(stdout)["items"] for stdout, _ in results}
+    assert sorted(made) == ["dataset_v2", "dataset_v3"] and sorted(made.values()) == [14, 17]
+    assert {r for r in refs(bare) if r.startswith("refs/tags/")} == {f"refs/tags/dataset_v{i}" for i in (1, 2, 3)}
+
+    # the notebook reads both racing versions through the HTTP URL (token from its environment, data from the
+    # emulator's published port)
+    summary = run_notebook(tmp_path, {"DATASET_REPO": git_server.host, "DATASET_VERSIONS": "dataset_v2,dataset_v3",
+                                      "DATASET_GIT_TOKEN": git_server.token, "DATASET_GIT_USER": "labeler",
+                                      "STORAGE_EMULATOR_HOST": stack.emulator_url})
+    assert summary["versions"] == ["dataset_v1", "dataset_v2", "dataset_v3"]
+    assert {len(summary["read"][t]["labels"]) for t in ("dataset_v2", "dataset_v3")} == {14, 17}

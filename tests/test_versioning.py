@@ -10,7 +10,7 @@ import pytest
 
 from datalabel import credentials, embedded, gcs, labelconfig, samples
 from datalabel.errors import ConfigError, LabError, NotFound, ServerError
-from dataversion import common, load, repo, snapshot
+from dataversion import common, load, publish, repo, snapshot
 from versioning_helpers import (annotate, choice, imagefolder_labels, run_cli, run_notebook, sync, tasks_by_image,
                                 upload_images)
 
@@ -303,7 +303,7 @@ def test_diff_of_manifests():
 def test_tags_and_help(dataset_repo):
     assert repo.next_tag(dataset_repo) == "dataset_v1"
     with pytest.raises(ConfigError, match="not a valid tag name"):
-        repo._check_tag_name(dataset_repo, "bad tag")
+        publish.check_tag_name(dataset_repo, "bad tag")
     assert repo.list_versions(dataset_repo) == []
     config = (dataset_repo / ".dvc" / "config").read_text()
     assert "analytics = false" in config and "gs://" in config and "endpointurl" in config

@@ -31,6 +31,9 @@ app = typer.Typer(
 
 RepoOpt = typer.Option(".", "--repo", envvar="DATASET_REPO", show_envvar=True,
                        help="The dataset repository (git + DVC).")
+ReadRepoOpt = typer.Option(".", "--repo", envvar="DATASET_REPO", show_envvar=True,
+                           help="The dataset repository: a folder, or the git URL of a pushed one (read without "
+                           "a full clone; credentials from the secrets folder).")
 BucketOpt = opts.BUCKET
 JsonOpt = opts.JSON
 
@@ -52,20 +55,24 @@ def init(
     endpoint: str = typer.Option(None, envvar="STORAGE_EMULATOR_HOST", show_envvar=True,
                                  help="Another storage endpoint, e.g. the local emulator http://127.0.0.1:9023."),
     jobs: int = typer.Option(None, min=1, max=opts.COUNT_MAX, help="Parallel DVC transfers (default: 4 with an emulator endpoint)."),
+    git_remote: str = typer.Option(None, "--git-remote", help="The team's git repository for the versions "
+                                   "(origin): `commit` pushes each version there. Credentials: secrets/git_token "
+                                   "or secrets/git_ssh_key + secrets/git_known_hosts."),
     json_out: bool = JsonOpt,
 ):
     """Make REPO a dataset repository: git (if none), DVC, remote gs://BUCKET/dvc_store, analytics off.
 
-    Example: dataversion init --repo /work/datasets --bucket my-labels
+    Example: dataversion init --repo /work/datasets --bucket my-labels --git-remote https://github.com/org/labels.git
     """
     info = repo_mod.init(repo, _bucket(bucket), remote_prefix, endpoint,
                          credentials_file=setting("GOOGLE_APPLICATION_CREDENTIALS"),
-                         jobs=jobs or (4 if endpoint else None))
+                         jobs=jobs or (4 if endpoint else None), git_remote=git_remote)
     if json_out:
         print_json(info)
     else:
         typer.echo(f"dataset repository {info['repo']}: DVC remote {info['remote']}"
-                   + (f" at {info['endpoint']}" if info["endpoint"] else ""))
+                   + (f" at {info['endpoint']}" if info["endpoint"] else "")
+                   + f"; git remote {info['git_remote'] or '(none: versions stay local)'}")
 
 
 @app.command()
@@ -128,13 +135,15 @@ def commit(
     tag: str = typer.Option(None, "--tag", help="Tag name (default: the next free dataset_vN)."),
     json_out: bool = JsonOpt,
 ):
-    """Version REPO/dataset: dvc add, dvc push to the bucket, git commit, tag dataset_vN.
+    """Version REPO/dataset: dvc add, dvc push to the bucket, git commit and tag dataset_vN, pushed together
+    (git push --atomic) to the git remote if the repository has one.
 
-    If the push fails nothing is committed or tagged; run the same command again to resume.
+    If a push fails nothing is committed or tagged; run the same command again to resume. If someone else took
+    the number meanwhile, the version gets the next free one.
 
     Example: dataversion commit -m "200 more digits, 3 relabeled"
     """
-    with progress("dvc add, dvc push, git commit and tag"):
+    with progress("dvc add, dvc push, git commit, tag and push"):
         info = repo_mod.commit(repo, message, tag)
     if json_out:
         print_json(info)
@@ -142,13 +151,17 @@ def commit(
         typer.echo(f"nothing changed since {info['unchanged_since']}: no new version")
     else:
         typer.echo(f"{info['tag']}: {info['items']} item(s), commit {info['commit'][:12]}, data in {info['remote']}")
+        if info["taken"]:
+            typer.echo(f"  ({', '.join(info['taken'])} taken by another commit meanwhile: this version follows it)")
+        typer.echo(f"  pushed with its tag to {info['git_remote']}" if info["git_remote"] else
+                   "  local only: no git remote (dataversion init --git-remote URL adds one)")
 
 
 @app.command()
-def versions(repo: Path = RepoOpt, json_out: bool = JsonOpt):
+def versions(repo: str = ReadRepoOpt, json_out: bool = JsonOpt):
     """List dataset versions: tag, date, item count, classes.
 
-    Example: dataversion versions
+    Example: dataversion versions --repo https://github.com/org/labels.git
     """
     rows = repo_mod.list_versions(repo)
     if json_out:
@@ -166,7 +179,7 @@ def versions(repo: Path = RepoOpt, json_out: bool = JsonOpt):
 def diff(
     old: str = typer.Argument(..., help="Older version (tag or commit)."),
     new: str = typer.Argument(..., help="Newer version (tag or commit)."),
-    repo: Path = RepoOpt,
+    repo: str = ReadRepoOpt,
     json_out: bool = JsonOpt,
 ):
     """Items added, removed and relabeled between two versions (from the manifests; no download).
@@ -201,7 +214,7 @@ def _count(value) -> str:
 def checkout(
     version: str = typer.Argument(..., help="Version to read (tag or commit)."),
     dest: Path = typer.Argument(..., help="New or empty folder to write it into (not in the bucket mount)."),
-    repo: Path = RepoOpt,
+    repo: str = ReadRepoOpt,
     json_out: bool = JsonOpt,
 ):
     """Copy a dataset version into a separate folder (the workspace and the bucket are left alone).

@@ -72,3 +72,15 @@ def check_rev(rev: str) -> str:
     if not isinstance(rev, str) or not rev or rev.startswith("-") or any(c.isspace() or ord(c) < 32 for c in rev):
         raise ConfigError(f"not a version name: {rev!r}; use a tag such as {TAG_PREFIX}1 (see `dataversion versions`)")
     return rev
+
+
+def is_repo(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / ".git").exists() and (path / ".dvc").is_dir()
+
+
+def require_repo(path: str | Path) -> Path:
+    path = Path(path).resolve()
+    if not is_repo(path):
+        raise ConfigError(f"{path} is not a dataset repository (no .git and .dvc); run `dataversion init` there first")
+    return path

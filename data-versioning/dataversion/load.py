@@ -19,7 +19,8 @@ from pathlib import Path
 import dataversion  # noqa: F401  (sets the gcsfs/DVC environment before they are imported)
 from datalabel.api import LabError, NotFound, ServerError
 
-from .common import DATASET_DIR, MANIFEST, TAG_PREFIX, check_rev, tool_env
+from . import gitauth
+from .common import DATASET_DIR, MANIFEST, TAG_PREFIX, check_rev
 
 
 
@@ -47,13 +48,47 @@ def filesystem(repo: str, rev: str, endpoint: str | None = None):
 
 def versions(repo: str) -> list[str]:
     """The dataset_vN tags of a repository (path or git URL), oldest first, without cloning it."""
-    proc = subprocess.run(["git", "ls-remote", "--tags", str(repo)], capture_output=True, text=True,
-                          env=tool_env(), timeout=120)
+    return sorted(_remote_tags(str(repo)), key=lambda t: int(t[len(TAG_PREFIX):]))
+
+
+def _remote_tags(repo: str) -> dict[str, str]:
+    """dataset_vN tag -> object id, by `git ls-remote` with the secrets folder's credentials for a URL."""
+    url = gitauth.check_url(repo) if gitauth.is_url(repo) else None
+    proc = subprocess.run(["git", "ls-remote", "--tags", "--end-of-options", repo], capture_output=True, text=True,
+                          env=gitauth.git_env(url), timeout=120)
     if proc.returncode != 0:
-        raise NotFound(f"cannot list versions of {repo}: {proc.stderr.strip().splitlines()[-1:] or ['?']}")
-    tags = {line.split("refs/tags/")[-1].removesuffix("^{}") for line in proc.stdout.splitlines()}
-    tags = [t for t in tags if re.fullmatch(rf"{TAG_PREFIX}\d+", t)]
-    return sorted(tags, key=lambda t: int(t[len(TAG_PREFIX):]))
+        hint = gitauth.explain(proc.stderr, repo) if url else None
+        raise NotFound(f"cannot list versions of {repo}: {hint or (proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    tags = {}
+    for line in proc.stdout.splitlines():
+        oid, _, ref = line.partition("\t")
+        name = ref.removeprefix("refs/tags/")
+        if re.fullmatch(rf"{TAG_PREFIX}\d+", name):
+            tags[name] = oid
+    return tags
+
+
+def fetch_versions(url: str, tags: list[str] | None, dest: Path) -> list[str]:
+    """Fetch version tags of the repository at `url` one commit deep into a new git repository `dest` (no history,
+    no data): enough for manifests, `.dvc` files and DVC's filesystem. All version tags if `tags` is None."""
+    wanted = None if tags is None else [check_rev(t) for t in dict.fromkeys(tags)]
+    available = _remote_tags(url)
+    wanted = sorted(available) if wanted is None else wanted
+    for tag in wanted:
+        if tag not in available:
+            raise NotFound(f"no dataset version {tag!r} in {url} (see `dataversion versions --repo {url}`)")
+    env = gitauth.git_env(url)
+    commands = [["init", "--quiet", str(dest)]]
+    if wanted:
+        commands.append(["-C", str(dest), "fetch", "--quiet", "--depth", "1", "--no-tags", "--end-of-options", url,
+                         *(f"refs/tags/{t}:refs/tags/{t}" for t in wanted)])
+    for args in commands:
+        proc = subprocess.run(["git", *args], capture_output=True, text=True, env=env, timeout=600)
+        if proc.returncode != 0:
+            hint = gitauth.explain(proc.stderr, url)
+            raise ServerError(f"cannot fetch versions from {url}: "
+                              f"{hint or (proc.stderr.strip().splitlines() or ['?'])[-1][:300]}")
+    return wanted
 
 
 def manifest(repo: str, rev: str, endpoint: str | None = None) -> dict:

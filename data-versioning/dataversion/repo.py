@@ -14,12 +14,9 @@ interface); their failures become one-line LabErrors.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,9 +27,12 @@ from typing import Callable
 from datalabel.api import (RETRY_TIMEOUT_ENV, ConfigError, LabError, NotFound, ServerError, check_bucket_name,
                            check_url, load_credentials, load_user_json, norm_prefix, retry_timeout, write_text_atomic)
 
-from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, TAG_PREFIX, check_rev, refuse_mounted,
+from . import gitauth, publish
+from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, is_repo, require_repo,  # noqa: F401
                      tool_env)
-from .load import download
+from .history import (agreement_text, checkout, diff, diff_manifests, list_versions, manifest_quality,  # noqa: F401
+                      read_manifest, resolve, version_tags)
+
 
 def _error_line(stderr: str, stdout: str = "") -> str:
     """The line of a tool's output that says what went wrong (DVC prints `ERROR: ...`)."""
@@ -103,28 +103,18 @@ def endpoint_alive(repo: Path) -> Callable[[], bool] | None:
 # --- set-up ---------------------------------------------------------------------------------------------------
 
 
-def is_repo(path: str | Path) -> bool:
-    path = Path(path)
-    return (path / ".git").exists() and (path / ".dvc").is_dir()
-
-
-def require_repo(path: str | Path) -> Path:
-    path = Path(path).resolve()
-    if not is_repo(path):
-        raise ConfigError(f"{path} is not a dataset repository (no .git and .dvc); run `dataversion init` there first")
-    return path
-
-
 def remote_url(bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX) -> str:
     return f"gs://{bucket}/{prefix.strip('/')}"
 
 
 def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, endpoint: str | None = None,
-         credentials_file: str | None = None, jobs: int | None = None) -> dict:
+         credentials_file: str | None = None, jobs: int | None = None, git_remote: str | None = None) -> dict:
     """Make `path` a dataset repository (git + DVC) whose remote is gs://BUCKET/PREFIX. Safe to run again.
 
     `endpoint` points DVC at another storage endpoint (the local emulator); anonymous access is then allowed.
     `jobs` bounds DVC's parallel transfers (the emulator serves one request at a time).
+    `git_remote` becomes `origin`, where `commit` pushes each version; a new repository starts from the remote's
+    history when it has one (a second person joins the team's dataset).
     """
     if not bucket:
         raise ConfigError("no bucket: set GCS_BUCKET_NAME or pass --bucket")
@@ -138,12 +128,18 @@ def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, end
         raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
     if credentials_file:
         load_credentials(credentials_file)
+    if git_remote:
+        gitauth.check_url(git_remote)
+        gitauth.git_env(git_remote)  # the secrets it needs exist and are private
     path = Path(path).resolve()
     path.mkdir(parents=True, exist_ok=True)
     created = []
     if not (path / ".git").exists():
         git(path, "init", "-q", "-b", "main")
         created.append("git")
+    if git_remote:
+        publish.set_origin(path, git_remote)
+        publish.join(path)
     if not (path / ".dvc").is_dir():
         dvc(path, "init", "-q")
         created.append("dvc")
@@ -161,7 +157,8 @@ def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, end
     git(path, "add", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
     if _has_staged_changes(path):
         git(path, "commit", "-q", "-m", f"Dataset repository with DVC remote {url}")
-    return {"repo": str(path), "remote": url, "endpoint": endpoint, "created": created}
+    return {"repo": str(path), "remote": url, "endpoint": endpoint, "created": created,
+            "git_remote": publish.origin_url(path)}
 
 
 def _has_staged_changes(repo: Path) -> bool:
@@ -169,37 +166,11 @@ def _has_staged_changes(repo: Path) -> bool:
     return proc.returncode == 1
 
 
-def _head(repo: Path) -> str | None:
-    proc = subprocess.run(["git", "rev-parse", "-q", "--verify", "HEAD"], cwd=repo, env=tool_env(),
-                          capture_output=True, text=True)
-    return proc.stdout.strip() or None
-
-
 # --- versions -------------------------------------------------------------------------------------------------
 
 
-def version_tags(repo: Path) -> list[str]:
-    """`dataset_vN` tags in version order."""
-    out = git(repo, "tag", "--list", f"{TAG_PREFIX}*")
-    tags = [t for t in out.split() if re.fullmatch(rf"{TAG_PREFIX}\d+", t)]
-    return sorted(tags, key=lambda t: int(t[len(TAG_PREFIX):]))
-
-
 def next_tag(repo: Path) -> str:
-    tags = version_tags(repo)
-    return f"{TAG_PREFIX}{int(tags[-1][len(TAG_PREFIX):]) + 1 if tags else 1}"
-
-
-def _tags_at(repo: Path, rev: str) -> list[str]:
-    return git(repo, "tag", "--points-at", rev).split()
-
-
-def _check_tag_name(repo: Path, tag: str) -> None:
-    proc = subprocess.run(["git", "check-ref-format", f"refs/tags/{tag}"], cwd=repo, env=tool_env())
-    if proc.returncode != 0 or not tag:
-        raise ConfigError(f"{tag!r} is not a valid tag name")
-    if tag in git(repo, "tag", "--list", tag).split():
-        raise ConfigError(f"tag {tag} already exists; pick another with --tag or leave it out for the next dataset_vN")
+    return publish.next_tag(version_tags(repo))
 
 
 def read_manifest_file(folder: Path) -> dict:
@@ -214,46 +185,44 @@ def read_manifest_file(folder: Path) -> dict:
 
 
 def commit(repo: str | Path, message: str | None = None, tag: str | None = None) -> dict:
-    """Version the snapshot in `dataset/`: dvc add, dvc push, git commit, git tag.
+    """Version the snapshot in `dataset/`: dvc add, dvc push, then the commit and its tag, pushed together to
+    the git remote when there is one (see publish.py).
 
-    The push comes before the commit: if the remote cannot take the data, no commit and no tag exist, and running
-    it again resumes (DVC skips what it already cached or uploaded; an untagged dataset commit is tagged).
+    Everything is checked first (the tag, the git remote and its credentials); the DVC push comes before the
+    commit: if the bucket cannot take the data, no commit and no tag exist, and running it again resumes (DVC
+    skips what it already uploaded). A commit never exists without its tag, locally or on the remote.
     """
     repo = require_repo(repo)
     folder = repo / DATASET_DIR
     manifest = read_manifest_file(folder)
     if not manifest.get("items"):
         raise LabError(f"{folder} holds an empty snapshot; nothing to version")
-    tag = tag or next_tag(repo)
-    _check_tag_name(repo, tag)
-    message = message or f"{tag}: {manifest['counts']['items']} labeled items"
+    if tag is not None:
+        publish.check_tag_name(repo, tag)
+    remote = publish.Remote(repo)
+    if remote.url:
+        _tip, remote_tags = remote.sync()  # a wrong token or host key stops here, before any upload
+        if tag in remote_tags:
+            raise ConfigError(f"tag {tag} already exists on {publish.ORIGIN}; pick another with --tag or leave it out")
+    items = manifest["counts"]["items"]
 
     dvc(repo, "add", "-q", DATASET_DIR, what=f"dvc add {DATASET_DIR}")
     last = (version_tags(repo) or [None])[-1]
     if last and _data_hash(repo, None) == _data_hash(repo, last):
         # the same images and labels as the last version: no new version (and nothing to push)
-        return {"tag": None, "unchanged_since": last, "items": manifest["counts"]["items"]}
+        return {"tag": None, "unchanged_since": last, "items": items}
     stamped = {**manifest, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_text_atomic(repo / MANIFEST, json.dumps(stamped, indent=1, sort_keys=True) + "\n")
-    remote = _remote(repo)
+    store = _remote(repo)
     try:
-        dvc(repo, "push", f"{DATASET_DIR}.dvc", what=f"dvc push to {remote}", error=ServerError,
+        dvc(repo, "push", f"{DATASET_DIR}.dvc", what=f"dvc push to {store}", error=ServerError,
             alive=endpoint_alive(repo))
     except ServerError as exc:
         raise ServerError(f"{exc} -- nothing was committed or tagged; check that the bucket exists and is "
                           "reachable, then run the same command again") from None
-    git(repo, "add", f"{DATASET_DIR}.dvc", ".gitignore", MANIFEST)
-    if _has_staged_changes(repo):
-        git(repo, "commit", "-q", "-m", message)
-    else:
-        head = _head(repo)
-        done = [t for t in _tags_at(repo, head) if t.startswith(TAG_PREFIX)] if head else []
-        if done:
-            raise LabError(f"the snapshot is the same as {done[0]}; nothing new to version")
-        # an earlier run committed but did not tag: tag that commit now
-    git(repo, "tag", "-a", tag, "-m", message)
-    return {"tag": tag, "commit": _head(repo), "items": manifest["counts"]["items"], "message": message,
-            "remote": remote}
+    done = publish.record(repo, [f"{DATASET_DIR}.dvc", ".gitignore", MANIFEST], tag, message,
+                          lambda name: f"{name}: {items} labeled items")
+    return {**done, "items": items, "remote": store}
 
 
 def _data_hash(repo: Path, rev: str | None) -> str | None:
@@ -274,120 +243,3 @@ def _remote(repo: Path) -> str:
         if line.split()[:1] == [REMOTE]:
             return line.split()[1]
     return ""
-
-
-def resolve(repo: Path, rev: str) -> str:
-    """The commit a version name points at (NotFound if none): every later git call gets this hash."""
-    check_rev(rev)
-    proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
-                          cwd=repo, env=tool_env(), capture_output=True, text=True)
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise NotFound(f"no dataset version {rev!r} in {repo} (see `dataversion versions`)")
-    return proc.stdout.strip()
-
-
-def read_manifest(repo: str | Path, rev: str) -> dict:
-    """The manifest of a version, from git (no data download)."""
-    repo = require_repo(repo)
-    commit = resolve(repo, rev)
-    proc = subprocess.run(["git", "show", f"{commit}:{MANIFEST}"], cwd=repo, env=tool_env(), capture_output=True)
-    if proc.returncode != 0:
-        raise NotFound(f"{rev!r} of {repo} has no {MANIFEST}; it is not a dataset version")
-    try:
-        manifest = json.loads(proc.stdout.decode("utf-8"))
-    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
-        raise LabError(f"the {MANIFEST} of {rev!r} in {repo} is not valid JSON") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("items", []), list):
-        raise LabError(f"the {MANIFEST} of {rev!r} in {repo} is not a manifest written by `dataversion snapshot`")
-    return manifest
-
-
-def list_versions(repo: str | Path) -> list[dict]:
-    """Each dataset_vN tag with its date, commit, message and counts."""
-    repo = require_repo(repo)
-    out = git(repo, "for-each-ref", "--format=%(refname:short)\t%(creatordate:iso-strict)\t%(*objectname)"
-              "%(objectname)\t%(contents:subject)", f"refs/tags/{TAG_PREFIX}*")
-    rows = {}
-    for line in out.splitlines():
-        name, date, obj, subject = (line.split("\t") + ["", "", ""])[:4]
-        rows[name] = (date, obj, subject)
-    versions = []
-    for tag in version_tags(repo):
-        date, obj, subject = rows.get(tag, ("", "", ""))
-        manifest = read_manifest(repo, tag)
-        counts = manifest.get("counts", {})
-        quality = manifest_quality(manifest)
-        versions.append({"tag": tag, "date": date, "commit": obj[:12], "items": counts.get("items"),
-                         "classes": counts.get("per_class", {}), "annotators": counts.get("per_annotator", {}),
-                         "format": manifest.get("format"), "agreement": quality["agreement"],
-                         "flagged": quality["flagged"], "message": subject})
-    return versions
-
-
-def manifest_quality(manifest: dict) -> dict:
-    """A manifest's label quality (`datalabel.api.snapshot_quality`); versions made before it have none."""
-    quality = manifest.get("quality") or {}
-    return {"agreement": quality.get("agreement") or {}, "flagged": quality.get("flagged")}
-
-
-def agreement_text(agreement: dict) -> str:
-    """alpha (classification) or F1 (boxes, polygons) and on how many multi-annotated tasks; "-" if none."""
-    if agreement.get("alpha") is not None:
-        return f"alpha {agreement['alpha']:.3f} ({agreement.get('tasks')} tasks)"
-    if agreement.get("f1") is not None:
-        return f"F1 {agreement['f1']:.3f} ({agreement.get('tasks')} tasks)"
-    return "-"
-
-
-def diff_manifests(old: dict, new: dict) -> dict:
-    """Items added, removed and relabeled between two manifests (items keyed by their source image)."""
-    a = {item["source"]: item for item in old.get("items", [])}
-    b = {item["source"]: item for item in new.get("items", [])}
-    relabeled = sorted(s for s in a.keys() & b.keys() if sorted(a[s]["labels"]) != sorted(b[s]["labels"]))
-    return {
-        "added": sorted(b.keys() - a.keys()),
-        "removed": sorted(a.keys() - b.keys()),
-        "relabeled": [{"source": s, "old": a[s]["labels"], "new": b[s]["labels"]} for s in relabeled],
-        "label_config_changed": old.get("label_config_digest") != new.get("label_config_digest"),
-        "format_changed": old.get("format") != new.get("format"),
-        "quality": {"old": manifest_quality(old), "new": manifest_quality(new)},
-    }
-
-
-def diff(repo: str | Path, old: str, new: str) -> dict:
-    out = diff_manifests(read_manifest(repo, old), read_manifest(repo, new))
-    return {"old": old, "new": new, **out}
-
-
-# --- reading a version into a folder --------------------------------------------------------------------------
-
-
-def checkout(repo: str | Path, rev: str, dest: str | Path, endpoint: str | None = None) -> dict:
-    """Copy dataset version `rev` into the new folder `dest` (never the workspace, never the bucket mount).
-
-    Reads through DVC's filesystem: from the local cache when it has the files, else from the remote.
-    """
-    repo = require_repo(repo)
-    if Path(dest).is_symlink():  # a link (dangling or not) would have the files land somewhere else
-        raise ConfigError(f"{dest} is a symbolic link; check out into a new or empty folder")
-    if Path(dest).exists() and not Path(dest).is_dir():
-        raise ConfigError(f"{dest} is a file; check out into a new or empty folder")
-    dest = Path(dest).resolve()
-    refuse_mounted(dest)
-    if dest == repo or repo in dest.parents and dest.relative_to(repo).parts[:1] in ((DATASET_DIR,), (".dvc",), (".git",)):
-        raise ConfigError(f"refusing to check out into {dest}: pick a folder outside the repository's dataset/.dvc/.git")
-    if dest.exists() and any(dest.iterdir()):
-        raise ConfigError(f"{dest} is not empty; check out into a new or empty folder")
-    manifest = read_manifest(repo, rev)
-    commit = resolve(repo, rev)  # DVC reads the commit, not a name it could take for something else
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
-    try:
-        count = download(str(repo), commit, tmp, endpoint=endpoint)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return {"rev": rev, "dest": str(dest), "files": count, "items": manifest.get("counts", {}).get("items")}
