@@ -75,6 +75,9 @@ def label_studio_env(emulator_url: str | None, database: dict[str, str] | None =
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "DJANGO_DB": "sqlite",
+        # no sync of every existing annotation inside the request that adds target storage: `storage add-target`
+        # writes them from the CLI first, in parallel (targetexport.py)
+        "SYNC_ON_TARGET_STORAGE_CREATION": "false",
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         **LOOPBACK_ML_ENV,
         **(database or {}),
