@@ -89,6 +89,13 @@ def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task]
             return None, "the task list does not add up to the project's task count"
         rows = store.db.execute("SELECT id, body FROM taskdata ORDER BY id").fetchall()
     predictions = ls.project_predictions(client, project_id)
+    # target storage names the annotator by an object with the email, the export by id: as the export does
+    ids = {email: user_id for user_id, email in ls.user_emails(client).items()}
+    for task in annotated.values():
+        for ann in task.annotations:
+            if ann.completed_by in ids:
+                ann.completed_by = ids[ann.completed_by]
+                ann.annotator = int(ann.completed_by) if ann.completed_by.isdigit() else ann.completed_by
     tasks = []
     for task_id, body in rows:
         fields = json.loads(body)
