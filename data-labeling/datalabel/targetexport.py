@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from . import gcs, ls
@@ -102,16 +103,20 @@ def annotated_tasks(client, project_id: int, timeout: float = 3600.0):
     return [t for t in tasks if isinstance(t, dict) and isinstance(t.get("annotations"), list)]
 
 
+def _users(client) -> dict[int, dict]:
+    with ls.api_errors("list users", client.settings.url):
+        return {u.id: u.model_dump(mode="json") for u in client.users.list()}
+
+
 def write_annotations(client, project_id: int, bkt, prefix: str, workers: int = gcs.WORKERS,
                       progress: Callable[[int], None] | None = None) -> int:
     """Every annotation of the project written to gs://bucket/prefix as Label Studio's target storage writes it,
     in parallel. Returns how many."""
-    tasks = annotated_tasks(client, project_id)
-    if not tasks:
-        return 0
-    listed = listed_columns(client, project_id)
-    with ls.api_errors("list users", client.settings.url):
-        people = {u.id: u.model_dump(mode="json") for u in client.users.list()}
+    with ThreadPoolExecutor(max_workers=3) as pool:  # the three reads at once: Label Studio answers in parallel
+        exported = pool.submit(annotated_tasks, client, project_id)
+        listed_f = pool.submit(listed_columns, client, project_id)
+        people_f = pool.submit(_users, client)
+        tasks, listed, people = exported.result(), listed_f.result(), people_f.result()
     jobs = []
     for task in tasks:
         for annotation in task["annotations"]:
@@ -124,5 +129,6 @@ def write_annotations(client, project_id: int, bkt, prefix: str, workers: int = 
     def put(job):
         bkt.blob(job[0]).upload_from_string(job[1])
 
-    gcs.parallel(put, jobs, workers=workers, progress=progress)
+    if jobs:
+        gcs.parallel(put, jobs, workers=workers, progress=progress)
     return len(jobs)
