@@ -71,6 +71,8 @@ def test_add_target_writes_existing_annotations_as_label_studio_does(label_studi
         ref.pop("created_ago"), mine.pop("created_ago")  # a relative time ("0 minutes"), as of each write
         assert mine == ref, key
 
+    # Label Studio links an annotation to one GCS target storage only (unique on PostgreSQL): the reference goes
+    ls.remove_storage(ls_client, storage.id, "target")
     # connected: an annotation made now is written by Label Studio itself, beside the ones written from here
     ls_client.annotations.create(id=tasks[5]["id"], result=_choice("dog"))
     after = _objects(ours, "labels/")

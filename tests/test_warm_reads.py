@@ -18,9 +18,15 @@ def _choice(label: str) -> list[dict]:
     return [{"type": "choices", "from_name": "label", "to_name": "image", "value": {"choices": [label]}}]
 
 
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+def _tree(folder: Path) -> dict[str, list[bytes]]:
+    """Each file's header line, then its records sorted: the whole-project export lists tasks in the database's
+    order (not by id on PostgreSQL), the warm read by task id."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.name.startswith("."):
+            lines = p.read_bytes().splitlines()
+            out[str(p.relative_to(folder))] = lines[:1] + sorted(lines[1:])
+    return out
 
 
 @pytest.mark.postgres

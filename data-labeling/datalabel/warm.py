@@ -30,6 +30,8 @@ _DATA_TABLE = "CREATE TABLE IF NOT EXISTS taskdata (id INTEGER PRIMARY KEY, upda
 def _updated_since(since: str | None) -> dict | None:
     if not since:
         return None
+    if "." not in since:  # Label Studio writes whole seconds without a fraction; its filter wants one
+        since = since.replace("Z", ".000000Z")
     return {"conjunction": "and", "items": [{"filter": "filter:tasks:updated_at", "operator": "greater",
                                              "type": "Datetime", "value": since}]}
 
