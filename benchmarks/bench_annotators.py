@@ -8,11 +8,13 @@ Starts, on free loopback ports in a temp dir, two Label Studio servers with the 
 and N annotator users on each (default 50), each with their own user and API token. Every simulated annotator
 loops through the real API for a fixed time: "next task" (GET /api/projects/ID/next/, what Label All Tasks calls:
 it picks and locks a task for that user) -> submit an annotation (POST /api/tasks/ID/annotations/), then waits
---think seconds. The two servers are loaded one after the other with the same load, so neither runs under the
-other's. Requests go through one asyncio HTTP client (httpx) so the load generator itself stays light on the same
-2 cores. Every request has a timeout; an error is a failed request or a non-2xx answer.
+--think seconds on average (0.5-1.5x, and a random start within one pause: people do not move in step). The two
+servers are loaded one after the other with the same load, so neither runs under the other's. Requests go through
+one asyncio HTTP client (httpx) so the load generator itself stays light on the same 2 cores. Every request has a
+timeout; an error is a failed request or a non-2xx answer.
 
     .venv/bin/python benchmarks/bench_annotators.py                      # 50 annotators, 60 s each
+    .venv/bin/python benchmarks/bench_annotators.py --think 10 --seconds 40     # people who look before they submit
     .venv/bin/python benchmarks/bench_annotators.py --annotators 20 --seconds 20
 
 The last line printed is one JSON object: annotators, team_p95_ms, team_errors, single_p95_ms, single_errors,
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import secrets
 import shutil
 import sys
@@ -76,6 +79,9 @@ async def annotate(http, url: str, project: int, token: str, stop_at: float, thi
     import httpx
 
     headers = {"Authorization": f"Token {token}"}
+    rng = random.Random(token)
+    if think:  # people do not start or finish in step: a random start within one pause, pauses of 0.5-1.5x
+        await asyncio.sleep(rng.uniform(0, think))
     while time.monotonic() < stop_at:
         try:
             started = time.perf_counter()
@@ -103,7 +109,7 @@ async def annotate(http, url: str, project: int, token: str, stop_at: float, thi
             out["errors"] += 1
             out["codes"][type(exc).__name__] = out["codes"].get(type(exc).__name__, 0) + 1
         if think:
-            await asyncio.sleep(think)
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
 
 
 async def load(url: str, project: int, made: list[dict], seconds: float, think: float) -> dict:
