@@ -207,9 +207,11 @@ configure_compose() {
     profiles=postgres
     set_compose_var DJANGO_DB postgresql
     set_compose_var POSTGRE_HOST postgres
+    set_compose_var LS_COMMAND nginx  # label-studio serves through nginx; the app is label-studio-app
   else
     set_compose_var DJANGO_DB sqlite
     set_compose_var POSTGRE_HOST ""
+    set_compose_var LS_COMMAND ""
   fi
   set_compose_var COMPOSE_PROFILES "$profiles"
 }

@@ -11,10 +11,12 @@ scripts/ensure-venv.sh
 
 # Debian packages some tests use: a Docker engine (docker.io; the tests start dockerd when none runs) with Compose
 # v1 (docker-compose) for the stack tests, debootstrap for the stand-in base image where no registry answers,
-# chromium to drive the labeling UI, postgresql for team mode, openssh-server for the git-over-SSH remote.
+# chromium to drive the labeling UI, postgresql and nginx for team mode (Label Studio under gunicorn behind nginx),
+# openssh-server for the git-over-SSH remote.
 # Installed when missing and we may (root with apt-get).
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io iptables)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)

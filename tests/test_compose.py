@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,7 +29,7 @@ def test_compose_files_are_valid_for_compose(tmp_path):
     out = subprocess.run([*base, "config"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert out.returncode == 0, out.stderr
     resolved = yaml.safe_load(out.stdout)
-    assert set(resolved["services"]) == {"label-studio", "labeling-cli", "versioning", "postgres"}
+    assert set(resolved["services"]) == {"label-studio", "label-studio-app", "labeling-cli", "versioning", "postgres"}
     out = subprocess.run([*base, "-f", str(ROOT / "docker-compose.emulator.yml"), "config"], capture_output=True,
                          text=True, cwd=ROOT, env=env)
     assert out.returncode == 0, out.stderr
@@ -102,7 +103,11 @@ def test_label_studio_entrypoint_refuses_empty_credentials(tmp_path):
     (tmp_path / "entry.sh").write_text('#!/bin/sh\nprintf "%s|%s|%s|%s\\n" "$LABEL_STUDIO_USERNAME" '
                                        '"$LABEL_STUDIO_PASSWORD" "$LABEL_STUDIO_USER_TOKEN" "$*"\n')
     (tmp_path / "entry.sh").chmod(0o755)
+    assert _spec()["services"]["label-studio-app"]["entrypoint"] == entry  # team mode's app server: the same check
     command = _spec()["services"]["label-studio"]["command"]
+    # Compose's default when LS_COMMAND is unset or empty (team mode sets it to nginx)
+    assert command.startswith("${LS_COMMAND:-") and command.endswith("}")
+    command = shlex.split(command[len("${LS_COMMAND:-"):-1])
     creds = {"LABEL_STUDIO_USERNAME": "admin@example.com", "LABEL_STUDIO_PASSWORD": "-pw with space",
              "LABEL_STUDIO_USER_TOKEN": "0123456789abcdef0123456789abcdef01234567"}
     env = {"PATH": os.environ["PATH"], **creds}

@@ -112,20 +112,43 @@ def test_label_studio_refuses_to_start_without_its_credentials(stack):
     assert "error: LABEL_STUDIO_PASSWORD is empty" in out.stderr
 
 
+# gunicorn processes (the master and its workers: `python .../bin/gunicorn ...`) and the CPUs, inside a container
+COUNT_GUNICORN = """import glob, os
+n = 0
+for path in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        argv = open(path, "rb").read().split(b"\\0")
+    except OSError:
+        continue
+    n += any(a.endswith(b"/gunicorn") for a in argv[:2])
+print(n, len(os.sched_getaffinity(0)))
+"""
+
+
 def test_team_mode_on_postgresql(docker_engine, tmp_path):
     """LS_DATABASE=postgresql: the postgres profile's container (built locally where no registry answers), Label
-    Studio waiting for it and keeping its data there, the CLI container working against it."""
+    Studio waiting for it and keeping its data there, served by gunicorn workers behind nginx, the CLI container
+    working against it."""
     stack = Stack.start(tmp_path / "pg", env={"LS_DATABASE": "postgresql", "DEMO_LIMIT": "20"})
     try:
         running = set(stack.compose("ps", "--services", "--filter", "status=running").stdout.split())
-        assert {"postgres", "label-studio", "gcs-emulator"} <= running
+        assert {"postgres", "label-studio", "label-studio-app", "gcs-emulator"} <= running
+        # served as Label Studio's production compose serves it: nginx in front, the app under gunicorn workers
+        procs = stack.compose("exec", "-T", "label-studio-app", "python3", "-c", COUNT_GUNICORN)
+        workers, cpus = (int(x) for x in procs.stdout.split())
+        assert workers == cpus + 2, procs.stdout + procs.stderr  # the master and one worker per CPU plus one
+        front = stack.compose("exec", "-T", "label-studio", "python3", "-c",
+                              "import urllib.request as u; r = u.urlopen('http://localhost:8080/static/images/"
+                              "favicon.ico'); print(r.headers['Server'], r.headers['Cache-Control'])")
+        assert front.stdout.split() == ["nginx", "max-age=604800"], front.stdout + front.stderr
         projects = json.loads(_ok(stack.cli("datalabel", "projects", "list", "--json"), "projects list"))
         assert [(p["title"], p["tasks"]) for p in projects] == [(embedded.DEMO_TITLE, 20)]
         # the tasks are in PostgreSQL, not in a SQLite file
         count = stack.compose("exec", "-T", "postgres", "psql", "-U", "labelstudio", "-d", "labelstudio", "-tAc",
                               "select count(*) from task")
         assert count.returncode == 0 and count.stdout.strip() == "20", count.stdout + count.stderr
-        sqlite = stack.compose("exec", "-T", "label-studio", "bash", "-c", "ls /label-studio/data/*.sqlite3 2>/dev/null")
+        sqlite = stack.compose("exec", "-T", "label-studio-app", "bash", "-c",
+                               "ls /label-studio/data/*.sqlite3 2>/dev/null")
         assert sqlite.stdout.strip() == ""
     finally:
         stack.down()

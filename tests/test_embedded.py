@@ -133,6 +133,7 @@ def test_team_mode_on_a_local_postgresql_from_docker_shell(tmp_path):
         assert query(info, "SHOW listen_addresses") == "127.0.0.1"
         assert not (checkout / ".stack" / "label-studio" / "label_studio.sqlite3").exists()
         assert (checkout / ".stack" / "postgres").stat().st_mode & 0o777 == 0o700
+        assert_production_server(info)
         token = (checkout / "secrets" / "ls_api_token").read_text().strip()
         client = ls.connect(Settings(url=info["label_studio_url"], api_key=token))
         task = next(iter(ls.iter_task_json(client, info["project_id"])))
@@ -143,8 +144,8 @@ def test_team_mode_on_a_local_postgresql_from_docker_shell(tmp_path):
         assert [pid for pid, line in command_lines().items() if password in line] == []
 
         down = subprocess.run([*shell, "down"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-        assert down.returncode == 0 and "PostgreSQL" in down.stdout, down
-        assert not embedded.pid_alive(info["pg_pid"]) and not embedded.pid_alive(info["ls_pid"])
+        assert down.returncode == 0 and "PostgreSQL" in down.stdout and "nginx" in down.stdout, down
+        assert not any(embedded.pid_alive(info[key]) for key in ("pg_pid", "ls_pid", "web_pid"))
 
         _, again = start()  # no flag: team mode was remembered, its data kept, the demo not made twice
         assert again["database"] == "postgresql" and again["project_id"] == info["project_id"]
@@ -152,12 +153,15 @@ def test_team_mode_on_a_local_postgresql_from_docker_shell(tmp_path):
         assert query(again, "SELECT count(*) FROM task_completion") == 1
 
         _, back = start(LS_DATABASE="sqlite")
-        assert back["database"] == "sqlite" and back["pg_pid"] is None
-        assert not embedded.pid_alive(again["pg_pid"])
+        assert back["database"] == "sqlite" and back["pg_pid"] is None and back["web_pid"] is None
+        assert not embedded.pid_alive(again["pg_pid"]) and not embedded.pid_alive(again["web_pid"])
+        # the one-person default stays `label-studio start`'s one process
+        assert b"label-studio\x00start" in (Path("/proc") / str(back["ls_pid"]) / "cmdline").read_bytes()
+        assert worker_pids(back["ls_pid"]) == []
         assert (checkout / ".stack" / "label-studio" / "label_studio.sqlite3").exists()
     finally:
         subprocess.run([*shell, "down"], env=env, cwd=tmp_path, capture_output=True, timeout=120)
-    for key in ("ls_pid", "gcs_pid", "pg_pid"):
+    for key in ("ls_pid", "gcs_pid", "pg_pid", "web_pid"):
         assert not embedded.pid_alive(info[key])
 
 
@@ -196,3 +200,32 @@ def test_a_restart_keeps_the_demo_size_and_refuses_a_taken_port(tmp_path, monkey
     finally:
         embedded.down(tmp_path)
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
+
+
+def worker_pids(parent: int) -> list[int]:
+    """Processes whose parent is `parent` (gunicorn's workers)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def assert_production_server(info: dict) -> None:
+    """Team mode serves Label Studio as its production image does: the WSGI app under gunicorn workers (one per
+    CPU plus one) behind nginx, which answers the public address and serves static files itself."""
+    import urllib.request
+
+    from datalabel import webserver
+
+    assert embedded.pid_alive(info["web_pid"])
+    assert b"gunicorn" in (Path("/proc") / str(info["ls_pid"]) / "cmdline").read_bytes()
+    assert len(worker_pids(info["ls_pid"])) == webserver.workers()
+    with urllib.request.urlopen(info["label_studio_url"] + "/static/images/favicon.ico", timeout=10) as resp:
+        assert resp.headers["Server"] == "nginx" and resp.headers["Cache-Control"] == "max-age=604800"
+        assert resp.read() == (webserver.package_dir() / "core" / "static_build" / "images" / "favicon.ico").read_bytes()
+    with urllib.request.urlopen(info["label_studio_url"] + "/health", timeout=10) as resp:
+        assert resp.status == 200 and resp.headers["Server"] == "nginx"

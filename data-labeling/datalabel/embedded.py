@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import credentials, gcs, ls, output, postgres, samples, users
+from . import credentials, gcs, ls, output, postgres, samples, users, webserver
 from .config import Settings
 from .errors import ConfigError, LabError, ServerError
 from .files import exclusive_lock, pid_alive, write_text_atomic
@@ -75,6 +75,9 @@ def label_studio_env(emulator_url: str | None, database: dict[str, str] | None =
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "DJANGO_DB": "sqlite",
+        # no sync of every existing annotation inside the request that adds target storage: `storage add-target`
+        # writes them from the CLI first, in parallel (targetexport.py)
+        "SYNC_ON_TARGET_STORAGE_CREATION": "false",
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         **LOOPBACK_ML_ENV,
         **(database or {}),
@@ -89,21 +92,25 @@ def label_studio_env(emulator_url: str | None, database: dict[str, str] | None =
 
 def start_label_studio(port: int, data_dir: str | Path, username: str, password: str, token: str,
                        emulator_url: str | None = None, log: str | Path = "label-studio.log",
-                       timeout: float = 240.0, database: dict[str, str] | None = None) -> Server:
+                       timeout: float = 240.0, database: dict[str, str] | None = None,
+                       production: bool | None = None) -> Server:
     """Label Studio on 127.0.0.1:port. The user and token are created on the first start of `data_dir` (of the
-    database, with `database`: see label_studio_env)."""
+    database, with `database`: see label_studio_env). `production` (default: with PostgreSQL, i.e. team mode):
+    the app under gunicorn workers behind nginx (webserver.py), else `label-studio start`'s one process."""
     if not port_is_free(port):
         # Label Studio would silently move to another port; refuse instead
         raise ServerError(f"port {port} is already in use; pick another with --port")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [venv_bin("label-studio"), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-           "--data-dir", str(data_dir),
-           "--enable-legacy-api-token"]
     env = label_studio_env(emulator_url, database)
     # the admin and token go by environment, never the command line (any local user reads /proc/*/cmdline)
     env.update(LABEL_STUDIO_USERNAME=username, LABEL_STUDIO_PASSWORD=password, LABEL_STUDIO_USER_TOKEN=token)
     env["LABEL_STUDIO_BASE_DATA_DIR"] = str(data_dir)
+    if production if production is not None else bool(database):
+        return webserver.start(port, data_dir, env, Path(log), timeout)
+    cmd = [venv_bin("label-studio"), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
+           "--data-dir", str(data_dir),
+           "--enable-legacy-api-token"]
     return spawn("Label Studio", cmd, env, Path(log), f"http://127.0.0.1:{port}/health", port, timeout,
                   cwd=data_dir)
 
@@ -122,6 +129,7 @@ class StackInfo:
     database: str = "sqlite"
     postgres_url: str | None = None
     pg_pid: int | None = None
+    web_pid: int | None = None  # nginx in front of Label Studio (team mode)
 
     def env(self) -> dict[str, str]:
         """What a shell needs to use the CLIs against this stack."""
@@ -201,22 +209,24 @@ def _up(root, ls_port, gcs_port, seed, limit, progress, secrets_dir, database, p
     if ls_alive and (previous["emulator_url"], previous.get("database", "sqlite"), previous.get("postgres_url")) \
             != (gcs_url, database, pg_url):
         # it points at an emulator or a database that is gone or not the one asked for: restart it on the new ones
-        stop_pid(previous["ls_pid"])
+        _stop_label_studio(previous)
         ls_alive = False
     if database == "sqlite" and previous_pg and pid_alive(previous_pg):
         stop_pid(previous_pg, first=signal.SIGINT)  # back to SQLite: the PostgreSQL of the last start is not used
     if ls_alive:
-        ls_url, ls_pid = previous["label_studio_url"], previous["ls_pid"]
+        ls_url, ls_pid, web_pid = previous["label_studio_url"], previous["ls_pid"], previous.get("web_pid")
     else:
         port = _stable_port(previous and previous.get("label_studio_url"), ls_port, "LABEL_STUDIO_PORT")
         server = start_label_studio(port, state / "label-studio", creds["username"], creds["password"],
                                     creds["token"], gcs_url, log=state / "logs" / "label-studio.log",
                                     database=db_env)
         ls_url, ls_pid = server.url, server.pid
+        web_pid = server.front.pid if server.front else None
 
     info = StackInfo(ls_url, gcs_url, DEMO_BUCKET, creds["username"], creds["password"], creds["token"],
-                     None, ls_pid, gcs_pid, database, pg_url, pg_pid)
-    write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None, "demo_limit": limit}, indent=2))
+                     None, ls_pid, gcs_pid, database, pg_url, pg_pid, web_pid)
+    write_text_atomic(info_file, json.dumps({**asdict(info), "password": None, "token": None, "demo_limit": limit},
+                                            indent=2))
     if seed:
         os.environ["STORAGE_EMULATOR_HOST"] = gcs_url
         client = ls.connect(Settings(url=ls_url, api_key=creds["token"], bucket=DEMO_BUCKET))
@@ -243,6 +253,12 @@ def add_annotators(root: str | Path, client, count: int, secrets_dir: str | Path
     made = users.ensure_annotators(client, count, state / "label-studio", env)
     path = users.write_annotators(secrets / "annotators.json", made)
     return {"annotators": [{k: a[k] for k in ("id", "email")} for a in made], "file": str(path)}
+
+
+def _stop_label_studio(previous: dict) -> None:
+    for key in ("web_pid", "ls_pid"):  # nginx first: no request reaches a stopping app
+        if pid_alive(previous.get(key)):
+            stop_pid(previous[key])
 
 
 def _stable_port(previous_url: str | None, wanted: int, variable: str) -> int:
@@ -276,7 +292,7 @@ def down(root: str | Path) -> list[str]:
         previous = json.loads((state / "stack.json").read_text())
         stopped = []
         # Label Studio first: PostgreSQL's fast shutdown would cut its connections under it
-        for name, key, sig in (("Label Studio", "ls_pid", signal.SIGTERM), ("GCS emulator", "gcs_pid", signal.SIGTERM),
+        for name, key, sig in (("nginx", "web_pid", signal.SIGTERM), ("Label Studio", "ls_pid", signal.SIGTERM), ("GCS emulator", "gcs_pid", signal.SIGTERM),
                                ("PostgreSQL", "pg_pid", signal.SIGINT)):
             if pid_alive(previous.get(key)):
                 stop_pid(previous[key], first=sig)
@@ -326,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"GCS emulator: {info.emulator_url}  bucket {info.bucket}")
     if info.postgres_url:
         print(f"Database:     PostgreSQL {info.postgres_url}/{postgres.DATABASE}  (data in .stack/postgres)")
+    if info.web_pid:
+        print(f"Web server:   nginx in front of gunicorn, {webserver.workers()} workers (LS_WEB_WORKERS)")
     return 0
 
 

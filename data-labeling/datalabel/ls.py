@@ -171,7 +171,7 @@ def _credentials_text(credentials_file: str | None) -> str | None:
     return json.dumps(content) if content is not None else None
 
 
-def _same_place(storage, bucket: str, prefix: str) -> bool:
+def same_place(storage, bucket: str, prefix: str) -> bool:
     return storage.bucket == bucket and norm_prefix(storage.prefix or "") == norm_prefix(prefix)
 
 
@@ -192,7 +192,7 @@ def ensure_source_storage(client, project_id: int, bucket: str, prefix: str, reg
     """
     credentials = _credentials_text(credentials_file)  # checked before any call
     for storage in list_storages(client, project_id, "source"):
-        if _same_place(storage, bucket, prefix):
+        if same_place(storage, bucket, prefix):
             return storage, False
     # Label Studio joins prefix and key with "/" itself
     kwargs = dict(project=project_id, bucket=bucket, prefix=prefix.strip("/"), regex_filter=regex,
@@ -202,7 +202,7 @@ def ensure_source_storage(client, project_id: int, bucket: str, prefix: str, reg
         kwargs["google_application_credentials"] = credentials
     with api_errors(f"add source storage gs://{bucket}/{prefix}", client.settings.url):
         made = client.import_storage.gcs.create(**kwargs)
-    same = [st for st in list_storages(client, project_id, "source") if _same_place(st, bucket, prefix)]
+    same = [st for st in list_storages(client, project_id, "source") if same_place(st, bucket, prefix)]
     return _settle(made, same, lambda: remove_storage(client, made.id, "source"))
 
 
@@ -217,7 +217,7 @@ def ensure_target_storage(client, project_id: int, bucket: str, prefix: str, cre
     """A GCS export storage for bucket+prefix, reused if it exists. Returns (storage, created)."""
     credentials = _credentials_text(credentials_file)
     for storage in list_storages(client, project_id, "target"):
-        if _same_place(storage, bucket, prefix):
+        if same_place(storage, bucket, prefix):
             return storage, False
     kwargs = dict(project=project_id, bucket=bucket, prefix=prefix.strip("/"),
                   title=title or f"target gs://{bucket}/{norm_prefix(prefix)}")
@@ -225,7 +225,7 @@ def ensure_target_storage(client, project_id: int, bucket: str, prefix: str, cre
         kwargs["google_application_credentials"] = credentials
     with api_errors(f"add target storage gs://{bucket}/{prefix}", client.settings.url):
         made = client.export_storage.gcs.create(**kwargs, request_options=SYNC_OPTIONS)
-    same = [st for st in list_storages(client, project_id, "target") if _same_place(st, bucket, prefix)]
+    same = [st for st in list_storages(client, project_id, "target") if same_place(st, bucket, prefix)]
     return _settle(made, same, lambda: remove_storage(client, made.id, "target"))
 
 

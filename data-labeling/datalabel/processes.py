@@ -51,9 +51,12 @@ class Server:
     log: str
     health: str
     stop_signal: int = signal.SIGTERM
+    front: "Server | None" = None  # a server in front of this one (nginx before Label Studio's app), stopped first
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop the server's whole process group (Label Studio spawns workers)."""
+        """Stop the server's whole process group (Label Studio spawns workers), the one in front of it first."""
+        if self.front is not None:
+            self.front.stop(timeout)
         stop_pid(self.pid, timeout, self.stop_signal)
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import gcs, ls
+from . import gcs, ls, targetexport
 from .config import load_credentials
 from .errors import ConfigError, LabError, NotFound, ServerError
 from .files import exclusive_lock, read_user_text, user_cache
@@ -201,13 +201,18 @@ def add_source(client, project_id: int, bucket: str, prefix: str, regex: str = r
 
 
 def add_target(client, project_id: int, bucket: str, prefix: str, credentials_file: str | None = None,
-               sync: bool = False) -> dict:
-    """Connect gs://bucket/prefix as the place annotations are written to (reused if already connected)."""
+               sync: bool = False, progress=None) -> dict:
+    """Connect gs://bucket/prefix as the place annotations are written to (reused if already connected). A new
+    one gets the project's existing annotations written from here first, in parallel and in Label Studio's own
+    form (targetexport.py), not by Label Studio's sync inside one request; "written" says how many."""
     check_credentials(credentials_file)
     ls.get_project(client, project_id)
-    check_bucket(bucket, credentials_file)
+    bkt = gcs.bucket(gcs.client(credentials_file), bucket)
+    written = None
+    if not any(ls.same_place(st, bucket, prefix) for st in ls.list_storages(client, project_id, "target")):
+        written = targetexport.write_annotations(client, project_id, bkt, prefix, progress=progress)
     storage, created = ls.ensure_target_storage(client, project_id, bucket, prefix, credentials_file=credentials_file)
-    out = {**_row(storage, "target"), "created": created}
+    out = {**_row(storage, "target"), "created": created, "written": written}
     if sync:
         out["synced"] = sync_one(client, storage.id, "target")
     return out

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+import sys
 from pathlib import Path
 
 from . import ls
 from .errors import LabError, ServerError
-from .processes import venv_bin
 
 ANNOTATOR_EMAIL = "annotator{n}@localhost"
-_TOKEN = re.compile(r"'token': '([0-9A-Za-z]+)'")
 
 
 def ensure_user(client, email: str, first_name: str = "", last_name: str = "") -> dict:
@@ -38,31 +35,54 @@ def ensure_user(client, email: str, first_name: str = "", last_name: str = "") -
     return {"id": made.id, "email": made.email}
 
 
-def read_token(email: str, data_dir: str | Path, env: dict[str, str], timeout: float = 180.0) -> str:
-    """A user's API token, from Label Studio's `label-studio user` command run on the server's data (`data_dir`)
-    with the server's environment `env` (its database settings)."""
+# Run with Label Studio's own settings, as its `label-studio user` command does (server.py: the package folder on
+# sys.path, its settings module): the emails come on stdin, {email: token} goes to stdout.
+_READ_TOKENS = """
+import json, os, sys
+import label_studio
+sys.path.insert(0, os.path.dirname(label_studio.__file__))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "label_studio.core.settings.label_studio")
+import django
+django.setup()
+from users.models import User
+emails = json.load(sys.stdin)
+print(json.dumps({u.email: u.auth_token.key for u in User.objects.filter(email__in=emails)}))
+"""
+
+
+def read_tokens(emails: list[str], data_dir: str | Path, env: dict[str, str], timeout: float = 180.0) -> dict:
+    """Users' API tokens {email: token}, read as Label Studio's `label-studio user` command reads one, for all of
+    them in one process, on the server's data (`data_dir`) with the server's environment `env` (its database)."""
     data_dir = Path(data_dir)
-    cmd = [venv_bin("label-studio"), "user", "--username", email, "--data-dir", str(data_dir)]
-    run_env = {**env, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir)}
+    run_env = {**env, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir), "LOG_LEVEL": "ERROR"}
+    run_env.pop("DJANGO_SETTINGS_MODULE", None)
     try:
-        proc = subprocess.run(cmd, env=run_env, cwd=data_dir, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run([sys.executable, "-c", _READ_TOKENS], env=run_env, cwd=data_dir, capture_output=True,
+                              text=True, timeout=timeout, input=json.dumps(emails))
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ServerError(f"`label-studio user` for {email} did not run ({type(exc).__name__})") from None
-    found = _TOKEN.search(proc.stdout)
-    if proc.returncode != 0 or not found:
-        raise LabError(f"`label-studio user --username {email}` printed no token (exit {proc.returncode}); "
-                       f"is {data_dir} the data folder of this Label Studio?")
-    return found.group(1)
+        raise ServerError(f"reading the annotators' tokens did not run ({type(exc).__name__})") from None
+    try:
+        tokens = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {}
+    except (ValueError, IndexError):
+        tokens = {}
+    missing = [e for e in emails if not isinstance(tokens.get(e), str)]
+    if missing:
+        raise LabError(f"no API token found for {missing[0]} (exit {proc.returncode}); is {data_dir} the data "
+                       "folder of this Label Studio?")
+    return tokens
 
 
 def ensure_annotators(client, count: int, data_dir: str | Path, env: dict[str, str]) -> list[dict]:
     """`count` annotator users (annotator1@localhost, ...), made if missing, each with their token:
-    [{id, email, token}]."""
-    users = [ensure_user(client, ANNOTATOR_EMAIL.format(n=n), "Annotator", str(n)) for n in range(1, count + 1)]
-    with ThreadPoolExecutor(max_workers=min(4, max(1, count))) as pool:
-        tokens = list(pool.map(lambda u: read_token(u["email"], data_dir, env), users))
-    return [{**u, "token": t} for u, t in zip(users, tokens)]
+    [{id, email, token}]. Users are listed once and the tokens read in one process."""
+    with ls.api_errors("list users", client.settings.url):
+        known = {(u.email or "").lower(): {"id": u.id, "email": u.email} for u in client.users.list()}
+    users = []
+    for n in range(1, count + 1):
+        email = ANNOTATOR_EMAIL.format(n=n)
+        users.append(known.get(email) or ensure_user(client, email, "Annotator", str(n)))
+    tokens = read_tokens([u["email"] for u in users], data_dir, env)
+    return [{**u, "token": tokens[u["email"]]} for u in users]
 
 
 def write_annotators(path: str | Path, annotators: list[dict]) -> Path:

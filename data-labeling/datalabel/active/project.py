@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 
 import logging
 
-from .. import gcs, ls
+from .. import gcs, ls, warm
 from ..errors import ConfigError, LabError, NotFound, ServerError
 from ..labelconfig import parse_config
 from ..tasks import Task
@@ -19,8 +19,9 @@ DEFAULT_VIEW = "Active learning: label next"
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"  # Label Studio's project setting: lowest prediction score first
 
 def load_tasks(client, project_id: int, progress: Callable[[int], None] | None = None) -> list[Task]:
-    """Every task of the project with annotations and predictions, in one whole-project read."""
-    return list(ls.project_tasks(client, project_id, progress))
+    """Every task of the project with annotations and predictions: from the warm target-storage cache when there
+    is one (warm.py), else in one whole-project read."""
+    return list(warm.project_tasks(client, project_id, progress))
 
 
 def load_tasks_by_id(client, task_ids: Iterable[int]) -> list[Task]:

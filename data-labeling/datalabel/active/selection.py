@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import ls
+from .. import warm
 from ..errors import ConfigError, NotFound
 from ..tasks import Task
 from .predictions import latest_prediction, prediction_probs
@@ -41,7 +41,7 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
     current = project_model_version(client, project_id)
     seen_current = False
     tasks, splits = [], {}  # the unlabeled tasks of the split, slimmed to id + predictions: a 100k project streams by
-    for task in ls.project_tasks(client, project_id, progress):
+    for task in warm.project_tasks(client, project_id, progress):
         if not task.is_labeled and in_split(task, split):
             # the project's version counts if the pool has its predictions (a review's are on labeled tasks only)
             seen_current = seen_current or any(p.model_version == current for p in task.predictions)

@@ -132,9 +132,9 @@ def _source_tasks(project, prefix, from_file, bucket, client, storage, progress)
     if prefix is not None:
         return export.read_target_storage(bucket, prefix, storage_client=storage, progress=progress)
     if project is not None:
-        from .. import ls
+        from .. import warm
 
-        return ls.project_tasks(client, project, progress)
+        return warm.project_tasks(client, project, progress, storage)
     raise ConfigError("no source: pass --project ID (API), --prefix labels/ (bucket) or --from-file export.json")
 
 

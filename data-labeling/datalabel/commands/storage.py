@@ -73,7 +73,8 @@ def add_target_cmd(
         _print([row], True, "")
         return
     say(f"{'added' if row['created'] else 'reused'} target storage {row['id']}: gs://{row['bucket']}/{row['prefix']}"
-        + (f"; wrote {row['synced']} annotation(s)" if sync else ""))
+        + (f"; wrote {row['written']} existing annotation(s) to it" if row.get("written") else "")
+        + (f"; synced {row['synced']} annotation(s)" if sync else ""))
 
 
 @app.command("list")

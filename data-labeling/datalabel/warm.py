@@ -1,0 +1,122 @@
+"""Warm whole-project reads: the tasks of a project from the local copy of its target storage, as `stats
+--incremental` reads them, for `export convert --project` and `al select/preannotate/train`.
+
+A project read is warm when its target-storage cache (stats.default_cache, made by `datalabel stats ID
+--incremental`) exists. Then only what changed is fetched:
+- annotations: the target-storage files new or changed since the last run (TaskCache.sync_source);
+- task data (every task, labeled or not): the tasks Label Studio updated since the last run, from its Data Manager
+  list with only id, data and meta (filter on updated_at; a new task, an edited one and an annotated one are
+  updated), kept in the same cache file; the whole list again when the task count no longer adds up (deletions);
+- predictions: one list of them (ls.project_predictions), as `stats --incremental` reads them.
+It is used only when consistent: target storage's annotation counts equal Label Studio's, and the task data
+covers exactly the project's tasks. Otherwise, or when cold, a note on stderr and the whole project is read
+(ls.project_tasks) as before.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Callable, Iterator
+
+from . import ls
+from .export import BucketObjects, TaskCache
+from .files import exclusive_lock
+from .stats import default_cache
+from .tasks import Task
+
+_DATA_TABLE = "CREATE TABLE IF NOT EXISTS taskdata (id INTEGER PRIMARY KEY, updated TEXT, body BLOB)"
+
+
+def _updated_since(since: str | None) -> dict | None:
+    if not since:
+        return None
+    if "." not in since:  # Label Studio writes whole seconds without a fraction; its filter wants one
+        since = since.replace("Z", ".000000Z")
+    return {"conjunction": "and", "items": [{"filter": "filter:tasks:updated_at", "operator": "greater",
+                                             "type": "Datetime", "value": since}]}
+
+
+def sync_task_data(store: TaskCache, client, project_id: int, expected: int) -> bool:
+    """Bring the cache's copy of every task's data and meta up to date; True if it covers the project's
+    `expected` tasks exactly (else the whole list is read once more: tasks were deleted)."""
+    store.db.execute(_DATA_TABLE)
+    since = store.get_state("taskdata_since") or None
+    if _list_into(store, client, project_id, since) == expected:
+        return True
+    return since is not None and _list_into(store, client, project_id, None) == expected
+
+
+def _list_into(store: TaskCache, client, project_id: int, since: str | None) -> int:
+    """Tasks updated after `since` (all of them without) into the cache; returns how many tasks it holds."""
+    db = store.db
+    if since is None:
+        db.execute("DELETE FROM taskdata")
+    newest, rows = since or "", []
+    for task in ls.iter_task_json(client, project_id, fields="task_only", filters=_updated_since(since),
+                                  resolve_uri=False, include="id,data,meta,updated_at"):
+        if isinstance(task.get("id"), int):
+            updated = str(task.get("updated_at") or "")
+            newest = max(newest, updated)
+            rows.append((task["id"], updated, json.dumps({"data": task.get("data") or {},
+                                                          "meta": task.get("meta") or {}}).encode()))
+    db.executemany("INSERT OR REPLACE INTO taskdata VALUES (?, ?, ?)", rows)
+    db.commit()
+    store.set_state("taskdata_since", newest)
+    return db.execute("SELECT COUNT(*) FROM taskdata").fetchone()[0]
+
+
+def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task] | None, str]:
+    """Every task of the project with annotations, predictions, data and meta, from the warm cache; or (None,
+    why not)."""
+    project = ls.get_project(client, project_id)
+    targets = ls.list_storages(client, project_id, "target")
+    if not targets:
+        return None, f"project {project_id} has no target storage"
+    target = min(targets, key=lambda t: t.id)
+    path = default_cache(client.settings.url, project_id, target.bucket, target.prefix or "")
+    if not path.exists():
+        return None, (f"no warm copy of its target storage yet (`datalabel stats {project_id} --incremental` "
+                      "makes one)")
+    with exclusive_lock(path.with_name(path.name + ".lock")), TaskCache(path) as store:
+        store.sync_source(BucketObjects(target.bucket, storage_client), target.prefix or "")
+        annotated = {t.id: t for t in store.tasks()}
+        submitted = sum(not a.was_cancelled for t in annotated.values() for a in t.annotations)
+        skipped = sum(a.was_cancelled for t in annotated.values() for a in t.annotations)
+        expected = (project.total_annotations_number or 0, project.skipped_annotations_number or 0)
+        if (submitted, skipped) != expected:
+            return None, (f"target storage gs://{target.bucket}/{target.prefix or ''} holds {submitted} annotations "
+                          f"and {skipped} skipped, Label Studio {expected[0]} and {expected[1]} (sync it: datalabel "
+                          f"storage sync {project_id} --direction target)")
+        if not sync_task_data(store, client, project_id, project.task_number or 0):
+            return None, "the task list does not add up to the project's task count"
+        rows = store.db.execute("SELECT id, body FROM taskdata ORDER BY id").fetchall()
+    predictions = ls.project_predictions(client, project_id)
+    # target storage names the annotator by an object with the email, the export by id: as the export does
+    ids = {email: user_id for user_id, email in ls.user_emails(client).items()}
+    for task in annotated.values():
+        for ann in task.annotations:
+            if ann.completed_by in ids:
+                ann.completed_by = ids[ann.completed_by]
+                ann.annotator = int(ann.completed_by) if ann.completed_by.isdigit() else ann.completed_by
+    tasks = []
+    for task_id, body in rows:
+        fields = json.loads(body)
+        task = annotated.pop(task_id, None) or Task(id=task_id, data={})
+        task.data, task.meta = fields["data"], fields["meta"]
+        task.predictions = predictions.pop(task_id, [])
+        tasks.append(task)
+    if annotated:  # an annotated task the task list does not have: deleted meanwhile
+        return None, f"target storage has annotations of {len(annotated)} task(s) no longer in the project"
+    return tasks, ""
+
+
+def project_tasks(client, project_id: int, progress: Callable[[int], None] | None = None,
+                  storage_client=None) -> Iterator[Task]:
+    """The project's tasks as ls.project_tasks gives them: from the warm cache when it is warm and consistent,
+    else (a note on stderr) from the whole-project read."""
+    tasks, why = warm_tasks(client, project_id, storage_client)
+    if tasks is None:
+        print(f"note: {why}; reading the whole project", file=sys.stderr)
+        return ls.project_tasks(client, project_id, progress)
+    return iter(tasks)
+
