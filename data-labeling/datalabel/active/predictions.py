@@ -225,18 +225,20 @@ def preannotate(client, project_id: int, *, model_path: str | Path | None = None
     if strategy not in SCORE_STRATEGIES:
         raise ConfigError(f"cannot score predictions by {strategy!r}; choose one of: {', '.join(SCORE_STRATEGIES)}")
     target = project_target(client, project_id)
+    # the model or the file first: a wrong one is refused before the project is read
+    rows = read_prediction_file(file) if file is not None else None
+    model = load_model(model_path, models_dir, project_id, model_class) if file is None else None
     tasks = load_tasks(client, project_id, progress)
     outside = sum(not in_split(t, split) for t in tasks)
     tasks = [t for t in tasks if in_split(t, split)]
     if file is not None:
         version = model_version or Path(file).stem
-        preds, missing = rows_to_predictions(read_prediction_file(file), tasks, target, version)
+        preds, missing = rows_to_predictions(rows, tasks, target, version)
         if not preds:
             raise NotFound(f"no line of {file} matches a task of project {project_id}"
                            + (f" in the {split} split" if split not in (None, "all") else "")
                            + (f" (e.g. {missing[0]!r}); use the image's gs:// URL or file name" if missing else ""))
     else:
-        model = load_model(model_path, models_dir, project_id, model_class)
         version = model_version or model.version
         wanted = [t for t in tasks if include_labeled or not t.is_labeled]
         preds = predict_tasks(model, wanted, target, version, strategy, loader or ImageLoader.for_client(client))
