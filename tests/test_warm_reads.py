@@ -64,15 +64,15 @@ def test_convert_and_select_read_the_warm_cache_and_agree_with_the_whole_read(la
             return out.stderr, out.json()
 
         note, whole = convert("whole", cold_env)
-        assert "no warm copy of its target storage" in note and "reading the whole project" in note
+        assert "no warm copy of its target storage" in note and "read the whole project" in note
         assert run_cli("stats", project, "--incremental", "--json", env=env).ok  # makes the warm copy
         note, warm_out = convert("warm", env)
-        assert "reading the whole project" not in note and warm_out == whole
+        assert "read the whole project" not in note and warm_out == whole
         assert len(warm_out) >= 1
 
         cold_note, cold_pick = select(cold_env)
         note, warm_pick = select(env)
-        assert "reading the whole project" in cold_note and "reading the whole project" not in note
+        assert "read the whole project" in cold_note and "read the whole project" not in note
         assert warm_pick == cold_pick
 
         # changes since: a new annotation (Label Studio writes it to target storage) and a new task
@@ -80,11 +80,11 @@ def test_convert_and_select_read_the_warm_cache_and_agree_with_the_whole_read(la
         ls_client.projects.import_tasks(id=project, request=[{"data": {"image": f"gs://{bucket.name}/img/new.png"}}])
         note, warm_again = convert("warm-again", env)
         _, whole_again = convert("whole-again", cold_env)
-        assert "reading the whole project" not in note and warm_again == whole_again != whole
+        assert "read the whole project" not in note and warm_again == whole_again != whole
 
         # inconsistent: an annotation's file gone from the bucket -> a note, and the whole read
         next(iter(bucket.list_blobs(prefix="labels/"))).delete()
         note, fallback = convert("fallback", env)
-        assert "target storage" in note and "reading the whole project" in note and fallback == whole_again
+        assert "target storage" in note and "read the whole project" in note and fallback == whole_again
     finally:
         ls.delete_project(ls_client, project)

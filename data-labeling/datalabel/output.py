@@ -15,6 +15,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+_notes: list[str] = []
+
+
+def note_when_done(message: str) -> None:
+    """A note for stderr once the command has succeeded: a failure's one error line stays the only line."""
+    _notes.append(message)
+
+
 def run_app(app, prog_name: str, argv: list[str] | None = None) -> None:
     """Run a typer app; a LabError or a bad option becomes one line on stderr and its exit code, never a
     traceback. Help (--help, or a group called without a command) prints as typer formats it."""
@@ -40,7 +48,11 @@ def run_app(app, prog_name: str, argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) and --help return their exit code
+    code = code if isinstance(code, int) else 0  # typer.Exit(n) and --help return their exit code
+    if code == 0:
+        for message in _notes:
+            print(f"note: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 EXIT_OS_ERROR = 1

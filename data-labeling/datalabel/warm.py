@@ -15,12 +15,12 @@ covers exactly the project's tasks. Otherwise, or when cold, a note on stderr an
 from __future__ import annotations
 
 import json
-import sys
 from typing import Callable, Iterator
 
 from . import ls
 from .export import BucketObjects, TaskCache
 from .files import exclusive_lock
+from .output import note_when_done
 from .stats import default_cache
 from .tasks import Task
 
@@ -113,10 +113,10 @@ def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task]
 def project_tasks(client, project_id: int, progress: Callable[[int], None] | None = None,
                   storage_client=None) -> Iterator[Task]:
     """The project's tasks as ls.project_tasks gives them: from the warm cache when it is warm and consistent,
-    else (a note on stderr) from the whole-project read."""
+    else (a note on stderr once the command succeeded) from the whole-project read."""
     tasks, why = warm_tasks(client, project_id, storage_client)
     if tasks is None:
-        print(f"note: {why}; reading the whole project", file=sys.stderr)
+        note_when_done(f"{why}; read the whole project")
         return ls.project_tasks(client, project_id, progress)
     return iter(tasks)
 
