@@ -278,7 +278,12 @@ def _worker(conn, path: str, writer_cls: type[Writer], root: str, config: LabelC
     for end in inherited:  # the main process's ends, copied by the fork: held here, its exit would never be seen
         end.close()
     gc.disable()  # a range's objects are freed by reference counting (no cycles): collector passes only cost
-    writer = writer_cls(Path(root), config, frame_size, part=True, part_lock=lock)
+    try:
+        writer = writer_cls(Path(root), config, frame_size, part=True, part_lock=lock)
+    except FileNotFoundError:
+        if not Path(root).exists():  # stopped while this worker started: the export's folder is already gone
+            return
+        raise
     fd = os.open(path, os.O_RDONLY)
     waiting: deque = deque()  # (range index, items) planned, waiting for the decisions on them
     index = None

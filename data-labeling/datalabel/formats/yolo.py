@@ -64,7 +64,10 @@ def _label_file_worker(labels_dir: str, conn, parent_end=None) -> None:
     if parent_end is not None:  # copied by the fork: held here, the parent's exit would never end the loop below
         parent_end.close()
     error = None
-    dir_fd = os.open(labels_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        dir_fd = os.open(labels_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:  # stopped while this helper started: the export's folder is already gone
+        return
     try:
         batches = iter(conn.recv_bytes, b"")
         for batch in batches:
