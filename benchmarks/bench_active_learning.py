@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -33,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "data-labeling"))
 
-from datalabel import active, credentials, embedded, ls, samples  # noqa: E402
-from datalabel.config import Settings  # noqa: E402
+from datalabel import active, embedded, samples  # noqa: E402
+from local_servers import label_studio_on_emulator  # noqa: E402
 
 
 def run_simulation(args, out: Path) -> dict:
@@ -60,16 +59,8 @@ def run_simulation(args, out: Path) -> dict:
 def run_upload(n_tasks: int, work: Path, split_tasks: int = 0, split_baseline: bool = True) -> dict:
     """Start LS + emulator, make a project of n digit tasks, time both ways of uploading n predictions; then
     (split_tasks > 0) the split and select figures on the same server."""
-    token = secrets.token_hex(20)
-    logs = work / "logs"
-    gcs_server = embedded.start_emulator(embedded.free_port(), log=logs / "gcs.log")
-    ls_server = None
-    try:
-        os.environ["STORAGE_EMULATOR_HOST"] = gcs_server.url
-        ls_server = embedded.start_label_studio(embedded.free_port(), work / "ls-data", credentials.ADMIN_USER,
-                                                secrets.token_urlsafe(12), token, emulator_url=gcs_server.url,
-                                                log=logs / "label-studio.log")
-        client = ls.connect(Settings(url=ls_server.url, api_key=token, emulator_host=gcs_server.url))
+    with label_studio_on_emulator(work) as servers:
+        client = servers.client
         pid = embedded.seed_demo(client, "bench-al", work / "samples", limit=n_tasks, title="bench active learning")
         tasks = active.load_tasks(client, pid)
         assert len(tasks) == n_tasks, f"expected {n_tasks} tasks, got {len(tasks)}"
@@ -98,10 +89,6 @@ def run_upload(n_tasks: int, work: Path, split_tasks: int = 0, split_baseline: b
                 counts[pred.model_version] = counts.get(pred.model_version, 0) + 1
         assert counts == {"per-task": n_tasks, "bulk": n_tasks}, counts
         split = run_split_select(client, split_tasks, split_baseline) if split_tasks else None
-    finally:
-        if ls_server:
-            ls_server.stop()
-        gcs_server.stop()
     print(f"upload of {n_tasks} predictions: per-task {per_task:.2f}s ({per_task / n_tasks * 1000:.0f} ms/call), "
           f"bulk {bulk:.3f}s -> {per_task / bulk:.0f}x")
     return {"tasks": n_tasks, "per_task_s": round(per_task, 3), "bulk_s": round(bulk, 4),

@@ -26,7 +26,6 @@ import argparse
 import itertools
 import json
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -35,9 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "data-labeling"), str(ROOT / "tests")]
 
-from datalabel import active, credentials, embedded, ls, quality, samples, users  # noqa: E402
-from datalabel.config import Settings  # noqa: E402
+from datalabel import active, embedded, quality, samples, users  # noqa: E402
 from datalabel.projects import set_overlap  # noqa: E402
+from local_servers import label_studio_on_emulator  # noqa: E402
 from quality_helpers import label_through_api, plan_labels  # noqa: E402
 
 
@@ -72,19 +71,12 @@ def reference_errors(got: dict, plan, classes: list[str], emails: list[str]) -> 
 
 
 def run(args, work: Path) -> dict:
-    token = secrets.token_hex(20)
-    logs = work / "logs"
-    gcs_server = embedded.start_emulator(embedded.free_port(), log=logs / "gcs.log")
-    ls_server = None
-    try:
-        os.environ["STORAGE_EMULATOR_HOST"] = gcs_server.url
-        ls_server = embedded.start_label_studio(embedded.free_port(), work / "ls-data", credentials.ADMIN_USER,
-                                                secrets.token_urlsafe(12), token, emulator_url=gcs_server.url,
-                                                log=logs / "label-studio.log")
-        client = ls.connect(Settings(url=ls_server.url, api_key=token, emulator_host=gcs_server.url))
+    with label_studio_on_emulator(work) as servers:
+        client = servers.client
         pid = embedded.seed_demo(client, "bench-quality", work / "samples", limit=args.tasks, title="bench quality")
         t0 = time.perf_counter()
-        team = users.ensure_annotators(client, 3, work / "ls-data", embedded.label_studio_env(gcs_server.url))
+        team = users.ensure_annotators(client, 3, work / "ls-data",
+                                       embedded.label_studio_env(servers.emulator.url))
         users_s = time.perf_counter() - t0
         set_overlap(client, pid, 3, round(100 * args.overlap))
         active.assign_splits(client, pid, seed=args.seed)
@@ -94,7 +86,7 @@ def run(args, work: Path) -> dict:
         plan = plan_labels(truth, samples.DIGIT_LABELS, 3, overlap_share=args.overlap, flip_rate=args.flip,
                            noise=args.noise, seed=args.seed)
         t0 = time.perf_counter()
-        label_through_api(ls_server.url, [a["token"] for a in team], plan.votes)
+        label_through_api(servers.label_studio.url, [a["token"] for a in team], plan.votes)
         label_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -120,10 +112,6 @@ def run(args, work: Path) -> dict:
             "seconds": {"users": users_s, "label_through_api": label_s, "agreement": agreement_s,
                         "mislabels": mislabels_s},
         }
-    finally:
-        if ls_server is not None:
-            ls_server.stop()
-        gcs_server.stop()
 
 
 def main() -> int:
