@@ -28,6 +28,7 @@ def run_app(app, prog_name: str, argv: list[str] | None = None) -> None:
     traceback. Help (--help, or a group called without a command) prints as typer formats it."""
     import typer
 
+    _notes.clear()  # notes of this run only (run_app can run again in one process: tests)
     try:
         code = app(args=argv, prog_name=prog_name, standalone_mode=False)
     except LabError as exc:

@@ -69,6 +69,7 @@ def _stop_cleanly():
         yield
     finally:
         sys.unraisablehook = default
+        stop_requested.clear()  # for a later export in this process (a test, a notebook)
         for sig, old in previous.items():
             signal.signal(sig, old)
 
