@@ -13,6 +13,10 @@ in Label Studio's exports), which the objects nested in a task do not start with
 its range fail to parse on its own; `Unsplittable` then sends the caller back to the one-process reader, which
 takes any JSON. Memory stays bounded: a worker holds at most IN_FLIGHT ranges (of RANGE_BYTES of JSON each),
 and this process at most that many ranges' output per worker, waiting for its turn to be appended.
+
+Why not multiprocessing.Pool: a pool's workers keep nothing between jobs, so planning and writing become two
+passes that decode every range twice; that takes 1.67x as long on 20,000 tasks (`benchmarks/bench_machinery.py`,
+"scheduler").
 """
 from __future__ import annotations
 
