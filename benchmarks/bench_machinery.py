@@ -152,8 +152,10 @@ def pool_convert(src: Path, out: Path, fmt: str, config) -> dict:
 def scheduler(variant: str, src: str, out: str) -> int:
     from bench_convert import CONFIG
     from datalabel import export, labelconfig
+    from datalabel.export import parallel
 
     config = labelconfig.parse_config(CONFIG)
+    parallel.MIN_FILE_BYTES = 0  # a small export (a smoke run) is cut into ranges too, on both sides
     if variant == "ours":
         report = export.convert_file(src, Path(out), "yolo", config, None)
     elif variant == "pool":
