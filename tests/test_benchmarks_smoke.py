@@ -25,7 +25,7 @@ SMOKE = {
     "bench_active_learning.py": (["--quick", "--skip-split-baseline", "--out", "{tmp}"],
                                  ["label_fraction_vs_random", "best_strategy", "bulk_speedup_vs_per_task",
                                   "split_select"]),
-    "bench_annotators.py": (["--annotators", "2", "--seconds", "2", "--tasks", "10"],
+    "bench_annotators.py": (["--annotators", "1", "--seconds", "2", "--tasks", "10"],
                             ["annotators", "team_p95_ms", "team_errors", "single_p95_ms", "single_errors",
                              "throughput_vs_single"]),
     "bench_convert.py": (["--sizes", "200", "--repeat", "1", "--sdk-timeout", "120"], ["speedup_vs_sdk", "peak_rss_mb"]),
