@@ -16,7 +16,8 @@
     .venv/bin/python benchmarks/bench_active_learning.py --quick    # 2 runs, 200 labels; 100 tasks
 
 Writes the learning curve (PNG), a markdown table and a CSV into benchmarks/out/; a full run also saves the plot
-as docs/active_learning_curve.png. The last line printed is one JSON object.
+as docs/active_learning_curve.png. The last line printed is one JSON object: label_fraction_vs_random,
+best_strategy, bulk_speedup_vs_per_task, split_select (null with --skip-upload) and the details.
 """
 from __future__ import annotations
 

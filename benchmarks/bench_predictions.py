@@ -10,7 +10,8 @@ body has Label Studio's list shape (every field its serializer writes), one choi
     .venv/bin/python benchmarks/bench_predictions.py            # 100,000 predictions
     .venv/bin/python benchmarks/bench_predictions.py --quick    # 10,000
 
-The last line printed is one JSON object.
+The last line printed is one JSON object: predictions, speedup_vs_sdk (sdk time / ours), extra_rss_mb_sdk,
+extra_rss_mb_ours (peak RSS above each process's baseline) and the runs.
 """
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ anchor time (the aim: <= 1.5 at 100k tasks; stats, convert and select with a war
     .venv/bin/python benchmarks/bench_scale.py --quick    # 5,000 tasks
     .venv/bin/python benchmarks/bench_scale.py --database postgresql --keep /tmp/scale-pg   # team mode, kept
 
-The last line printed is one JSON object.
+The last line printed is one JSON object: tasks, anchor_s, <command>_vs_ls_export for each command timed,
+peak_rss_mb, target_export_s_per_1k_annotations and the runs.
 """
 from __future__ import annotations
 

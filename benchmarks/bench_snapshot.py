@@ -21,7 +21,8 @@ Two scenarios, each with its own emulator:
 
 The emulator is seeded through its own storage layer before it starts: it rewrites its whole metadata file on
 every upload, so seeding 4,000 objects over HTTP would take minutes and measure nothing of interest.
-The last line printed is one JSON object.
+The last line printed is one JSON object: items, snapshot_s, speedup_vs_sequential, warm_speedup_vs_sequential
+and, with --rtt-ms, rtt_speedup_vs_sequential and rtt_warm_speedup_vs_sequential.
 """
 from __future__ import annotations
 

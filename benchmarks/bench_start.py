@@ -11,7 +11,11 @@ labeling-CLI image and, where they are stand-ins, the base images) and reports t
 
     .venv/bin/python benchmarks/bench_start.py            # embedded, full sample set
     .venv/bin/python benchmarks/bench_start.py --quick    # embedded, 200 images
+    .venv/bin/python benchmarks/bench_start.py --limit 12  # embedded, 12 images (the CI smoke run)
     .venv/bin/python benchmarks/bench_start.py --docker [--first-build]
+
+The last line printed is one JSON object: fresh_start_s, warm_start_s, reuse_start_s, warm_vs_fresh_speedup and
+tasks (embedded); docker_fresh_start_s, docker_warm_start_s, docker_reuse_start_s (--docker).
 """
 from __future__ import annotations
 
@@ -38,12 +42,13 @@ def timed(fn):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="seed 200 images instead of all 1,797")
+    parser.add_argument("--limit", type=int, help="seed this many images (overrides --quick)")
     parser.add_argument("--docker", action="store_true", help="the Docker path (needs a running engine)")
     parser.add_argument("--first-build", action="store_true", help="with --docker: build every image first")
     args = parser.parse_args()
     if args.docker:
         return docker(args.first_build)
-    limit = 200 if args.quick else None
+    limit = args.limit or (200 if args.quick else None)
     os.environ.update(embedded.QUIET_ENV)
     with tempfile.TemporaryDirectory(prefix="bench-start-") as root:
         ports = (embedded.free_port(), embedded.free_port())

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Creates (or updates) the project's virtualenv .venv from the pinned requirements.lock.
-# Re-runs pip only when the lock or a package's pyproject.toml changed since the last install.
+# Re-runs pip only when the lock, a requirements file or a package's pyproject.toml changed since the last install.
+# The lock is all pip installs; the requirements files say what is in it and why (requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-stamp_of() { cat requirements.lock data-labeling/pyproject.toml data-versioning/pyproject.toml | sha256sum | cut -c1-16; }
+stamp_of() { cat requirements.lock requirements.txt requirements-server.txt requirements-test.txt \
+  data-labeling/pyproject.toml data-versioning/pyproject.toml | sha256sum | cut -c1-16; }
 want=$(stamp_of)
 
 if [[ -f .venv/.installed && $(cat .venv/.installed) == "$want" ]]; then

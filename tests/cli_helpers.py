@@ -92,7 +92,8 @@ def shell_checkout(folder: Path) -> tuple[Path, dict]:
     root = Path(__file__).resolve().parent.parent
     folder.mkdir()
     shutil.copy(root / "docker-shell.sh", folder)
-    for name in ("scripts", "data-labeling", "data-versioning", "requirements.lock", ".venv"):
+    for name in ("scripts", "data-labeling", "data-versioning", "requirements.lock", "requirements.txt",
+                 "requirements-server.txt", "requirements-test.txt", ".venv"):
         (folder / name).symlink_to(root / name)
     env = {k: v for k, v in os.environ.items() if k not in ("STORAGE_EMULATOR_HOST", "SECRETS_DIR", "LS_DATABASE")}
     env.update(NO_SHELL="1", DEMO_LIMIT="6", LABEL_STUDIO_PORT=str(embedded.free_port()),

@@ -289,6 +289,9 @@ CASES = [
     ("init-endpoint", "dataversion", ["init", "--repo", "{files}/new-repo", "--endpoint", "not a url"], {},
      "not an http(s) URL", 2),
     ("init-repo-unwritable", "dataversion", ["init", "--repo", "/proc/nope"], {}, "/proc/nope", 1),
+    # a bucket that does not exist: refused before the repository is written (else the first commit fails)
+    ("init-bucket-missing", "dataversion", ["init", "--repo", "{files}/new-repo", "--bucket", "missing-{missing}"], {},
+     "does not exist", 4),
     ("init-remote-prefix", "dataversion", ["init", "--repo", "{files}/new-repo", "--remote-prefix", "../x"], {},
      "unsafe", 2),
     ("diff-option-as-rev", "dataversion", ["diff", "--", "--output=pwned", "dataset_v1"], {}, "not a version name", 2),

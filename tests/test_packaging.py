@@ -68,3 +68,11 @@ def test_each_package_installs_from_its_own_pyproject_and_every_module_and_help_
     # then the versioning package (it declares datalabel): what the versioning image adds
     _pip_install(python, str(ROOT / "data-versioning"))
     print("dataversion:", _check(python, "dataversion", "dataversion.cli", tmp_path))
+    # what the modules import inside functions too, but for the extras' libraries (not installed here)
+    out = subprocess.run([str(python), str(ROOT / "data-labeling" / "check_imports.py"), "datalabel", "dataversion",
+                          "--not-here", *EXTRAS_ONLY], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+
+
+# the libraries only the extras bring (datalabel[video], [plots], [team]): absent from a plain install
+EXTRAS_ONLY = ("av", "matplotlib", "psycopg")

@@ -149,7 +149,12 @@ def test_push_failure_leaves_no_commit_or_tag_and_rerun_resumes(ls_client, bucke
     sync(ls_client, project_id, "target")
 
     path = tmp_path / "datasets"
-    repo.init(path, f"missing-{bucket.name}", endpoint=gcs_emulator.url, jobs=4)  # a bucket that does not exist
+    # init refuses a bucket that does not exist; the remote then points at one anyway (deleted since, say)
+    with pytest.raises(NotFound, match="does not exist"):
+        repo.init(path, f"missing-{bucket.name}", endpoint=gcs_emulator.url, jobs=4)
+    assert not path.exists()
+    repo.init(path, bucket.name, endpoint=gcs_emulator.url, jobs=4)
+    repo.dvc(path, "remote", "modify", repo.REMOTE, "url", repo.remote_url(f"missing-{bucket.name}"))
     init_commit = _git(path, "rev-parse", "HEAD").stdout.strip()
     config = labelconfig.parse_config(digits_config.read_text())
     snapshot.snapshot(path / repo.DATASET_DIR, bucket.name, "imagefolder", config)

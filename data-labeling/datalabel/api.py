@@ -9,7 +9,7 @@ Everything else in `datalabel` is internal and may change between versions; thes
     files      write_text_atomic; load_user_json (a file a person gives: UTF-8, size and nesting limits)
     Label      connect(settings) -> checked SDK client; project_config(client, id) -> LabelConfig
     Studio
-    bucket     check_bucket_name, check_key, split_url, norm_prefix, gs_url_from_ref (untrusted object keys and URLs), storage_client,
+    bucket     check_bucket_name, existing_bucket, check_key, split_url, norm_prefix, gs_url_from_ref (untrusted object keys and URLs), storage_client,
                retry_timeout (how long storage calls keep retrying)
     tasks      Task, choose_annotation (the one model of Label Studio's task / annotation JSON)
     configs    LabelConfig, read_config_file
@@ -24,6 +24,7 @@ from .export import RUN_ONLY, BucketObjects, TaskCache, convert
 from .files import load_user_json, write_text_atomic
 from .gcs import (RETRY_TIMEOUT_ENV, check_bucket_name, check_key, gs_url_from_ref, norm_prefix, retry_timeout,
                   split_url)
+from .gcs import bucket as existing_bucket
 from .gcs import client as storage_client
 from .labelconfig import LabelConfig, read_config_file
 from .ls import connect, project_config
@@ -32,7 +33,7 @@ from .quality import snapshot_quality
 from .tasks import Task, choose_annotation
 
 __all__ = ["BucketObjects", "check_bucket_name", "check_key", "check_url", "choose_annotation", "cli_options",
-           "ConfigError", "connect", "convert", "EXIT_CODES", "gs_url_from_ref", "LabelConfig", "LabError",
+           "ConfigError", "connect", "convert", "EXIT_CODES", "existing_bucket", "gs_url_from_ref", "LabelConfig", "LabError",
            "load_credentials", "load_user_json", "norm_prefix", "NotFound", "print_json", "print_table", "progress", "project_config",
            "read_config_file", "retry_timeout", "RETRY_TIMEOUT_ENV", "run_app", "RUN_ONLY", "ServerError", "setting",
            "Settings", "snapshot_quality", "split_url", "storage_client", "Task", "TaskCache", "write_text_atomic"]

@@ -49,7 +49,8 @@ def status(url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
 def demo(
     bucket: str = typer.Option("datalabel-local", "--bucket", "-b", envvar="GCS_BUCKET_NAME",
                                help="Emulator bucket to create and fill."),
-    limit: int = typer.Option(None, "--limit", min=1, max=COUNT_MAX, help="Upload only the first N sample images."),
+    limit: int = typer.Option(None, "--limit", min=1, max=COUNT_MAX, envvar="DEMO_LIMIT", show_envvar=True,
+                              help="Upload only the first N sample images (the stack's DEMO_LIMIT by default)."),
     annotators: int = typer.Option(0, "--annotators", min=0, max=100, help="Also make N annotator users, each with an API "
                                    "token (secrets/annotators.json), so several people can label through the API "
                                    "(embedded stack)."),

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Callable
 
 from datalabel.api import (RETRY_TIMEOUT_ENV, ConfigError, LabError, NotFound, ServerError, check_bucket_name,
-                           check_url, load_credentials, load_user_json, norm_prefix, retry_timeout, write_text_atomic)
+                           check_url, existing_bucket, load_credentials, load_user_json, norm_prefix, retry_timeout,
+                           storage_client, write_text_atomic)
 
 from . import gitauth, publish
 from .common import (DATASET_DIR, DEFAULT_REMOTE_PREFIX, MANIFEST, REMOTE, is_repo, require_repo,  # noqa: F401
@@ -107,6 +108,19 @@ def remote_url(bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX) -> str:
     return f"gs://{bucket}/{prefix.strip('/')}"
 
 
+def check_remote_bucket(bucket: str, endpoint: str | None = None, credentials_file: str | None = None) -> None:
+    """NotFound unless the bucket exists, read where and as DVC will (the endpoint, the key file)."""
+    if endpoint:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        gcs = storage.Client(project="local", credentials=AnonymousCredentials(),
+                             client_options={"api_endpoint": endpoint})
+    else:
+        gcs = storage_client(credentials_file)
+    existing_bucket(gcs, bucket)
+
+
 def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, endpoint: str | None = None,
          credentials_file: str | None = None, jobs: int | None = None, git_remote: str | None = None) -> dict:
     """Make `path` a dataset repository (git + DVC) whose remote is gs://BUCKET/PREFIX. Safe to run again.
@@ -131,6 +145,7 @@ def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, end
     if git_remote:
         gitauth.check_url(git_remote)
         gitauth.git_env(git_remote)  # the secrets it needs exist and are private
+    check_remote_bucket(bucket, endpoint, credentials_file)
     path = Path(path).resolve()
     path.mkdir(parents=True, exist_ok=True)
     created = []
