@@ -7,6 +7,7 @@ import pty
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cli_helpers import CONFIG_VARS, run_cli
@@ -166,3 +167,18 @@ def test_al_select_columns_say_what_they_hold(ls_client, bucket, label_studio):
     as_json = run_cli("al", "select", "--project", project.id, "-s", "margin", "-k", "1", "--split", "all",
                       "--json", env=env).json()["selected"][0]
     assert set(as_json) >= {"top_prob", "prediction_score", "uncertainty"} and "score" not in as_json
+
+
+def test_convert_in_a_terminal_counts_tasks_without_a_made_up_total(tmp_path):
+    """Tasks streamed from a file: their number is not known ahead, so a spinner counts them ("2,000 tasks")."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_convert import CONFIG, make_export
+
+    make_export(tmp_path / "export.json", 2000)
+    (tmp_path / "config.xml").write_text(CONFIG)
+    code, shown = run_in_terminal("export", "convert", "--from-file", str(tmp_path / "export.json"), "--config",
+                                  str(tmp_path / "config.xml"), "-f", "yolo", "-o", str(tmp_path / "out"),
+                                  "--no-images", "--workers", "1", env={})
+    assert code == 0, shown
+    assert re.search(r"exporting yolo\s.*2,000 tasks", shown), shown
+    assert "/?" not in shown

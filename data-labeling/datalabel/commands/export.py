@@ -216,9 +216,9 @@ def convert_cmd(
     storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
     bucket_name = settings.require_bucket(bucket) if prefix is not None else None
     # the line counts what is read first (the project's export in MB, target storage's files), then the tasks
-    reading = (None if from_file else (f"read gs://{bucket_name}/{prefix}", "files") if prefix is not None
-               else (f"read project {project}", "bytes"))
-    with _stop_cleanly(), progress(*(reading or (f"exporting {fmt}", None, "tasks"))) as advance, \
+    first, unit = ((f"exporting {fmt}", "tasks") if from_file else (f"read gs://{bucket_name}/{prefix}", "files")
+                   if prefix is not None else (f"read project {project}", "bytes"))
+    with _stop_cleanly(), progress(first, unit=unit) as advance, \
             gcs.retry_policy(retry_timeout, advance.note):
         fetch = export.BucketImages(storage) if images else None
         if from_file and prefix is None:  # a file can be cut into parts and converted on every core
