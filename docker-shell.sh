@@ -100,9 +100,17 @@ secret() {
   printf '%s' "$value"
 }
 
-# KEY=VALUE in the Compose settings file; other lines (yours) are kept.
+# KEY=VALUE in the Compose settings file; other lines (yours) are kept. A value with more than plain path
+# characters goes in single quotes, which Compose and python-dotenv (the CLI's settings) both read as written
+# (no "#" comment cut, spaces kept); a $ (Compose v1 expands it even there), quote, backslash or line break is
+# refused.
 set_compose_var() {
   local key=$1 value=$2 tmp
+  if [[ ! $value =~ ^[A-Za-z0-9_./:,@+=-]*$ ]]; then
+    [[ $value != *"'"* && $value != *\\* && $value != *$'\n'* && $value != *'$'* ]] \
+      || die "$key holds a quote, a backslash, a \$ or a line break, which the settings file cannot keep: '$value'"
+    value="'$value'"
+  fi
   tmp=$(mktemp "$COMPOSE_ENV.XXXXXX")
   { [[ -f $COMPOSE_ENV ]] && grep -v "^$key=" "$COMPOSE_ENV" || true; printf '%s=%s\n' "$key" "$value"; } > "$tmp"
   mv "$tmp" "$COMPOSE_ENV"

@@ -351,7 +351,8 @@ def test_video_from_label_studio_to_labeled_frames_as_images(ls_client, bucket, 
 
 def test_cli_sigterm_midway_leaves_nothing(tmp_path):
     import signal
-    import time
+
+    from waiting import wait_until
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from bench_convert import CONFIG, make_export
@@ -364,14 +365,12 @@ def test_cli_sigterm_midway_leaves_nothing(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "datalabel", "export", "convert", "--from-file", str(src),
                              "--config", str(config), "--format", "yolo", "--output", str(work / "out"),
                              "--no-images"], env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not list(work.glob(".out.tmp-*")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    wait_until(lambda: list(work.glob(".out.tmp-*")) or proc.poll() is not None, 60, "the temporary folder")
     # frozen while its temporary folder is there, it is midway for sure: the signal lands before the rename
     proc.send_signal(signal.SIGSTOP)
     stat = Path(f"/proc/{proc.pid}/stat")
-    while stat.read_text().rsplit(")", 1)[1].split()[0] != "T" and time.monotonic() < deadline:  # stopped yet?
-        time.sleep(0.001)
+    wait_until(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] in "TZX", 60, "the export to be stopped",
+               interval=0.001)
     assert proc.poll() is None and list(work.glob(".out.tmp-*")), "the export finished before it could be stopped"
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGCONT)
@@ -553,23 +552,20 @@ def _closed_port() -> int:
     return embedded.free_port()  # nothing listens there: connections are refused
 
 
-def test_unreachable_bucket_is_one_line_within_the_bound(detection, ls_client, tmp_path):
-    import time
-
+def test_unreachable_bucket_is_one_line_naming_the_bound(detection, ls_client, tmp_path):
+    """The retries stop at the bound the user set and say so; how long that takes on the clock is a figure of
+    benchmarks/bench_convert.py (retry_timeout_2s_took_s), not an assertion here."""
     from cli_helpers import assert_user_error, run_cli as cli
 
     path = export.export_from_api(ls_client, detection["project"], "JSON", tmp_path / "project.json")
     config = tmp_path / "config.xml"
     config.write_text(detection["config"].xml)
     dead = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{_closed_port()}", "GCS_BUCKET_NAME": "gone"}
-    started = time.monotonic()
     line = assert_user_error(cli("export", "convert", "--from-file", path, "--config", config, "-f", "yolo", "-o",
                                  tmp_path / "out", "--retry-timeout", "2", env=dead), "gave up after 2 s", code=3)
-    assert "--retry-timeout" in line and time.monotonic() - started < 15
-    started = time.monotonic()
+    assert "--retry-timeout" in line
     assert_user_error(cli("export", "convert", "--prefix", "labels/", "--config", config, "-f", "coco", "-o",
                           tmp_path / "out", env={**dead, "DATALABEL_RETRY_TIMEOUT": "1.5"}), "gave up after 1.5 s")
-    assert time.monotonic() - started < 15
     assert_user_error(cli("export", "convert", "--from-file", path, "--config", config, "-f", "yolo", "-o",
                           tmp_path / "out", "--retry-timeout", "soon", env=dead), "retry timeout 'soon'", code=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.xml", "project.json"]

@@ -22,13 +22,14 @@ import csv
 import io
 import json
 import math
-import time
 import uuid
 import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
+
+from waiting import wait_until
 
 from datalabel import export, labelconfig, ls
 from datalabel.errors import LabError
@@ -50,12 +51,14 @@ def make_project(client, xml: str, tasks: list[dict], annotate=None) -> int:
 
 def ls_export(client, project_id: int, fmt: str, dest: Path) -> Path:
     """Label Studio's own export in `fmt`: the file, or the folder a zip unpacks to."""
-    snapshot = client.projects.exports.create(id=project_id, title=f"fidelity {fmt}")
-    deadline = time.monotonic() + 120
-    while str(snapshot.status) not in ("completed", "failed"):
-        assert time.monotonic() < deadline, "Label Studio's export did not complete"
-        time.sleep(0.5)
-        snapshot = client.projects.exports.get(id=project_id, export_pk=snapshot.id)
+    created = client.projects.exports.create(id=project_id, title=f"fidelity {fmt}")
+
+    def finished():
+        current = client.projects.exports.get(id=project_id, export_pk=created.id)
+        return current if str(current.status) in ("completed", "failed") else None
+
+    snapshot = created if str(created.status) in ("completed", "failed") else \
+        wait_until(finished, 120, "Label Studio's export to complete", interval=0.2)
     assert snapshot.status == "completed"
     body = b"".join(client.projects.exports.download(id=project_id, export_pk=snapshot.id, export_type=fmt))
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -527,9 +527,8 @@ def test_ellipses_and_brush_masks_in_coco_yolo_and_voc(tmp_path):
     check_shapes_export(batch, config, tmp_path, W, H, {"nucleus": nucleus, "wall": wall})
 
 
-def test_brush_rle_decodes_as_the_sdk_does_and_fast():
-    import time
-
+def test_brush_rle_decodes_as_the_sdk_does():
+    """Also at full HD; the time that takes is benchmarks/bench_convert.py's brush_mask_fullhd_ms."""
     import numpy as np
     from label_studio_sdk.converter.brush import decode_rle, mask2rle
 
@@ -543,9 +542,7 @@ def test_brush_rle_decodes_as_the_sdk_does_and_fast():
     big = np.zeros((1080, 1920), dtype=np.uint8)
     big[100:900, 300:1500] = 255
     rle = mask2rle(big)
-    started = time.monotonic()
-    assert geometry.brush_mask(rle, 1920, 1080).sum() == 800 * 1200
-    assert time.monotonic() - started < 2  # a full-HD mask in well under that
+    assert (geometry.brush_mask(rle, 1920, 1080) == (big > 0)).all()
     with pytest.raises(ValueError, match="ends early"):
         geometry.decode_brush_rle(rle[:20])
 

@@ -16,6 +16,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from waiting import wait_until
 
 from datalabel import active, embedded, mlbackend, samples
 from datalabel.config import Settings
@@ -490,9 +491,7 @@ def test_label_studio_calls_the_backend_with_its_credentials_and_retrains(label_
         trainings = b.trainings
         newly = next(t for t in train[16:] if t.id not in (probe.id, locked))
         _annotate(ls_client, newly, label_of[newly.id])  # the webhook (with the pair) queues a retrain
-        deadline = time.monotonic() + 90
-        while b.trainings == trainings and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: b.trainings != trainings, 90, "the webhook's retrain to start")
         assert b.wait_idle(90) and b.trainings == trainings + 1, b.health()
         assert b.model_version(pid) == "logreg-v2" and b.last_error is None
         assert _call(url, f"/versions?project={pid}")[1] == {"versions": ["logreg-v2"]}  # keep=1: v1 retired

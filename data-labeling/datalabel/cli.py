@@ -77,7 +77,7 @@ def demo(
                           "(./docker-shell.sh --emulator does)")
     client = ls.connect(settings)
     with tempfile.TemporaryDirectory(prefix="datalabel-demo-") as samples, \
-            progress(f"upload sample images to gs://{bucket}/{embedded.SOURCE_PREFIX}") as advance:
+            progress(f"upload sample images to gs://{bucket}/{embedded.SOURCE_PREFIX}", unit="images") as advance:
         project_id = embedded.seed_demo(client, bucket, Path(samples), limit=limit, progress=advance)
     info = {"project": project_id, "title": embedded.DEMO_TITLE, "bucket": bucket, "url": settings.url}
     if annotators:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,18 +21,26 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def read_dotenv(path: str | Path = ".env") -> dict[str, str]:
-    """KEY=VALUE lines; comments and blank lines ignored; quotes stripped."""
+    """A `.env` file read by python-dotenv (the parser Compose v1 uses for the one docker-shell.sh writes):
+    comments, single and double quotes, escapes in double quotes, an `export ` prefix. Values are taken as
+    written: no ${VAR} expansion (python-dotenv would expand it even in single quotes). A line it cannot parse
+    (a quote left open) is a ConfigError naming the line, not a value silently cut; a key without `=` is skipped."""
+    import io
+
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
     path = Path(path)
     if not path.is_file():
         return {}
-    values = {}
-    for line in read_user_text(path, "settings file").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+    text = read_user_text(path, "settings file")
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            key = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=", binding.original.string)
+            where = f"line {binding.original.line}" + (f" ({key.group(1)})" if key else "")  # never the value
+            raise ConfigError(f"settings file {path}, {where} cannot be read; write KEY=VALUE (quote a value "
+                              "holding spaces or #, and close the quote)")
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text), interpolate=False).items() if v is not None}
 
 
 def setting(name: str, default: str | None = None) -> str | None:

@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             stopped = down(args.root)
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
             return 0
-        with output.progress("uploading sample images") as advance:
+        with output.progress("uploading sample images", unit="images") as advance:
             limit = int(os.environ["DEMO_LIMIT"]) if os.environ.get("DEMO_LIMIT", "").isdigit() else None
             info = up(args.root, args.port, args.gcs_port, seed=not args.no_seed, limit=limit, progress=advance,
                       database=args.database, pg_port=args.pg_port)

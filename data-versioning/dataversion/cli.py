@@ -106,7 +106,7 @@ def snapshot(
     dest = out or root / repo_mod.DATASET_DIR
     name = _bucket(bucket)
     source = snap.open_source(name, mount, setting("GOOGLE_APPLICATION_CREDENTIALS"), concurrency)
-    with progress("Snapshot") as advance:
+    with progress("snapshot: read target storage", unit="files") as advance:
         manifest = snap.snapshot(dest, name, fmt, config, project_id, labels_prefix, policy, progress=advance,
                                  source=source, cache=snap.cache_path(root, name, labels_prefix) if root else None,
                                  client=client)
@@ -143,7 +143,7 @@ def commit(
 
     Example: dataversion commit -m "200 more digits, 3 relabeled"
     """
-    with progress("dvc add, dvc push, git commit, tag and push"):
+    with progress("dvc add, dvc push, git commit, tag and push", unit=None):
         info = repo_mod.commit(repo, message, tag)
     if json_out:
         print_json(info)
@@ -221,7 +221,7 @@ def checkout(
 
     Example: dataversion checkout dataset_v1 /tmp/digits_v1
     """
-    with progress(f"Reading {version}"):
+    with progress(f"Reading {version}", unit=None):
         info = repo_mod.checkout(repo, version, dest)
     if json_out:
         print_json(info)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from datalabel.api import (RUN_ONLY, BucketObjects, ConfigError, LabelConfig, LabError, NotFound, ServerError, Task,
-                           TaskCache, check_key, choose_annotation, connect, convert, gs_url_from_ref, norm_prefix,
+                           TaskCache, check_key, choose_annotation, connect, convert, gs_url_from_ref, next_step, norm_prefix,
                            project_config, read_config_file, snapshot_quality, split_url, storage_client,
                            write_text_atomic)
 
@@ -273,6 +273,7 @@ def snapshot(out_dir: str | Path, bucket: str, fmt: str = "imagefolder", config:
         if not tasks:
             raise NotFound("no annotation with a choice in the target storage (only empty submissions); label "
                            "some, sync target storage, try again")
+    next_step(progress, "snapshot: convert and copy the images", len(tasks), unit="tasks")
     report = convert(tasks, out_dir, fmt, config, source, policy, progress)
     manifest = build_manifest(tasks, config, fmt, policy, project_id, source.describe(labels_prefix),
                               labels_prefix, report)

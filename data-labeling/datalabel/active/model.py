@@ -233,7 +233,7 @@ def train_project(client, project_id: int, models_dir: str | Path = "models", po
             return None
     model = cls() if cls is not DEFAULT_CLASS else cls(seed=seed)
     loader = loader or ImageLoader.for_client(client)
-    next_step(progress, "read images", len(train) + len(valid))
+    next_step(progress, "read images", len(train) + len(valid), unit="images")
     x_train = loader.features([t for t, _ in train], target.data_key, model, progress=progress)
     labels = [y for _, y in train]
     if len(set(labels)) < 2:

@@ -241,12 +241,13 @@ def preannotate(client, project_id: int, *, model_path: str | Path | None = None
     else:
         version = model_version or model.version
         wanted = [t for t in tasks if include_labeled or not t.is_labeled]
+        next_step(progress, f"predict {len(wanted):,} task(s)", unit=None)
         preds = predict_tasks(model, wanted, target, version, strategy, loader or ImageLoader.for_client(client))
         missing = []
     have = {t.id for t in tasks if latest_prediction(t, version) is not None}
     skipped = len([p for p in preds if p["task"] in have]) + (len(wanted) - len(preds) if file is None else 0)
     preds = [p for p in preds if p["task"] not in have]
-    next_step(progress, "upload predictions", len(preds))
+    next_step(progress, "upload predictions", len(preds), unit="predictions")
     started = time.perf_counter()
     created = import_predictions(client, project_id, preds, progress=progress)
     seconds = round(time.perf_counter() - started, 3)

@@ -17,8 +17,9 @@ from .scoring import SCORE_STRATEGIES, STRATEGIES, certainty, select, uncertaint
 class Candidate:
     task_id: int
     label: str
-    score: float
-    uncertainty: float
+    top_prob: float  # the model's probability of `label`, its top class
+    prediction_score: float | None  # the stored prediction's `score` (the certainty Label Studio's queue sorts by)
+    uncertainty: float  # this strategy's uncertainty (high = label next)
     split: str
 
 
@@ -69,9 +70,10 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
     chosen = select(matrix, strategy, k, None if strategy == "random" else max_score, seed)
     u = uncertainty(matrix, strategy, seed)
     picked = [Candidate(pool[i].id, target.labels[int(matrix[i].argmax())] if matrix[i].any() else "",
-                        float(matrix[i].max()), float(u[i]), splits[pool[i].id]) for i in chosen]
+                        float(matrix[i].max()), None if np.isnan(stored[i]) else float(stored[i]), float(u[i]),
+                        splits[pool[i].id]) for i in chosen]
     if not picked:
-        raise NotFound(f"no task has a top score <= {max_score}; raise --max-score")
+        raise NotFound(f"no task has a top_prob (top-class probability) <= {max_score}; raise --max-score")
     view = save_view(client, project_id, view_title, [c.task_id for c in picked]) if view_title else None
     # the queue orders by the stored scores: it agrees with this ranking when they are this strategy's certainty
     same_order = (strategy in SCORE_STRATEGIES and model_version is not None and model_version == current

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 from .. import gcs, ls
 from ..errors import ConfigError, ServerError
+from ..output import next_step
 from ..tasks import Task
 from .project import load_tasks
 
@@ -97,6 +98,7 @@ def assign_splits(client, project_id: int, seed: int = 0, valid: float = 0.1, te
     tasks = [Task.from_json(obj) for obj in ls.iter_task_json(client, project_id, fields="task_only", filters=unset,
                                                                    resolve_uri=False, include="id,data,meta")]
     todo, _ = plan_splits(tasks, seed, valid, test, reassign)
+    next_step(progress, "write splits", sum(map(len, todo.values())), unit="tasks")
     for name, ids in todo.items():
         if not ids:
             continue

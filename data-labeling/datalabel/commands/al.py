@@ -46,7 +46,7 @@ def split_cmd(project: int = PROJECT,
     from ..output import print_json, progress
 
     client = connect(url, api_key)
-    with progress("assign splits") as advance:
+    with progress("read tasks without a split", unit=None) as advance:
         result = active.assign_splits(client, project, seed, valid, test, reassign, progress=advance)
     if json_out:
         return print_json(result)
@@ -79,7 +79,7 @@ def preannotate_cmd(project: int = PROJECT,
     from ..output import print_json, progress
 
     client = connect(url, api_key)
-    with progress(f"read project {project}") as advance:
+    with progress(f"read project {project}", unit="bytes") as advance:
         result = active.preannotate(client, project, model_path=model, file=source, model_version=model_version,
                                     include_labeled=include_labeled, models_dir=models_dir, strategy=strategy,
                                     split=split, queue=queue, progress=advance, model_class=model_class)
@@ -101,7 +101,8 @@ def select_cmd(project: int = PROJECT,
                                             help="least-confidence, margin, entropy or random."),
                top_k: int = typer.Option(20, "--top-k", "-k", min=1, max=COUNT_MAX, help="How many tasks to select."),
                max_score: Optional[float] = typer.Option(None, "--max-score", min=0.0, max=1.0, callback=finite,
-                                                         help="Only tasks whose top score is at most this."),
+                                                         help="Only tasks whose top_prob (the top class's "
+                                                              "probability) is at most this."),
                model_version: Optional[str] = typer.Option(None, "--model-version",
                                                            help="Use this version's predictions (default: the project's "
                                                                 "model version, else each task's latest)."),
@@ -119,15 +120,17 @@ def select_cmd(project: int = PROJECT,
     from ..output import print_json, print_table, progress
 
     client = connect(url, api_key)
-    with progress(f"read project {project}") as advance:
+    with progress(f"read project {project}", unit="bytes") as advance:
         result = active.select_tasks(client, project, strategy, top_k, max_score, model_version, split, seed, view,
                                      progress=advance)
         # a task left open (locked) in the last session would come before this rank 1
         result["locks_released"] = len(active.release_locks(client, project))
     if json_out:
         return print_json(result)
-    print_table([{**c, "score": f"{c['score']:.3f}", "uncertainty": f"{c['uncertainty']:.3f}"}
-                 for c in result["selected"]], ["task_id", "label", "score", "uncertainty", "split"],
+    print_table([{**c, "top_prob": f"{c['top_prob']:.3f}", "uncertainty": f"{c['uncertainty']:.3f}",
+                  "prediction_score": "" if c["prediction_score"] is None else f"{c['prediction_score']:.3f}"}
+                 for c in result["selected"]], ["task_id", "label", "top_prob", "prediction_score", "uncertainty",
+                                                "split"],
                 title=f"{len(result['selected'])} of {result['pool']} unlabeled task(s), {strategy}")
     typer.echo(f"view {result['view']['title']!r}: {result['view']['url']}")
     if result["queue_matches"]:
@@ -153,7 +156,7 @@ def train_cmd(project: int = PROJECT, models_dir: str = MODELS,
     from ..output import print_json, progress
 
     client = connect(url, api_key)
-    with progress(f"read project {project}") as advance:
+    with progress(f"read project {project}", unit="bytes") as advance:
         model = active.train_project(client, project, models_dir, policy, only_if_changed=not force, keep=keep,
                                      progress=advance, model_class=model_class)
     if model is None:
@@ -253,7 +256,7 @@ def simulate_cmd(out: str = typer.Option("benchmarks/out", "--out", help="Folder
     require("matplotlib", "plots", "the learning-curve PNG")  # before the work, not after it
     folder = samples.write_digits(samples_dir)
     sizes = len(range(initial, budget + 1, step)) + 1
-    with progress("simulate", repeats * len(strategies) * sizes) as advance:
+    with progress("simulate", repeats * len(strategies) * sizes, unit="models fit") as advance:
         sim = active.simulate(folder, strategies, repeats, initial, step, budget, progress=advance)
     paths = active.write_report(sim, out)
     result = {"fractions_vs_random": sim.fractions_vs_random(), "files": {k: str(v) for k, v in paths.items()},

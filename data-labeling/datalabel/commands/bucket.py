@@ -43,7 +43,7 @@ def upload_cmd(
         raise ConfigError(f"not a folder: {folder}")
     bkt = _bucket(bucket, credentials)
     total = sum(1 for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    with progress(f"upload to gs://{bkt.name}/{gcs.norm_prefix(prefix)}", total) as advance:
+    with progress(f"upload to gs://{bkt.name}/{gcs.norm_prefix(prefix)}", total, unit="files") as advance:
         result = gcs.upload_folder(bkt, root, prefix, workers=workers, progress=advance)
     result = {"bucket": bkt.name, "prefix": gcs.norm_prefix(prefix), **result}
     if json_out:

@@ -121,6 +121,18 @@ def _print_report(report: dict, json_out: bool) -> None:
                    "(export with images, or --frame-size for video)", err=True)
 
 
+def _then_converting(tasks, progress, description: str):
+    """The tasks as they come; at the first one the progress line turns from the reading to the tasks."""
+    from ..output import next_step
+
+    started = False
+    for task in tasks:
+        if not started:
+            next_step(progress, description, unit="tasks")
+            started = True
+        yield task
+
+
 def _source_tasks(project, prefix, from_file, bucket, client, storage, progress):
     from ..errors import ConfigError
     from .. import export
@@ -141,7 +153,8 @@ def _source_tasks(project, prefix, from_file, bucket, client, storage, progress)
 
 @app.command("formats")
 def formats_cmd(project: int = PROJECT, url: str = URL, api_key: str = API_KEY, json_out: bool = JSON):
-    """Formats `convert` writes, and with --project, the formats Label Studio itself offers for that project.
+    """Formats `convert` writes, and with --project, which of them fit the project's label config and the
+    formats Label Studio itself offers for that project (also marked: fits yes/no).
 
     Examples:
       datalabel export formats
@@ -151,14 +164,20 @@ def formats_cmd(project: int = PROJECT, url: str = URL, api_key: str = API_KEY, 
     from ..output import print_json, print_table
     from .options import client
 
-    ours = export.describe_formats()
-    server = None
+    server = config = None
     if project is not None:
-        server = export.api_formats(client(url, api_key), project)
+        lsc = client(url, api_key)
+        config = _config(None, lsc, project)
+        server = export.api_formats(lsc, project)
+    ours = export.describe_formats(config)
     if json_out:
         print_json({"convert": ours, "label_studio": server})
         return
-    print_table(ours, ["format", "output"], "datalabel export convert --format ...")
+    if config is None:
+        print_table(ours, ["format", "output"], "datalabel export convert --format ...")
+    else:
+        print_table([{**f, "fits": "yes" if f["fits"] else f"no: {f['why_not']}"} for f in ours],
+                    ["format", "fits", "output"], f"datalabel export convert --project {project} --format ...")
     if server is not None:
         print_table([{**f, "fits": "no" if f["disabled"] else "yes"} for f in server], ["name", "title", "fits"],
                     f"datalabel export api --project {project} --type ...")
@@ -196,14 +215,19 @@ def convert_cmd(
     export.check_config(fmt, label_config)  # before any download
     storage = gcs.client(settings.credentials_file) if (images or prefix is not None) else None
     bucket_name = settings.require_bucket(bucket) if prefix is not None else None
-    with _stop_cleanly(), progress(f"exporting {fmt}") as advance, gcs.retry_policy(retry_timeout, advance.note):
+    # the line counts what is read first (the project's export in MB, target storage's files), then the tasks
+    first, unit = ((f"exporting {fmt}", "tasks") if from_file else (f"read gs://{bucket_name}/{prefix}", "files")
+                   if prefix is not None else (f"read project {project}", "bytes"))
+    with _stop_cleanly(), progress(first, unit=unit) as advance, \
+            gcs.retry_policy(retry_timeout, advance.note):
         fetch = export.BucketImages(storage) if images else None
         if from_file and prefix is None:  # a file can be cut into parts and converted on every core
             report = export.convert_file(from_file, output, fmt, label_config, fetch, policy, advance,
                                          workers=workers, **options)
         else:
-            tasks = _source_tasks(project, prefix, from_file, bucket_name, client, storage, None)
-            report = export.convert(tasks, output, fmt, label_config, fetch, policy, advance, **options)
+            tasks = _source_tasks(project, prefix, from_file, bucket_name, client, storage, advance)
+            report = export.convert(_then_converting(tasks, advance, f"exporting {fmt}"), output, fmt, label_config,
+                                    fetch, policy, advance, **options)
     _print_report(report, json_out)
 
 

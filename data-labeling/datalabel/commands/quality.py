@@ -31,7 +31,7 @@ def agreement_cmd(project: int = PROJECT, url: str = URL, api_key: str = API_KEY
     from ..output import print_json, print_table, progress
 
     client = connect(url, api_key)
-    with progress(f"read project {project}") as advance:
+    with progress(f"read project {project}", unit="bytes") as advance:
         result = quality.project_agreement(client, project, progress=advance)
     if json_out:
         return print_json(result)
@@ -83,7 +83,7 @@ def mislabels_cmd(project: int = PROJECT,
     from ..output import print_json, print_table, progress
 
     client = connect(url, api_key)
-    with progress(f"read project {project}") as advance:
+    with progress(f"read project {project}", unit="bytes") as advance:
         result = quality.project_mislabels(client, project, folds, seed, limit, review, progress=advance)
     if json_out:
         return print_json({k: v for k, v in result.items() if k != "ranking"})

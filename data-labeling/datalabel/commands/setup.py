@@ -43,7 +43,7 @@ def setup_cmd(
     name = conf.require_bucket()
     lsc = client(url, api_key, bucket, credentials)
     files = sum(1 for p in Path(upload).rglob("*") if p.is_file()) if upload and Path(upload).is_dir() else 0
-    bar = progress(f"upload to gs://{name}/{source_prefix}", files) if files else nullcontext(None)
+    bar = progress(f"upload to gs://{name}/{source_prefix}", files, unit="files") if files else nullcontext(None)
     with bar as advance:
         result = setup(lsc, title, xml, name, source_prefix, target_prefix, regex, blob_urls, credentials,
                        upload, conf.browser_url if cors else None, description, progress=advance, recursive=recursive,

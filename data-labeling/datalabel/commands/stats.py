@@ -38,10 +38,10 @@ def stats_cmd(
     if cache is not None and not incremental:
         raise ConfigError("--cache goes with --incremental")
     if incremental:
-        with progress(f"read target storage of project {project}") as advance:
+        with progress(f"read target storage of project {project}", unit="files") as advance:
             result = incremental_stats(client(url, api_key), project, policy, cache, progress=advance)
     else:
-        with progress(f"read project {project}") as advance:
+        with progress(f"read project {project}", unit="bytes") as advance:
             result = project_stats(client(url, api_key), project, policy, progress=advance)
     if json_out:
         print_json(result)

@@ -282,5 +282,10 @@ def _run(tasks: Iterable[Task], writer: Writer, tmp: Path, config: LabelConfig, 
     return stats
 
 
-def describe_formats() -> list[dict]:
-    return [{"format": name, "output": DESCRIPTIONS[name]} for name in WRITERS]
+def describe_formats(config=None) -> list[dict]:
+    """Each format `convert` writes; with a label config, whether it fits (the test `convert` refuses by)."""
+    if config is None:
+        return [{"format": name, "output": DESCRIPTIONS[name]} for name in WRITERS]
+    return [{"format": name, "output": DESCRIPTIONS[name], "fits": writer.fits(config),
+             "why_not": "" if writer.fits(config) else f"writes {writer.what}; the label config has none"}
+            for name, writer in WRITERS.items()]

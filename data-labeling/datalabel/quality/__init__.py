@@ -58,7 +58,7 @@ def project_mislabels(client, project_id: int, folds: int = FOLDS, seed: int = 0
     # the given label of a task several people labeled is their majority (ties: the latest of the tied)
     examples = labeled_examples(tasks, "majority", target.labels)
     loader = loader or ImageLoader.for_client(client)
-    next_step(progress, "read images", len(examples))
+    next_step(progress, "read images", len(examples), unit="images")
     features = loader.features([t for t, _ in examples], target.data_key, progress=progress)
     ranked = find_mislabels(examples, features, target.labels, [task_split(t) for t, _ in examples], folds, seed,
                             [len(task_votes(t, target.from_name)) for t, _ in examples], progress)

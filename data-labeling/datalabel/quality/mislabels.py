@@ -110,7 +110,7 @@ def find_mislabels(examples: list[tuple[Task, str]], features, classes: Sequence
     train = np.array([s == "train" for s in splits])
     if not train.any():
         raise LabError("no labeled task in the train split: run `datalabel al split` and label some train tasks")
-    next_step(progress, "score labels out of fold", folds)
+    next_step(progress, "score labels out of fold", folds, unit="folds")
     oof, held = out_of_fold_probs(x[train], y[train], len(classes), folds, seed,
                                   holdout=x[~train] if (~train).any() else None, progress=progress)
     probs = np.zeros((len(y), len(classes)))
