@@ -6,7 +6,7 @@ import os
 
 from pathlib import Path
 
-from datalabel import embedded, gcs, ls
+from datalabel import embedded, gcs, ls, webserver
 from datalabel.config import Settings
 
 
@@ -140,6 +140,11 @@ def test_team_mode_on_a_local_postgresql_from_docker_shell(tmp_path):
         client.annotations.create(id=task["id"], result=[{"type": "choices", "from_name": "label", "to_name": "image",
                                                           "value": {"choices": ["3"]}}])
         assert query(info, "SELECT count(*) FROM task_completion") == 1
+        # the web workers keep their database connections between requests (gunicorn_conf.py): after the requests
+        # above, Label Studio's connections are still open, at most one per worker
+        kept = query(info, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'labelstudio' "
+                           "AND pid <> pg_backend_pid()")
+        assert 1 <= kept <= webserver.workers()
         password = (checkout / "secrets" / "postgres_password").read_bytes().strip()
         assert [pid for pid, line in command_lines().items() if password in line] == []
 
