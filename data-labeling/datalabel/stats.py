@@ -22,6 +22,7 @@ from .errors import ConfigError, LabError
 from .export import BucketObjects, TaskCache, check_cache_file
 from .files import exclusive_lock, user_cache
 from .labelconfig import parse_config
+from .taskdata import sync_task_data
 from .tasks import Prediction, Task, choose_annotation
 
 
@@ -142,8 +143,6 @@ def incremental_stats(client, project_id: int, policy: str = "latest", cache: st
     path = Path(cache) if cache else default_cache(client.settings.url, project_id, target.bucket, target.prefix or "")
     check_cache_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .warm import sync_task_data
-
     # the prediction and user lists are read while the bucket is synced (Label Studio answers in parallel); the
     # task data `export convert` and `al` read warm (warm.py) is kept up to date in the same cache meanwhile
     with ThreadPoolExecutor(max_workers=2) as pool, exclusive_lock(path.with_name(path.name + ".lock")), \

@@ -23,48 +23,8 @@ from .export import BucketObjects, TaskCache
 from .files import exclusive_lock
 from .output import note_when_done
 from .stats import default_cache
+from .taskdata import sync_task_data
 from .tasks import Task
-
-_DATA_TABLE = "CREATE TABLE IF NOT EXISTS taskdata (id INTEGER PRIMARY KEY, updated TEXT, body BLOB)"
-
-
-def _updated_since(since: str | None) -> dict | None:
-    if not since:
-        return None
-    if "." not in since:  # Label Studio writes whole seconds without a fraction; its filter wants one
-        since = since.replace("Z", ".000000Z")
-    return {"conjunction": "and", "items": [{"filter": "filter:tasks:updated_at", "operator": "greater",
-                                             "type": "Datetime", "value": since}]}
-
-
-def sync_task_data(store: TaskCache, client, project_id: int, expected: int) -> bool:
-    """Bring the cache's copy of every task's data and meta up to date; True if it covers the project's
-    `expected` tasks exactly (else the whole list is read once more: tasks were deleted)."""
-    store.db.execute(_DATA_TABLE)
-    since = store.get_state("taskdata_since") or None
-    if _list_into(store, client, project_id, since) == expected:
-        return True
-    return since is not None and _list_into(store, client, project_id, None) == expected
-
-
-def _list_into(store: TaskCache, client, project_id: int, since: str | None) -> int:
-    """Tasks updated after `since` (all of them without) into the cache; returns how many tasks it holds."""
-    db = store.db
-    if since is None:
-        db.execute("DELETE FROM taskdata")
-    newest, rows = since or "", []
-    for task in ls.iter_task_json(client, project_id, fields="task_only", filters=_updated_since(since),
-                                  resolve_uri=False, include="id,data,meta,updated_at"):
-        if isinstance(task.get("id"), int):
-            updated = str(task.get("updated_at") or "")
-            newest = max(newest, updated)
-            rows.append((task["id"], updated, json.dumps({"data": task.get("data") or {},
-                                                          "meta": task.get("meta") or {}}).encode()))
-    db.executemany("INSERT OR REPLACE INTO taskdata VALUES (?, ?, ?)", rows)
-    db.commit()
-    store.set_state("taskdata_since", newest)
-    return db.execute("SELECT COUNT(*) FROM taskdata").fetchone()[0]
-
 
 def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task] | None, str]:
     """Every task of the project with annotations, predictions, data and meta, from the warm cache; or (None,
