@@ -11,9 +11,10 @@ it picks and locks a task for that user) -> submit an annotation (POST /api/task
 --think seconds on average (0.5-1.5x, and a random start within one pause: people do not move in step).
 
 The default pause, 8 s, is the load the goals are for: each annotator submits every ~8 s, faster than people label
-(5-30 s per task), so 50 of them offer ~6 annotations/s (12 requests/s), more than the one-process server serves
-on 2 cores and about half of what team mode serves there. Flat out (--think 0) every server is saturated and p95 is
-the queue (50 annotators / throughput); at 10 s and more both servers keep up. The two
+(5-30 s per task), so 50 of them offer ~6 annotations/s (12 requests/s): on the 2 cores of the README's figures,
+about half of what team mode served flat out on a quiet machine (10.8/s) and above the ~5/s the one-process server
+kept up with there. Flat out (--think 0) every server is saturated and p95 is the queue (50 annotators /
+throughput); at 10 s and more both servers keep up. The two
 servers are loaded one after the other with the same load, so neither runs under the other's. Requests go through
 one asyncio HTTP client (httpx) so the load generator itself stays light on the same 2 cores. Every request has a
 timeout; an error is a failed request or a non-2xx answer.
