@@ -6,7 +6,7 @@ import os
 
 from pathlib import Path
 
-from datalabel import embedded, gcs, ls
+from datalabel import embedded, gcs, ls, webserver
 from datalabel.config import Settings
 
 
@@ -140,6 +140,15 @@ def test_team_mode_on_a_local_postgresql_from_docker_shell(tmp_path):
         client.annotations.create(id=task["id"], result=[{"type": "choices", "from_name": "label", "to_name": "image",
                                                           "value": {"choices": ["3"]}}])
         assert query(info, "SELECT count(*) FROM task_completion") == 1
+        # the web workers keep their database connections between requests (gunicorn_conf.py): connections of
+        # Label Studio opened before these requests run their queries (with Django's default every request has
+        # its own, closed at its end)
+        before = query(info, "SELECT now()").isoformat()
+        for _ in range(2 * webserver.workers()):
+            ls.get_project(client, info["project_id"])
+        reused = query(info, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'labelstudio' "
+                             f"AND backend_start < '{before}' AND state_change > '{before}'")
+        assert reused >= 1
         password = (checkout / "secrets" / "postgres_password").read_bytes().strip()
         assert [pid for pid, line in command_lines().items() if password in line] == []
 

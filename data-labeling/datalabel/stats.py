@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -21,6 +22,7 @@ from .errors import ConfigError, LabError
 from .export import BucketObjects, TaskCache, check_cache_file
 from .files import exclusive_lock, user_cache
 from .labelconfig import parse_config
+from .taskdata import sync_task_data
 from .tasks import Prediction, Task, choose_annotation
 
 
@@ -141,11 +143,16 @@ def incremental_stats(client, project_id: int, policy: str = "latest", cache: st
     path = Path(cache) if cache else default_cache(client.settings.url, project_id, target.bucket, target.prefix or "")
     check_cache_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(path.with_name(path.name + ".lock")), TaskCache(path) as store:
+    # the prediction and user lists are read while the bucket is synced (Label Studio answers in parallel); the
+    # task data `export convert` and `al` read warm (warm.py) is kept up to date in the same cache meanwhile
+    with ThreadPoolExecutor(max_workers=2) as pool, exclusive_lock(path.with_name(path.name + ".lock")), \
+            TaskCache(path) as store:
+        predictions_f = pool.submit(ls.project_predictions, client, project_id)
+        users_f = pool.submit(ls.user_emails, client)
         store.sync_source(BucketObjects(target.bucket, storage_client), target.prefix or "", progress)
-        predictions = ls.project_predictions(client, project_id)
-        out = compute_stats(_with_predictions(store.tasks(), predictions), labels=_labels(project),
-                            users=ls.user_emails(client), policy=policy, classification=_classification(project))
+        sync_task_data(store, client, project_id, project.task_number or 0)
+        out = compute_stats(_with_predictions(store.tasks(), predictions_f.result()), labels=_labels(project),
+                            users=users_f.result(), policy=policy, classification=_classification(project))
     counted = (out["annotations"]["submitted"], out["annotations"]["skipped"])
     expected = (project.total_annotations_number or 0, project.skipped_annotations_number or 0)
     if counted != expected:

@@ -15,6 +15,7 @@ covers exactly the project's tasks. Otherwise, or when cold, a note on stderr an
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
 from . import ls
@@ -22,52 +23,13 @@ from .export import BucketObjects, TaskCache
 from .files import exclusive_lock
 from .output import note_when_done
 from .stats import default_cache
+from .taskdata import sync_task_data
 from .tasks import Task
-
-_DATA_TABLE = "CREATE TABLE IF NOT EXISTS taskdata (id INTEGER PRIMARY KEY, updated TEXT, body BLOB)"
-
-
-def _updated_since(since: str | None) -> dict | None:
-    if not since:
-        return None
-    if "." not in since:  # Label Studio writes whole seconds without a fraction; its filter wants one
-        since = since.replace("Z", ".000000Z")
-    return {"conjunction": "and", "items": [{"filter": "filter:tasks:updated_at", "operator": "greater",
-                                             "type": "Datetime", "value": since}]}
-
-
-def sync_task_data(store: TaskCache, client, project_id: int, expected: int) -> bool:
-    """Bring the cache's copy of every task's data and meta up to date; True if it covers the project's
-    `expected` tasks exactly (else the whole list is read once more: tasks were deleted)."""
-    store.db.execute(_DATA_TABLE)
-    since = store.get_state("taskdata_since") or None
-    if _list_into(store, client, project_id, since) == expected:
-        return True
-    return since is not None and _list_into(store, client, project_id, None) == expected
-
-
-def _list_into(store: TaskCache, client, project_id: int, since: str | None) -> int:
-    """Tasks updated after `since` (all of them without) into the cache; returns how many tasks it holds."""
-    db = store.db
-    if since is None:
-        db.execute("DELETE FROM taskdata")
-    newest, rows = since or "", []
-    for task in ls.iter_task_json(client, project_id, fields="task_only", filters=_updated_since(since),
-                                  resolve_uri=False, include="id,data,meta,updated_at"):
-        if isinstance(task.get("id"), int):
-            updated = str(task.get("updated_at") or "")
-            newest = max(newest, updated)
-            rows.append((task["id"], updated, json.dumps({"data": task.get("data") or {},
-                                                          "meta": task.get("meta") or {}}).encode()))
-    db.executemany("INSERT OR REPLACE INTO taskdata VALUES (?, ?, ?)", rows)
-    db.commit()
-    store.set_state("taskdata_since", newest)
-    return db.execute("SELECT COUNT(*) FROM taskdata").fetchone()[0]
-
 
 def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task] | None, str]:
     """Every task of the project with annotations, predictions, data and meta, from the warm cache; or (None,
-    why not)."""
+    why not). The prediction and user lists are read while the bucket and the task data are synced (Label Studio
+    answers requests in parallel)."""
     project = ls.get_project(client, project_id)
     targets = ls.list_storages(client, project_id, "target")
     if not targets:
@@ -77,22 +39,25 @@ def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task]
     if not path.exists():
         return None, (f"no warm copy of its target storage yet (`datalabel stats {project_id} --incremental` "
                       "makes one)")
-    with exclusive_lock(path.with_name(path.name + ".lock")), TaskCache(path) as store:
-        store.sync_source(BucketObjects(target.bucket, storage_client), target.prefix or "")
-        annotated = {t.id: t for t in store.tasks()}
-        submitted = sum(not a.was_cancelled for t in annotated.values() for a in t.annotations)
-        skipped = sum(a.was_cancelled for t in annotated.values() for a in t.annotations)
-        expected = (project.total_annotations_number or 0, project.skipped_annotations_number or 0)
-        if (submitted, skipped) != expected:
-            return None, (f"target storage gs://{target.bucket}/{target.prefix or ''} holds {submitted} annotations "
-                          f"and {skipped} skipped, Label Studio {expected[0]} and {expected[1]} (sync it: datalabel "
-                          f"storage sync {project_id} --direction target)")
-        if not sync_task_data(store, client, project_id, project.task_number or 0):
-            return None, "the task list does not add up to the project's task count"
-        rows = store.db.execute("SELECT id, body FROM taskdata ORDER BY id").fetchall()
-    predictions = ls.project_predictions(client, project_id)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        predictions_f = pool.submit(ls.project_predictions, client, project_id)
+        users_f = pool.submit(ls.user_emails, client)
+        with exclusive_lock(path.with_name(path.name + ".lock")), TaskCache(path) as store:
+            store.sync_source(BucketObjects(target.bucket, storage_client), target.prefix or "")
+            annotated = {t.id: t for t in store.tasks()}
+            submitted = sum(not a.was_cancelled for t in annotated.values() for a in t.annotations)
+            skipped = sum(a.was_cancelled for t in annotated.values() for a in t.annotations)
+            expected = (project.total_annotations_number or 0, project.skipped_annotations_number or 0)
+            if (submitted, skipped) != expected:
+                return None, (f"target storage gs://{target.bucket}/{target.prefix or ''} holds {submitted} "
+                              f"annotations and {skipped} skipped, Label Studio {expected[0]} and {expected[1]} "
+                              f"(sync it: datalabel storage sync {project_id} --direction target)")
+            if not sync_task_data(store, client, project_id, project.task_number or 0):
+                return None, "the task list does not add up to the project's task count"
+            rows = store.db.execute("SELECT id, body FROM taskdata ORDER BY id").fetchall()
+        predictions, emails = predictions_f.result(), users_f.result()
     # target storage names the annotator by an object with the email, the export by id: as the export does
-    ids = {email: user_id for user_id, email in ls.user_emails(client).items()}
+    ids = {email: user_id for user_id, email in emails.items()}
     for task in annotated.values():
         for ann in task.annotations:
             if ann.completed_by in ids:

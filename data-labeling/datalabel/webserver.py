@@ -110,7 +110,8 @@ def start(port: int, data_dir: Path, env: dict, log: Path, timeout: float = 240.
     app_env = {**env, "DJANGO_SETTINGS_MODULE": "core.settings.label_studio"}
     cmd = [venv_bin("gunicorn"), "core.wsgi:application", "--chdir", str(pkg), "--bind", f"127.0.0.1:{app_port}",
            "--workers", str(workers()), "--timeout", "3600", "--graceful-timeout", "20", "--error-logfile", "-",
-           "--worker-tmp-dir", str(data_dir)]
+           "--worker-tmp-dir", str(data_dir),
+           "--config", "python:datalabel.gunicorn_conf"]  # persistent database connections
     app = spawn("Label Studio (gunicorn)", cmd, app_env, log, f"http://127.0.0.1:{app_port}/health", app_port,
                 timeout, cwd=data_dir)
     try:
