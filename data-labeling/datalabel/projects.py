@@ -319,7 +319,7 @@ class SetupResult:
 def _one_at_a_time(*key: str):
     """Identical setups on this machine run one after the other (two terminals, a retried job): the second finds
     everything made and its sync imports nothing twice. Across machines, creating settles on the lowest id
-    (ls._settle). The lock is a file in the user's cache folder, keyed by server and title."""
+    (ls.settle). The lock is a file in the user's cache folder, keyed by server and title."""
     name = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     with contextlib.ExitStack() as held:
         try:

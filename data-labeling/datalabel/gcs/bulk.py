@@ -1,0 +1,113 @@
+"""Bulk reads through gcsfs: many objects' bytes with many requests in flight, bounded retries, one error line."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+from ..errors import NotFound, ServerError
+from .retry import RETRY_HINT, note_retry, retry_timeout, short_error
+from .transfer import WORKERS
+
+
+def filesystem(storage_client=None):
+    """gcsfs over the same buckets, for bulk reads: asyncio keeps many requests in flight at a fraction of the
+    per-request CPU that threads over google-cloud-storage cost (benchmarks/bench_snapshot.py).
+    With a storage client, its credentials are used; against the emulator, none."""
+    # gcsfs 2026.x probes the bucket type over gRPC, which hangs against the emulator; read once, at import
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    cls = _single_try_filesystem()  # imports gcsfs: after the line above
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if emulator:
+        return cls(token="anon", endpoint_url=emulator, skip_instance_cache=True)
+    if storage_client is not None:
+        return cls(token=storage_client._credentials, project=storage_client.project, skip_instance_cache=True)
+    return cls(skip_instance_cache=True)
+
+
+_SINGLE_TRY = None
+
+
+def _single_try_filesystem():
+    """gcsfs with one attempt per request: its own retries (6, up to ~35 s, each logged with a traceback) give
+    way to read_objects' bounded, quiet ones."""
+    global _SINGLE_TRY
+    if _SINGLE_TRY is None:
+        import gcsfs
+
+        once = getattr(gcsfs.GCSFileSystem._request, "__wrapped__", None)
+        if once is None:  # a gcsfs without the decorator's __wrapped__: its own retries stay
+            _SINGLE_TRY = gcsfs.GCSFileSystem
+        else:
+            class SingleTry(gcsfs.GCSFileSystem):
+                async def _request(self, *args, **kwargs):
+                    return await once(self, *args, **kwargs)
+
+            _SINGLE_TRY = SingleTry
+    return _SINGLE_TRY
+
+
+def _retriable(exc: BaseException) -> bool:
+    from gcsfs.retry import is_retriable
+
+    return is_retriable(exc) or isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def read_objects(fs, urls: list[str], concurrency: int = WORKERS, progress: Callable[[int], None] | None = None,
+                 missing: str = "{url} is not in the bucket") -> list[bytes]:
+    """The bytes of each gs:// URL, in order, `concurrency` requests in flight, in bounded chunks."""
+    import asyncio
+
+    from fsspec.asyn import sync
+
+    bound = retry_timeout()
+    gave_up: list[BaseException] = []  # once one request gives up, the others stop too: one error, soon
+
+    async def gather(paths: list[str]) -> list:
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(path: str):
+            async with gate:
+                deadline, attempt = None, 0
+                while True:
+                    if gave_up:
+                        return gave_up[0]
+                    try:
+                        return await fs._cat_file(path)
+                    except Exception as exc:  # reported per object below, with its URL
+                        now = time.monotonic()
+                        deadline = deadline or now + bound
+                        delay = min(0.5 * 2 ** attempt, 8.0)
+                        if not _retriable(exc) or now + delay > deadline:
+                            if _retriable(exc):
+                                gave_up.append(_GaveUp(bound, exc))
+                                return gave_up[0]
+                            return exc
+                        attempt += 1
+                        note_retry(f"gs://{path}", attempt, exc)
+                        await asyncio.sleep(delay)
+
+        return await asyncio.gather(*(one(p) for p in paths))
+
+    out: list[bytes] = []
+    step = 256  # bytes held at once stay bounded; progress moves in steps
+    for start in range(0, len(urls), step):
+        chunk = urls[start:start + step]
+        for url, value in zip(chunk, sync(fs.loop, gather, [u[len("gs://"):] for u in chunk])):
+            if isinstance(value, FileNotFoundError):
+                raise NotFound(missing.format(url=url))
+            if isinstance(value, _GaveUp):
+                raise ServerError(f"cannot read {url}: gave up after {bound:g} s of retries "
+                                  f"({RETRY_HINT}); last error: {short_error(value.last)}")
+            if isinstance(value, BaseException):
+                raise ServerError(f"cannot read {url}: {value}".splitlines()[0][:300])
+            out.append(value)
+        if progress:
+            progress(len(chunk))
+    return out
+
+
+class _GaveUp(Exception):
+    def __init__(self, bound: float, last: BaseException):
+        super().__init__(f"gave up after {bound:g} s")
+        self.last = last
