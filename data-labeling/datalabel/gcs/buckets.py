@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
+from ..adapters.gcs_client import wide_pool
 from ..errors import ConfigError, NotFound, ServerError
 from .names import check_bucket_name, norm_prefix
 from .retry import RETRY_HINT, api_call, api_retry, retry_timeout, short_error
@@ -18,23 +19,14 @@ def client(credentials_file: str | None = None, project: str | None = None):
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        return _wide_pool(storage.Client(credentials=AnonymousCredentials(), project=project or "local"))
+        return wide_pool(storage.Client(credentials=AnonymousCredentials(), project=project or "local"))
     try:
         if credentials_file:
-            return _wide_pool(storage.Client.from_service_account_json(credentials_file, project=project))
-        return _wide_pool(storage.Client(project=project))
+            return wide_pool(storage.Client.from_service_account_json(credentials_file, project=project))
+        return wide_pool(storage.Client(project=project))
     except Exception as exc:  # google.auth raises several unrelated types here
         raise ConfigError(f"cannot authenticate to Google Cloud Storage: {exc}".splitlines()[0]) from None
 
-
-def _wide_pool(gcs, size: int = 64):
-    """Keep a connection per worker thread: requests' default pool of 10 makes parallel transfers reconnect."""
-    from requests.adapters import HTTPAdapter
-
-    adapter = HTTPAdapter(pool_connections=size, pool_maxsize=size)
-    gcs._http.mount("https://", adapter)
-    gcs._http.mount("http://", adapter)
-    return gcs
 
 
 def bucket(gcs, name: str):

@@ -5,6 +5,8 @@ import os
 import time
 from typing import Callable
 
+from ..adapters.gcs_client import credentials
+from ..adapters.gcsfs_client import cat_file, single_try_filesystem
 from ..errors import NotFound, ServerError
 from .retry import RETRY_HINT, note_retry, retry_timeout, short_error
 from .transfer import WORKERS
@@ -14,37 +16,14 @@ def filesystem(storage_client=None):
     """gcsfs over the same buckets, for bulk reads: asyncio keeps many requests in flight at a fraction of the
     per-request CPU that threads over google-cloud-storage cost (benchmarks/bench_snapshot.py).
     With a storage client, its credentials are used; against the emulator, none."""
-    # gcsfs 2026.x probes the bucket type over gRPC, which hangs against the emulator; read once, at import
-    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    cls = _single_try_filesystem()  # imports gcsfs: after the line above
+    cls = single_try_filesystem()
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     if emulator:
         return cls(token="anon", endpoint_url=emulator, skip_instance_cache=True)
     if storage_client is not None:
-        return cls(token=storage_client._credentials, project=storage_client.project, skip_instance_cache=True)
+        return cls(token=credentials(storage_client), project=storage_client.project, skip_instance_cache=True)
     return cls(skip_instance_cache=True)
 
-
-_SINGLE_TRY = None
-
-
-def _single_try_filesystem():
-    """gcsfs with one attempt per request: its own retries (6, up to ~35 s, each logged with a traceback) give
-    way to read_objects' bounded, quiet ones."""
-    global _SINGLE_TRY
-    if _SINGLE_TRY is None:
-        import gcsfs
-
-        once = getattr(gcsfs.GCSFileSystem._request, "__wrapped__", None)
-        if once is None:  # a gcsfs without the decorator's __wrapped__: its own retries stay
-            _SINGLE_TRY = gcsfs.GCSFileSystem
-        else:
-            class SingleTry(gcsfs.GCSFileSystem):
-                async def _request(self, *args, **kwargs):
-                    return await once(self, *args, **kwargs)
-
-            _SINGLE_TRY = SingleTry
-    return _SINGLE_TRY
 
 
 def _retriable(exc: BaseException) -> bool:
@@ -73,7 +52,7 @@ def read_objects(fs, urls: list[str], concurrency: int = WORKERS, progress: Call
                     if gave_up:
                         return gave_up[0]
                     try:
-                        return await fs._cat_file(path)
+                        return await cat_file(fs, path)
                     except Exception as exc:  # reported per object below, with its URL
                         now = time.monotonic()
                         deadline = deadline or now + bound

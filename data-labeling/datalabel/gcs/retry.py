@@ -6,6 +6,7 @@ import os
 from contextlib import contextmanager
 from typing import Callable
 
+from ..adapters.gcs_client import default_retry_predicate
 from ..errors import ConfigError, NotFound, ServerError
 
 # Retries: how long to keep trying an unreachable or failing storage API before one error line, and who hears of
@@ -53,7 +54,6 @@ def note_retry(what: str, attempt: int, exc: BaseException) -> None:
 def api_retry(what: str):
     """google-cloud-storage's default retry (same errors), bounded by retry_timeout(), each retry reported."""
     from google.api_core.retry import Retry
-    from google.cloud.storage.retry import DEFAULT_RETRY
 
     attempts = [0]
 
@@ -61,7 +61,7 @@ def api_retry(what: str):
         attempts[0] += 1
         note_retry(what, attempts[0], exc)
 
-    return Retry(predicate=DEFAULT_RETRY._predicate, initial=0.5, maximum=8.0, timeout=retry_timeout(),
+    return Retry(predicate=default_retry_predicate(), initial=0.5, maximum=8.0, timeout=retry_timeout(),
                  on_error=on_error)
 
 

@@ -9,7 +9,8 @@ Label Studio knows where to look. Every SDK/HTTP failure is turned into a LabErr
     storages  GCS source and target storages: add, sync, wait, remove
     reads     a project's tasks: paged JSON, the streamed whole-project read, counts
 """
-from .client import api_errors, connect, raw_http, user_emails, whoami
+from ..adapters.ls_sdk import raw_http
+from .client import api_errors, connect, user_emails, whoami
 from .projects import (delete_project, ensure_project, find_project, get_project, list_projects, project_config,
                        settle, validate_label_config)
 from .reads import (count_tasks, decode_predictions, iter_task_json, project_predictions, project_tasks,

@@ -6,6 +6,7 @@ import contextlib
 import json
 from typing import Iterator
 
+from ..adapters import ls_sdk
 from ..config import Settings
 from ..errors import ConfigError, NotFound, ServerError
 
@@ -37,64 +38,16 @@ def api_errors(what: str, url: str = "") -> Iterator[None]:
         raise ServerError(f"{what}: cannot reach Label Studio{where} ({type(exc).__name__}); is the server running?") from None
 
 
-_CLIENT_CLASS = None
-
-
-def _client_class():
-    """The SDK's client that also carries the Settings it was made from (commands need the URL and bucket later).
-    Made on first use: importing the SDK takes ~1 s, which `--help` and offline commands skip.
-
-    It is the SDK's generated `LabelStudioBase` with the two list fixes of its `LabelStudio` (a 404 past the last
-    page ends a listing), not `LabelStudio` itself: that one's project extension imports the label-interface
-    helpers and with them pandas, boto3, azure and faker, 150 MB of memory in every command for nothing used here
-    (190 MB against 40 MB resident after the import).
-    """
-    global _CLIENT_CLASS
-    if _CLIENT_CLASS is None:
-        from label_studio_sdk._extensions.pager_ext import SyncPagerExt
-        from label_studio_sdk.base_client import LabelStudioBase
-        from label_studio_sdk.projects.client import ProjectsClient
-        from label_studio_sdk.tasks.client_ext import TasksClientExt
-
-        class Projects(ProjectsClient):
-            def list(self, **kwargs):
-                return SyncPagerExt.from_sync_pager(super().list(**kwargs))
-
-        class Client(LabelStudioBase):
-            def __init__(self, settings: Settings, **kwargs):
-                super().__init__(base_url=settings.url, api_key=settings.require_api_key(), **kwargs)
-                self.settings = settings
-                self._tasks_ext = TasksClientExt(client_wrapper=self._client_wrapper)
-                self._projects_ext = Projects(client_wrapper=self._client_wrapper)
-
-            @property
-            def tasks(self):
-                return self._tasks_ext
-
-            @property
-            def projects(self):
-                return self._projects_ext
-
-        _CLIENT_CLASS = Client
-    return _CLIENT_CLASS
-
 
 def connect(settings: Settings | None = None, check: bool = True):
     """An SDK client for the configured server; with `check`, fail now if the server or token is wrong."""
     settings = settings or Settings.load()
     settings.require_url()
     with api_errors("connect", settings.url):  # a JWT token is exchanged for an access token at once
-        client = _client_class()(settings, timeout=120)
+        client = ls_sdk.client_class()(settings, timeout=120)
     if check:
         whoami(client)
     return client
-
-
-def raw_http(client):
-    """The SDK's own HTTP client (same auth, base URL, timeouts) for the endpoint the SDK does not wrap
-    (project-less label-config validation) and the one read it cannot stream (the prediction list). Reached
-    through a private attribute: here only."""
-    return client._client_wrapper.httpx_client
 
 
 def whoami(client) -> dict:

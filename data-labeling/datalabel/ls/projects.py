@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..errors import ConfigError, NotFound, ServerError
 from ..labelconfig import parse_config
-from .client import api_errors, raw_http
+from ..adapters.ls_sdk import raw_http
+from .client import api_errors
 
 
 def get_project(client, project_id: int):

@@ -12,7 +12,8 @@ import msgspec
 
 from ..errors import NotFound, ServerError
 from ..tasks import Prediction, Task, iter_tasks
-from .client import api_errors, json_or_text, raw_http
+from ..adapters.ls_sdk import raw_http
+from .client import api_errors, json_or_text
 
 
 def iter_task_json(client, project_id: int, page_size: int = 500, fields: str = "all",
