@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, stop_any, wait_none
+
 from datalabel.api import (RETRY_TIMEOUT_ENV, ConfigError, LabError, NotFound, ServerError, check_bucket_name,
                            check_url, load_credentials, load_user_json, norm_prefix, retry_timeout, write_text_atomic)
 
@@ -48,22 +50,29 @@ def run(repo: Path, cmd: list[str], what: str, error: type[LabError] = LabError,
     """Run a tool; its failure is one line. With `alive`, the tool is stopped once `alive()` has said False for
     `grace` seconds in a row (the endpoint it talks to is gone: its own retries could go on for half an hour)."""
     proc = subprocess.Popen(cmd, cwd=repo, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, down_since = time.monotonic() + timeout, None
-    while True:
-        try:
-            out, err = proc.communicate(timeout=1.0)
-            break
-        except subprocess.TimeoutExpired:
-            now = time.monotonic()
-            if alive is not None:
-                down_since = None if alive() else (down_since or now)
-            if now > deadline or (down_since is not None and now - down_since > grace):
-                proc.kill()
-                proc.communicate()
-                if now > deadline:
-                    raise error(f"{what}: no answer after {timeout:.0f}s") from None
-                raise error(f"{what}: the storage endpoint stopped answering (gave up after {grace:g} s; "
-                            f"{RETRY_TIMEOUT_ENV} sets how long)") from None
+    started, down = time.monotonic(), []  # since when `alive()` has said False, in a row
+
+    def endpoint_gone(state) -> bool:
+        if alive is None:
+            return False
+        if alive():
+            down.clear()
+        elif not down:
+            down.append(time.monotonic())
+        return bool(down) and time.monotonic() - down[0] > grace
+
+    # the tool is waited on a second at a time, so `alive` is asked between
+    waiting = Retrying(retry=retry_if_exception_type(subprocess.TimeoutExpired),
+                       stop=stop_any(stop_after_delay(timeout), endpoint_gone), wait=wait_none())
+    try:
+        out, err = waiting(proc.communicate, timeout=1.0)
+    except RetryError:
+        proc.kill()
+        proc.communicate()
+        if time.monotonic() - started >= timeout:
+            raise error(f"{what}: no answer after {timeout:.0f}s") from None
+        raise error(f"{what}: the storage endpoint stopped answering (gave up after {grace:g} s; "
+                    f"{RETRY_TIMEOUT_ENV} sets how long)") from None
     if proc.returncode != 0:
         raise error(f"{what} failed: {_error_line(err, out)[:400]}")
     return out

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Callable
+
+from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_any, stop_before_delay, wait_exponential
 
 from ..adapters.gcs_client import credentials
 from ..adapters.gcsfs_client import cat_file, single_try_filesystem
@@ -46,25 +47,22 @@ def read_objects(fs, urls: list[str], concurrency: int = WORKERS, progress: Call
         gate = asyncio.Semaphore(max(1, concurrency))
 
         async def one(path: str):
+            # exponential backoff (0.5 s doubling to 8 s) while the next try still starts within the bound
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(_retriable), wait=wait_exponential(multiplier=0.5, max=8.0),
+                stop=stop_any(stop_before_delay(bound), lambda state: bool(gave_up)),
+                before_sleep=lambda state: note_retry(f"gs://{path}", state.attempt_number, state.outcome.exception()))
             async with gate:
-                deadline, attempt = None, 0
-                while True:
-                    if gave_up:
-                        return gave_up[0]
-                    try:
-                        return await cat_file(fs, path)
-                    except Exception as exc:  # reported per object below, with its URL
-                        now = time.monotonic()
-                        deadline = deadline or now + bound
-                        delay = min(0.5 * 2 ** attempt, 8.0)
-                        if not _retriable(exc) or now + delay > deadline:
-                            if _retriable(exc):
-                                gave_up.append(_GaveUp(bound, exc))
-                                return gave_up[0]
-                            return exc
-                        attempt += 1
-                        note_retry(f"gs://{path}", attempt, exc)
-                        await asyncio.sleep(delay)
+                if gave_up:
+                    return gave_up[0]
+                try:
+                    return await retrying(cat_file, fs, path)
+                except RetryError as exc:
+                    if not gave_up:
+                        gave_up.append(_GaveUp(bound, exc.last_attempt.exception()))
+                    return gave_up[0]
+                except Exception as exc:  # not worth another try: reported per object below, with its URL
+                    return exc
 
         return await asyncio.gather(*(one(p) for p in paths))
 

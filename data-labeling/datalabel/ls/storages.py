@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from ..config import load_credentials
 from ..errors import ConfigError, NotFound, ServerError
 from ..gcs import norm_prefix
@@ -82,24 +84,30 @@ def sync_storage(client, storage_id: int, kind: str = "source"):
 
 def wait_storage(client, storage_id: int, kind: str = "source", timeout: float = 300.0):
     """Wait until a storage's sync job has finished (status completed or failed)."""
-    import time
-
     resource = client.import_storage.gcs if kind == "source" else client.export_storage.gcs
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def status_of(storage) -> str:
+        return str(getattr(storage, "status", "") or "")
+
+    def read():
         with api_errors(f"{kind} storage {storage_id}", client.settings.url):
             storage = resource.get(id=storage_id)
-        status = str(getattr(storage, "status", "") or "")
-        if status.endswith("failed"):
+        if status_of(storage).endswith("failed"):
             # Label Studio keeps the worker's whole traceback: its last line says what went wrong
             lines = [ln.strip() for ln in str(storage.traceback or "").splitlines() if ln.strip()]
             raise ServerError(f"{kind} storage {storage_id} sync failed in Label Studio: "
-                              f"{(lines[-1] if lines else status)[:300]}")
-        if status.endswith("completed") or status == "" or status == "None":
-            return storage
-        if time.monotonic() > deadline:
-            raise ServerError(f"{kind} storage {storage_id} sync still {status} after {timeout:.0f}s")
-        time.sleep(0.5)
+                              f"{(lines[-1] if lines else status_of(storage))[:300]}")
+        return storage
+
+    def running(storage) -> bool:
+        status = status_of(storage)
+        return not (status.endswith("completed") or status in ("", "None"))
+
+    try:  # an error (a failed sync, the server gone) ends the wait at once
+        return Retrying(retry=retry_if_result(running), stop=stop_after_delay(timeout), wait=wait_fixed(0.5))(read)
+    except RetryError as exc:
+        status = status_of(exc.last_attempt.result())
+        raise ServerError(f"{kind} storage {storage_id} sync still {status} after {timeout:.0f}s") from None
 
 
 def _storage_resource(client, kind: str):
