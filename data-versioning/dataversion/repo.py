@@ -14,7 +14,6 @@ interface); their failures become one-line LabErrors.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -88,14 +87,27 @@ def dvc(repo: Path, *args: str, what: str | None = None, error: type[LabError] =
                grace=retry_timeout())
 
 
+def remote_endpoint(repo: Path) -> str | None:
+    """The endpoint URL of the repository's default DVC remote as DVC reads its config (every level merged), or
+    None: no DVC config, Google's own endpoint, or a config DVC refuses (its own commands then say why)."""
+    from dvc.config import Config
+    from dvc.config import ConfigError as DvcConfigError
+
+    if not (repo / ".dvc").is_dir():
+        return None
+    try:
+        config = Config(dvc_dir=str(repo / ".dvc"))
+    except DvcConfigError:
+        return None
+    remote = config["remote"].get(config["core"].get("remote") or REMOTE) or {}
+    return remote.get("endpointurl") or None
+
+
 def endpoint_alive(repo: Path) -> Callable[[], bool] | None:
     """For a remote on a custom endpoint (the emulator): whether it still answers HTTP. None for Google's own."""
-    config = repo / ".dvc" / "config"
-    text = config.read_text(encoding="utf-8") if config.is_file() else ""
-    match = re.search(r"^\s*endpointurl\s*=\s*(\S+)", text, re.MULTILINE)
-    if not match:
+    url = remote_endpoint(repo)
+    if not url:
         return None
-    url = match.group(1)
 
     def alive() -> bool:
         try:
@@ -243,8 +255,22 @@ def _data_hash(repo: Path, rev: str | None) -> str | None:
         proc = subprocess.run(["git", "show", f"{rev}:{DATASET_DIR}.dvc", "--"], cwd=repo, env=tool_env(),
                               capture_output=True, text=True)
         text = proc.stdout if proc.returncode == 0 else ""
-    match = re.search(r"^\s*-?\s*md5:\s*(\S+)", text, re.MULTILINE)
-    return match.group(1) if match else None
+    return dvcfile_hash(text)
+
+
+def dvcfile_hash(text: str, where: str = f"{DATASET_DIR}.dvc") -> str | None:
+    """The content hash of the first output of a .dvc file's text (YAML, read with DVC's own parser); None when
+    there is none or the file is not one DVC can read."""
+    from dvc.utils.serialize import ParseError, parse_yaml
+
+    try:
+        data = parse_yaml(text, where) if text.strip() else None
+    except ParseError:
+        return None
+    outs = data.get("outs") if isinstance(data, dict) else None
+    first = outs[0] if isinstance(outs, list) and outs and isinstance(outs[0], dict) else {}
+    value = first.get("md5")
+    return str(value) if value else None
 
 
 def _remote(repo: Path) -> str:
