@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"datalabel": ROOT / "data-labeling", "dataversion": ROOT / "data-versioning"}
 # libraries whose exact version the code was written and tested against (private modules, adapters)
-EXACT = {"datalabel": ["label-studio-sdk", "gcsfs", "gcp-storage-emulator", "google-cloud-storage"],
+EXACT = {"datalabel": ["label-studio-sdk", "gcsfs", "gcp-storage-emulator", "google-cloud-storage", "google-cloud-core",
+                       "google-api-core"],
          "dataversion": ["gcsfs", "google-cloud-storage"]}
 
 

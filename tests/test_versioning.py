@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -303,6 +304,25 @@ def test_diff_of_manifests():
     assert out["relabeled"] == [{"source": "gs://b/2.png", "old": ["dog"], "new": ["cat"]}]
     assert out["label_config_changed"] is False
     assert repo.diff_manifests(old, {**new, "label_config_digest": "b"})["label_config_changed"] is True
+
+
+def test_the_dvc_files_are_read_as_dvc_reads_them(tmp_path):
+    """A repository made by DVC's own commands: its remote's endpoint (from the repository and the local level)
+    and its .dvc file's hash; a file DVC cannot read or that tracks nothing gives None, never a wrong value."""
+    tool = [sys.executable, "-m", "dvc"]
+    for cmd in (["git", "init", "-q"], [*tool, "init", "-q"], [*tool, "remote", "add", "-d", "store", "gs://b/s"],
+                [*tool, "remote", "modify", "--local", "store", "endpointurl", "http://127.0.0.1:9"]):
+        subprocess.run(cmd, cwd=tmp_path, env=repo.tool_env(), check=True, capture_output=True)
+    assert repo.remote_endpoint(tmp_path) == "http://127.0.0.1:9"  # config.local counts, as for dvc itself
+    assert repo.remote_endpoint(tmp_path / "nowhere") is None
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "a.txt").write_text("a")
+    subprocess.run([*tool, "add", "-q", "dataset"], cwd=tmp_path, env=repo.tool_env(), check=True, capture_output=True)
+    text = (tmp_path / "dataset.dvc").read_text()
+    assert repo.dvcfile_hash(text).endswith(".dir") and repo.dvcfile_hash(text) in text
+    # `md5:` in a comment or a nested key is not the output's hash
+    assert repo.dvcfile_hash("# md5: 0123\nouts:\n- path: dataset\n  meta:\n    md5: 99\n") is None
+    assert repo.dvcfile_hash("outs: [") is None and repo.dvcfile_hash("") is None
 
 
 def test_tags_and_help(dataset_repo):

@@ -13,8 +13,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from .errors import ConfigError, ServerError
 from .processes import Server, port_is_free, spawn
@@ -86,23 +87,25 @@ def ensure_database(port: int, password: str, data_dir: Path, timeout: float = 6
     """Create Label Studio's database once; waits until the server takes logins (it accepts TCP before)."""
     import psycopg
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(host="127.0.0.1", port=port, user=USER, password=password, dbname="postgres",
-                                 autocommit=True, connect_timeout=5) as conn:
-                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
-                    conn.execute(f"CREATE DATABASE {DATABASE}")
-                return
-        except psycopg.OperationalError as exc:
-            if "password authentication failed" in str(exc):
-                raise ConfigError(f"PostgreSQL in {data_dir} does not take the password in secrets/postgres_password "
-                                  "(was it regenerated?): restore it, or remove that folder to start an empty "
-                                  "database") from None
-            if time.monotonic() > deadline:
-                raise ServerError(f"PostgreSQL on 127.0.0.1:{port} did not take logins within {timeout:.0f}s: "
-                                  f"{str(exc).strip().splitlines()[0]}") from None
-            time.sleep(0.5)
+    def refused(exc: BaseException) -> bool:
+        return "password authentication failed" in str(exc)
+
+    def create() -> None:
+        with psycopg.connect(host="127.0.0.1", port=port, user=USER, password=password, dbname="postgres",
+                             autocommit=True, connect_timeout=5) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+                conn.execute(f"CREATE DATABASE {DATABASE}")
+
+    try:  # still starting: tried again; a wrong password: at once
+        Retrying(retry=retry_if_exception(lambda e: isinstance(e, psycopg.OperationalError) and not refused(e)),
+                 stop=stop_after_delay(timeout), wait=wait_fixed(0.5), reraise=True)(create)
+    except psycopg.OperationalError as exc:
+        if refused(exc):
+            raise ConfigError(f"PostgreSQL in {data_dir} does not take the password in secrets/postgres_password "
+                              "(was it regenerated?): restore it, or remove that folder to start an empty "
+                              "database") from None
+        raise ServerError(f"PostgreSQL on 127.0.0.1:{port} did not take logins within {timeout:.0f}s: "
+                          f"{str(exc).strip().splitlines()[0]}") from None
 
 
 def label_studio_env(port: int, password: str) -> dict[str, str]:

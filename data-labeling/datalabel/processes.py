@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from .errors import ServerError
 from .files import pid_alive
@@ -68,16 +70,22 @@ def stop_pid(pid: int, timeout: float = 15.0, first: int = signal.SIGTERM) -> No
             return
         except PermissionError:
             os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    return
-            except ChildProcessError:  # not our child: poll instead
-                if not pid_alive(pid):
-                    return
-            time.sleep(0.1)
+        if _wait_until(lambda: _exited(pid), timeout, 0.1):
+            return
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:  # not our child: poll instead
+        return not pid_alive(pid)
+
+
+def _wait_until(done: Callable[[], bool], timeout: float, every: float) -> bool:
+    """Whether `done()` said True within `timeout` seconds, asked every `every` seconds; an error it raises
+    ends the wait."""
+    return Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(timeout), wait=wait_fixed(every),
+                    retry_error_callback=lambda state: False)(done)
 
 
 def spawn(name: str, cmd: list[str], env: dict, log: Path, health: str, port: int, timeout: float,
@@ -91,14 +99,15 @@ def spawn(name: str, cmd: list[str], env: dict, log: Path, health: str, port: in
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=cwd, umask=0o077)
     server = Server(name, f"http://127.0.0.1:{port}", port, proc.pid, str(log), health)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def up() -> bool:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             raise ServerError(f"{name} exited during start (code {proc.returncode}): {tail[0][:200]}; log: {log}")
-        if ready():
-            return server
-        time.sleep(0.3)
+        return ready()
+
+    if _wait_until(up, timeout, 0.3):
+        return server
     server.stop()
     raise ServerError(f"{name} did not answer {health} within {timeout:.0f}s; log: {log}")
 

@@ -226,19 +226,20 @@ def sync_one(client, storage_id: int, kind: str, timeout: float = 600.0) -> int:
     only what is missing, so that one is run again until it completes (each attempt waits a little longer)."""
     import time
 
-    deadline, attempt = time.monotonic() + timeout, 0
-    while True:
-        attempt += 1
-        try:
-            ls.sync_storage(client, storage_id, kind)
-            storage = ls.wait_storage(client, storage_id, kind, timeout=max(1.0, deadline - time.monotonic()))
-            if kind == "source" and getattr(storage, "project", None):  # a sync beside this one: objects both took
-                ls.remove_twin_imports(client, storage.project)
-            return storage.last_sync_count or 0
-        except ServerError as exc:
-            if "database is locked" not in str(exc) or attempt == 8 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5 * attempt)
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_incrementing
+
+    deadline = time.monotonic() + timeout
+
+    def once() -> int:
+        ls.sync_storage(client, storage_id, kind)
+        storage = ls.wait_storage(client, storage_id, kind, timeout=max(1.0, deadline - time.monotonic()))
+        if kind == "source" and getattr(storage, "project", None):  # a sync beside this one: objects both took
+            ls.remove_twin_imports(client, storage.project)
+        return storage.last_sync_count or 0
+
+    locked = retry_if_exception(lambda exc: isinstance(exc, ServerError) and "database is locked" in str(exc))
+    return Retrying(retry=locked, stop=stop_after_attempt(8) | stop_after_delay(timeout),
+                    wait=wait_incrementing(start=0.5, increment=0.5), reraise=True)(once)
 
 
 def sync(client, project_id: int, direction: str = "both", storage_id: int | None = None) -> list[dict]:
@@ -319,7 +320,7 @@ class SetupResult:
 def _one_at_a_time(*key: str):
     """Identical setups on this machine run one after the other (two terminals, a retried job): the second finds
     everything made and its sync imports nothing twice. Across machines, creating settles on the lowest id
-    (ls._settle). The lock is a file in the user's cache folder, keyed by server and title."""
+    (ls.settle). The lock is a file in the user's cache folder, keyed by server and title."""
     name = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     with contextlib.ExitStack() as held:
         try:

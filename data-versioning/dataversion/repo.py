@@ -14,7 +14,6 @@ interface); their failures become one-line LabErrors.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, stop_any, wait_none
 
 from datalabel.api import (RETRY_TIMEOUT_ENV, ConfigError, LabError, NotFound, ServerError, check_bucket_name,
                            check_url, existing_bucket, load_credentials, load_user_json, norm_prefix, retry_timeout,
@@ -49,22 +50,29 @@ def run(repo: Path, cmd: list[str], what: str, error: type[LabError] = LabError,
     """Run a tool; its failure is one line. With `alive`, the tool is stopped once `alive()` has said False for
     `grace` seconds in a row (the endpoint it talks to is gone: its own retries could go on for half an hour)."""
     proc = subprocess.Popen(cmd, cwd=repo, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, down_since = time.monotonic() + timeout, None
-    while True:
-        try:
-            out, err = proc.communicate(timeout=1.0)
-            break
-        except subprocess.TimeoutExpired:
-            now = time.monotonic()
-            if alive is not None:
-                down_since = None if alive() else (down_since or now)
-            if now > deadline or (down_since is not None and now - down_since > grace):
-                proc.kill()
-                proc.communicate()
-                if now > deadline:
-                    raise error(f"{what}: no answer after {timeout:.0f}s") from None
-                raise error(f"{what}: the storage endpoint stopped answering (gave up after {grace:g} s; "
-                            f"{RETRY_TIMEOUT_ENV} sets how long)") from None
+    started, down = time.monotonic(), []  # since when `alive()` has said False, in a row
+
+    def endpoint_gone(state) -> bool:
+        if alive is None:
+            return False
+        if alive():
+            down.clear()
+        elif not down:
+            down.append(time.monotonic())
+        return bool(down) and time.monotonic() - down[0] > grace
+
+    # the tool is waited on a second at a time, so `alive` is asked between
+    waiting = Retrying(retry=retry_if_exception_type(subprocess.TimeoutExpired),
+                       stop=stop_any(stop_after_delay(timeout), endpoint_gone), wait=wait_none())
+    try:
+        out, err = waiting(proc.communicate, timeout=1.0)
+    except RetryError:
+        proc.kill()
+        proc.communicate()
+        if time.monotonic() - started >= timeout:
+            raise error(f"{what}: no answer after {timeout:.0f}s") from None
+        raise error(f"{what}: the storage endpoint stopped answering (gave up after {grace:g} s; "
+                    f"{RETRY_TIMEOUT_ENV} sets how long)") from None
     if proc.returncode != 0:
         raise error(f"{what} failed: {_error_line(err, out)[:400]}")
     return out
@@ -80,14 +88,27 @@ def dvc(repo: Path, *args: str, what: str | None = None, error: type[LabError] =
                grace=retry_timeout())
 
 
+def remote_endpoint(repo: Path) -> str | None:
+    """The endpoint URL of the repository's default DVC remote as DVC reads its config (every level merged), or
+    None: no DVC config, Google's own endpoint, or a config DVC refuses (its own commands then say why)."""
+    from dvc.config import Config
+    from dvc.config import ConfigError as DvcConfigError
+
+    if not (repo / ".dvc").is_dir():
+        return None
+    try:
+        config = Config(dvc_dir=str(repo / ".dvc"))
+    except DvcConfigError:
+        return None
+    remote = config["remote"].get(config["core"].get("remote") or REMOTE) or {}
+    return remote.get("endpointurl") or None
+
+
 def endpoint_alive(repo: Path) -> Callable[[], bool] | None:
     """For a remote on a custom endpoint (the emulator): whether it still answers HTTP. None for Google's own."""
-    config = repo / ".dvc" / "config"
-    text = config.read_text(encoding="utf-8") if config.is_file() else ""
-    match = re.search(r"^\s*endpointurl\s*=\s*(\S+)", text, re.MULTILINE)
-    if not match:
+    url = remote_endpoint(repo)
+    if not url:
         return None
-    url = match.group(1)
 
     def alive() -> bool:
         try:
@@ -249,8 +270,22 @@ def _data_hash(repo: Path, rev: str | None) -> str | None:
         proc = subprocess.run(["git", "show", f"{rev}:{DATASET_DIR}.dvc", "--"], cwd=repo, env=tool_env(),
                               capture_output=True, text=True)
         text = proc.stdout if proc.returncode == 0 else ""
-    match = re.search(r"^\s*-?\s*md5:\s*(\S+)", text, re.MULTILINE)
-    return match.group(1) if match else None
+    return dvcfile_hash(text)
+
+
+def dvcfile_hash(text: str, where: str = f"{DATASET_DIR}.dvc") -> str | None:
+    """The content hash of the first output of a .dvc file's text (YAML, read with DVC's own parser); None when
+    there is none or the file is not one DVC can read."""
+    from dvc.utils.serialize import ParseError, parse_yaml
+
+    try:
+        data = parse_yaml(text, where) if text.strip() else None
+    except ParseError:
+        return None
+    outs = data.get("outs") if isinstance(data, dict) else None
+    first = outs[0] if isinstance(outs, list) and outs and isinstance(outs[0], dict) else {}
+    value = first.get("md5")
+    return str(value) if value else None
 
 
 def _remote(repo: Path) -> str:

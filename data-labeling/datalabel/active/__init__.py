@@ -16,7 +16,7 @@ One module per concern, each importing only those before it in this list:
   predictions  prediction JSON, prediction files, bulk upload (preannotate)
   selection    rank a project's unlabeled pool (select_tasks)
   simulation   learning curves offline, and their report
-Tasks are read through the shared model in `tasks.py`; Label Studio is reached only through `ls.py`.
+Tasks are read through the shared model in `tasks.py`; Label Studio is reached only through `ls`.
 """
 from .images import MAX_IMAGE_BYTES, PIXELS, ImageLoader, ImageRefused, pixels
 from .interface import Classifier, LogisticPixels, classifier_class, fit

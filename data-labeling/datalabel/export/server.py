@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import Callable
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from .. import ls
 from ..errors import ConfigError, LabError, ServerError
@@ -53,14 +54,20 @@ def export_from_api(client, project_id: int, export_type: str, dest: str | Path,
     url = client.settings.url
     with ls.api_errors(f"create export of project {project_id}", url):
         snapshot = client.projects.exports.create(id=project_id, title=f"datalabel {export_type}")
-    deadline = time.monotonic() + timeout
-    while str(snapshot.status or "") not in ("completed", "failed"):
-        if time.monotonic() > deadline:
-            raise ServerError(f"export {snapshot.id} of project {project_id} still {snapshot.status} "
-                              f"after {timeout:.0f}s; try again with a longer --timeout")
-        time.sleep(1)
+    created = [snapshot]
+
+    def read():
+        if created:  # the answer to the create request is the first state
+            return created.pop()
         with ls.api_errors(f"export {snapshot.id} of project {project_id}", url):
-            snapshot = client.projects.exports.get(id=project_id, export_pk=snapshot.id)
+            return client.projects.exports.get(id=project_id, export_pk=snapshot.id)
+
+    try:
+        snapshot = Retrying(retry=retry_if_result(lambda s: str(s.status or "") not in ("completed", "failed")),
+                            stop=stop_after_delay(timeout), wait=wait_fixed(1))(read)
+    except RetryError as exc:
+        raise ServerError(f"export {snapshot.id} of project {project_id} still {exc.last_attempt.result().status} "
+                          f"after {timeout:.0f}s; try again with a longer --timeout") from None
     if snapshot.status == "failed":
         raise ServerError(f"Label Studio failed to build export {snapshot.id} of project {project_id}; see its log")
     dest = Path(dest)

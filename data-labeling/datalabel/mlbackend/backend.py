@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
+
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from .. import active, ls
 from ..config import Settings
@@ -192,22 +193,17 @@ class Backend:
     def request_training(self, project: int) -> None:
         with self._wake:
             self._pending.add(project)
-            self._wake.notify()
+            self._wake.notify_all()
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Until no retrain is queued or running (tests, and a clean shutdown)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not self._pending and not self._training:
-                    return True
-            time.sleep(0.05)
-        return False
+        with self._wake:  # woken when a retrain ends
+            return self._wake.wait_for(lambda: not self._pending and not self._training, timeout)
 
     def stop(self) -> None:
         with self._wake:
             self._stopped = True
-            self._wake.notify()
+            self._wake.notify_all()
 
     def _train_loop(self) -> None:
         while True:
@@ -228,20 +224,18 @@ class Backend:
                 self.last_error = f"retraining failed ({type(exc).__name__}); see the ML backend's log"
                 log.exception("project %s: retraining failed", project)
             finally:
-                with self._lock:
+                with self._wake:
                     self._training = False
+                    self._wake.notify_all()
 
     def _retrain(self, project: int) -> None:
         client = self._client()
-        model = None
-        for wait in (0.0, self.settle):
-            # Label Studio calls before the annotation's transaction commits: an unchanged set is read again once
-            # after a pause before the run counts as unchanged
-            time.sleep(wait)
-            model = active.train_project(client, project, self.models_dir, self.policy, loader=self.loader,
-                                         only_if_changed=True, keep=self.keep, model_class=self.model_class)
-            if model is not None:
-                break
+        # Label Studio calls before the annotation's transaction commits: an unchanged set (no model made) is read
+        # again once after a pause before the run counts as unchanged
+        model = Retrying(retry=retry_if_result(lambda made: made is None), stop=stop_after_attempt(2),
+                         wait=wait_fixed(self.settle), retry_error_callback=lambda state: None)(
+            active.train_project, client, project, self.models_dir, self.policy, loader=self.loader,
+            only_if_changed=True, keep=self.keep, model_class=self.model_class)
         if model is None:
             with self._lock:
                 self.unchanged += 1

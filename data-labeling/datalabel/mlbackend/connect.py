@@ -7,9 +7,10 @@ checks the pair itself, so a failure is said in one whole sentence naming its ca
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
+
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from .. import active, ls
 from ..config import check_url
@@ -33,20 +34,20 @@ def _get(url: str, credentials: Credentials | None, timeout: float) -> tuple[int
 def wait_for_backend(url: str, credentials: Credentials, seconds: float = WAIT_SECONDS) -> dict:
     """The backend's /health once it answers (it warms up before listening), after checking that it takes
     `credentials`; ServerError / ConfigError with the cause otherwise."""
-    deadline = time.monotonic() + seconds
-    last = "no answer"
-    while True:
+    def health_check() -> tuple[dict | None, str]:
+        """(the health, "") once it answers 200, else (None, what went wrong)."""
         try:
-            status, health = _get(url + "/health", None, 5.0)
-            if status == 200:
-                break
-            last = f"HTTP {status}"
+            status, body = _get(url + "/health", None, 5.0)
         except (OSError, ValueError) as exc:
-            last = type(exc).__name__ if not isinstance(exc, urllib.error.URLError) else str(exc.reason)
-        if time.monotonic() >= deadline:
-            raise ServerError(f"no ML backend answers at {url}/health within {seconds:g} s ({last}); start it with "
-                              "`datalabel al serve` and pass the URL it prints as --backend")
-        time.sleep(0.5)
+            return None, type(exc).__name__ if not isinstance(exc, urllib.error.URLError) else str(exc.reason)
+        return (body, "") if status == 200 else (None, f"HTTP {status}")
+
+    health, last = Retrying(retry=retry_if_result(lambda answer: answer[0] is None),
+                            stop=stop_after_delay(seconds), wait=wait_fixed(0.5),
+                            retry_error_callback=lambda state: state.outcome.result())(health_check)
+    if health is None:
+        raise ServerError(f"no ML backend answers at {url}/health within {seconds:g} s ({last}); start it with "
+                          "`datalabel al serve` and pass the URL it prints as --backend")
     status, _ = _get(url + "/versions", credentials, 10.0)
     if status == 401:
         raise ConfigError(f"the ML backend at {url} refused this user and password: it was started with another "

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 
 import uvicorn
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import ServerError
@@ -89,9 +89,8 @@ def start_in_thread(backend: Backend, credentials: Credentials, host: str = "127
     server = uvicorn.Server(_config(backend, credentials))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ml-backend", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    Retrying(retry=retry_if_result(lambda up: not up), stop=stop_after_delay(30), wait=wait_fixed(0.01),
+             retry_error_callback=lambda state: False)(lambda: server.started or not thread.is_alive())
     if not server.started:
         raise ServerError("the ML backend did not start (see its log)")
     bound_host, bound_port = sock.getsockname()[:2]

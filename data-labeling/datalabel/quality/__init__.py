@@ -8,7 +8,7 @@ One module per concern, each importing only those before it in this list:
               confident learning (cleanlab)
   review      the Data Manager tab "Review: likely mislabeled" and the queue that serves it with "Label All Tasks"
 This file ties them to a Label Studio project (what the commands call). Tasks are read through the shared model in
-`tasks.py`, Label Studio through `ls.py`, the model and images through `active`.
+`tasks.py`, Label Studio through `ls`, the model and images through `active`.
 """
 from __future__ import annotations
 
