@@ -44,6 +44,7 @@ inputs_hash() {  # $1: stand-in folder name
       cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null
     else
       declare -f build_from_dockerfile
+      cat requirements.lock  # what the stand-ins install from
       docker image inspect -f '{{.Id}}' "$PY_IMAGE" 2>/dev/null
     fi
   } | sha256sum | cut -c1-16
@@ -106,12 +107,15 @@ build_from_dockerfile() {  # $1 image, $2 stand-in folder, $3... build args
   shift 2
   hash=$(inputs_hash "$folder")
   echo "STAND-IN: building $image from $STANDINS/$folder (no registry answered)..." >&2
-  local log
+  local log context
   log=$(mktemp)
+  # the build context: the stand-in's folder and the lock file, so Python packages install at the locked versions
+  context=$(mktemp -d)
+  cp -R "$STANDINS/$folder/." "$context/" && cp requirements.lock "$context/requirements.lock"
   # the classic builder: it needs no buildx plugin (Debian's docker.io has none); its output only on failure
-  DOCKER_BUILDKIT=0 docker build --label "datalabel.standin=$hash" "$@" -t "$image" "$STANDINS/$folder" >"$log" 2>&1 \
-    || { tail -30 "$log" >&2; rm -f "$log"; echo "error: building the $image stand-in failed" >&2; exit 3; }
-  rm -f "$log"
+  DOCKER_BUILDKIT=0 docker build --label "datalabel.standin=$hash" "$@" -t "$image" "$context" >"$log" 2>&1 \
+    || { tail -30 "$log" >&2; rm -rf "$log" "$context"; echo "error: building the $image stand-in failed" >&2; exit 3; }
+  rm -rf "$log" "$context"
   echo "STAND-IN: $image built" >&2
 }
 
