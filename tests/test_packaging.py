@@ -75,4 +75,4 @@ def test_each_package_installs_from_its_own_pyproject_and_every_module_and_help_
 
 
 # the libraries only the extras bring (datalabel[video], [plots], [team]): absent from a plain install
-EXTRAS_ONLY = ("av", "matplotlib", "psycopg")
+EXTRAS_ONLY = ("av", "matplotlib", "psycopg", "django")
