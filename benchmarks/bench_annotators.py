@@ -10,16 +10,16 @@ loops through the real API for a fixed time: "next task" (GET /api/projects/ID/n
 it picks and locks a task for that user) -> submit an annotation (POST /api/tasks/ID/annotations/), then waits
 --think seconds on average (0.5-1.5x, and a random start within one pause: people do not move in step).
 
-The default pause, 8 s, is the load the goals are for: each annotator submits every ~8 s, faster than people label
-(5-30 s per task), so 50 of them offer ~6 annotations/s (12 requests/s): on the 2 cores of the README's figures,
-about half of what team mode served flat out on a quiet machine (10.8/s) and above the ~5/s the one-process server
-kept up with there. Flat out (--think 0) every server is saturated and p95 is the queue (50 annotators /
-throughput); at 10 s and more both servers keep up. The two
+The default pause, 2 s, is the load the goals are for: each annotator submits every ~2 s, several times faster
+than people label (5-30 s per task), so 50 of them offer ~20 annotations/s (40 requests/s): on the quiet 2-core
+machine of the README's figures team mode serves it with p95 under 0.5 s while the one-process server collapses
+(timeouts, "database is locked"). At a 6 s pace (~7/s) both keep up (team p95 89 ms, single 434 ms); flat out
+(--think 0) every server is saturated and p95 is the queue (50 annotators / throughput). The two
 servers are loaded one after the other with the same load, so neither runs under the other's. Requests go through
 one asyncio HTTP client (httpx) so the load generator itself stays light on the same 2 cores. Every request has a
 timeout; an error is a failed request or a non-2xx answer.
 
-    .venv/bin/python benchmarks/bench_annotators.py                      # 50 annotators, 60 s each, 8 s pauses
+    .venv/bin/python benchmarks/bench_annotators.py                      # 50 annotators, 60 s each, 2 s pauses
     .venv/bin/python benchmarks/bench_annotators.py --think 0            # flat out: latency is the queue
     .venv/bin/python benchmarks/bench_annotators.py --annotators 20 --seconds 20
 
@@ -139,8 +139,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--annotators", type=int, default=50, help="simulated annotators (default 50, at most 200)")
     parser.add_argument("--seconds", type=float, default=60.0, help="load time per server (default 60, at most 900)")
-    parser.add_argument("--think", type=float, default=8.0,
-                        help="mean pause after each submit (default 8 s: 50 annotators offer ~6 annotations/s; "
+    parser.add_argument("--think", type=float, default=2.0,
+                        help="mean pause after each submit (default 2 s: 50 annotators offer ~20 annotations/s; "
                              "0: flat out)")
     parser.add_argument("--tasks", type=int, default=6000, help="tasks in each project (default 6,000)")
     args = parser.parse_args()
