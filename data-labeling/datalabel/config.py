@@ -27,20 +27,22 @@ def read_dotenv(path: str | Path = ".env") -> dict[str, str]:
     (a quote left open) is a ConfigError naming the line, not a value silently cut; a key without `=` is skipped."""
     import io
 
-    from dotenv import dotenv_values
     from dotenv.parser import parse_stream
 
     path = Path(path)
     if not path.is_file():
         return {}
-    text = read_user_text(path, "settings file")
-    for binding in parse_stream(io.StringIO(text)):
+    values: dict[str, str | None] = {}
+    # one pass of python-dotenv's parser: what dotenv_values(interpolate=False) builds, and the line of an error
+    for binding in parse_stream(io.StringIO(read_user_text(path, "settings file"))):
         if binding.error:
             key = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=", binding.original.string)
             where = f"line {binding.original.line}" + (f" ({key.group(1)})" if key else "")  # never the value
             raise ConfigError(f"settings file {path}, {where} cannot be read; write KEY=VALUE (quote a value "
                               "holding spaces or #, and close the quote)")
-    return {k: v for k, v in dotenv_values(stream=io.StringIO(text), interpolate=False).items() if v is not None}
+        if binding.key is not None:
+            values[binding.key] = binding.value
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def setting(name: str, default: str | None = None) -> str | None:
