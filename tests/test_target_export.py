@@ -64,6 +64,9 @@ def test_add_target_writes_existing_annotations_as_label_studio_does(label_studi
     reference = _objects(theirs, "labels/")
 
     assert sorted(written) == sorted(reference) and len(written) == 5
+    # the same objects' content type (ours go through gcsfs, Label Studio's through google-cloud-storage)
+    assert ({b.content_type for b in ours.list_blobs(prefix="labels/")}
+            == {b.content_type for b in theirs.list_blobs(prefix="labels/")} == {"text/plain"})
     fields = list(next(iter(reference.values())))
     for key, ref in reference.items():
         mine = written[key]

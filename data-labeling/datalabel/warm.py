@@ -7,7 +7,8 @@ A project read is warm when its target-storage cache (stats.default_cache, made 
 - task data (every task, labeled or not): the tasks Label Studio updated since the last run, from its Data Manager
   list with only id, data and meta (filter on updated_at; a new task, an edited one and an annotated one are
   updated), kept in the same cache file; the whole list again when the task count no longer adds up (deletions);
-- predictions: one list of them (ls.project_predictions), as `stats --incremental` reads them.
+- predictions: one list of them (ls.project_predictions), as `stats --incremental` reads them; not read for a
+  caller that uses none (`export convert`: at 5,000 tasks that list is a third of a warm read).
 It is used only when consistent: target storage's annotation counts equal Label Studio's, and the task data
 covers exactly the project's tasks. Otherwise, or when cold, a note on stderr and the whole project is read
 (ls.project_tasks) as before.
@@ -26,12 +27,15 @@ from .stats import default_cache
 from .taskdata import sync_task_data
 from .tasks import Task
 
-def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task] | None, str]:
-    """Every task of the project with annotations, predictions, data and meta, from the warm cache; or (None,
-    why not). The prediction and user lists are read while the bucket and the task data are synced (Label Studio
-    answers requests in parallel)."""
-    project = ls.get_project(client, project_id)
-    targets = ls.list_storages(client, project_id, "target")
+def warm_tasks(client, project_id: int, storage_client=None, predictions: bool = True,
+               project=None) -> tuple[list[Task] | None, str]:
+    """Every task of the project with annotations, predictions (unless not asked for), data and meta, from the
+    warm cache; or (None, why not). The prediction and user lists are read while the bucket and the task data are
+    synced (Label Studio answers requests in parallel). `project`: the project as the caller just read it."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        project_f = pool.submit(ls.get_project, client, project_id) if project is None else None
+        targets = ls.list_storages(client, project_id, "target")
+        project = project if project_f is None else project_f.result()
     if not targets:
         return None, f"project {project_id} has no target storage"
     target = min(targets, key=lambda t: t.id)
@@ -40,7 +44,7 @@ def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task]
         return None, (f"no warm copy of its target storage yet (`datalabel stats {project_id} --incremental` "
                       "makes one)")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        predictions_f = pool.submit(ls.project_predictions, client, project_id)
+        predictions_f = pool.submit(ls.project_predictions, client, project_id) if predictions else None
         users_f = pool.submit(ls.user_emails, client)
         with exclusive_lock(path.with_name(path.name + ".lock")), TaskCache(path) as store:
             store.sync_source(BucketObjects(target.bucket, storage_client), target.prefix or "")
@@ -55,7 +59,8 @@ def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task]
             if not sync_task_data(store, client, project_id, project.task_number or 0):
                 return None, "the task list does not add up to the project's task count"
             rows = store.db.execute("SELECT id, body FROM taskdata ORDER BY id").fetchall()
-        predictions, emails = predictions_f.result(), users_f.result()
+        predictions = predictions_f.result() if predictions_f else {}
+        emails = users_f.result()
     # target storage names the annotator by an object with the email, the export by id: as the export does
     ids = {email: user_id for user_id, email in emails.items()}
     for task in annotated.values():
@@ -76,12 +81,12 @@ def warm_tasks(client, project_id: int, storage_client=None) -> tuple[list[Task]
 
 
 def project_tasks(client, project_id: int, progress: Callable[[int], None] | None = None,
-                  storage_client=None) -> Iterator[Task]:
+                  storage_client=None, predictions: bool = True, project=None) -> Iterator[Task]:
     """The project's tasks as ls.project_tasks gives them: from the warm cache when it is warm and consistent,
     else (a note on stderr once the command succeeded) from the whole-project read."""
-    tasks, why = warm_tasks(client, project_id, storage_client)
+    tasks, why = warm_tasks(client, project_id, storage_client, predictions, project)
     if tasks is None:
         note_when_done(f"{why}; read the whole project")
-        return ls.project_tasks(client, project_id, progress)
+        return ls.project_tasks(client, project_id, progress, predictions=predictions)
     return iter(tasks)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import warm
+from .. import ls, warm
 from ..errors import ConfigError, NotFound
 from ..tasks import Task
 from .predictions import latest_prediction, prediction_probs
-from .project import DEFAULT_VIEW, find_view, project_model_version, project_target, save_view
+from .project import DEFAULT_VIEW, find_view, save_view, target_of
 from .splits import check_split, in_split, task_split
 from .scoring import SCORE_STRATEGIES, STRATEGIES, certainty, select, uncertainty
 
@@ -38,11 +38,12 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
     check_split(split)
-    target = project_target(client, project_id)
-    current = project_model_version(client, project_id)
+    project = ls.get_project(client, project_id)  # read once: its config, its model version, its counts
+    target = target_of(project.label_config)
+    current = str(getattr(project, "model_version", "") or "")
     seen_current = False
     tasks, splits = [], {}  # the unlabeled tasks of the split, slimmed to id + predictions: a 100k project streams by
-    for task in warm.project_tasks(client, project_id, progress):
+    for task in warm.project_tasks(client, project_id, progress, project=project):
         if not task.is_labeled and in_split(task, split):
             # the project's version counts if the pool has its predictions (a review's are on labeled tasks only)
             seen_current = seen_current or any(p.model_version == current for p in task.predictions)

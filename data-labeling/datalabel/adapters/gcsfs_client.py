@@ -2,8 +2,8 @@
 
 - `GCSFileSystem._request.__wrapped__`: the request without gcsfs's retry decorator (6 tries, up to ~35 s, each
   logged with a traceback), so the caller's bounded, quiet retries are the only ones;
-- `GCSFileSystem._cat_file`: the coroutine that reads one object (fsspec's async interface), awaited in the
-  caller's own event-loop tasks.
+- `GCSFileSystem._cat_file` and `_pipe_file`: the coroutines that read and write one object (fsspec's async
+  interface), awaited in the caller's own event-loop tasks.
 """
 from __future__ import annotations
 
@@ -37,3 +37,8 @@ def single_try_filesystem():
 async def cat_file(fs, path: str) -> bytes:
     """The bytes of one object (`bucket/key`), read in the running event loop."""
     return await fs._cat_file(path)
+
+
+async def pipe_file(fs, path: str, data: bytes, content_type: str) -> None:
+    """Write one object (`bucket/key`) in the running event loop, in one request."""
+    await fs._pipe_file(path, data, content_type=content_type)

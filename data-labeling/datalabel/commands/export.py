@@ -147,7 +147,7 @@ def _source_tasks(project, prefix, from_file, bucket, client, storage, progress)
     if project is not None:
         from .. import warm
 
-        return warm.project_tasks(client, project, progress, storage)
+        return warm.project_tasks(client, project, progress, storage, predictions=False)  # none is converted
     raise ConfigError("no source: pass --project ID (API), --prefix labels/ (bucket) or --from-file export.json")
 
 

@@ -31,8 +31,9 @@ def iter_task_json(client, project_id: int, page_size: int = 500, fields: str = 
 
 
 def project_tasks(client, project_id: int, progress: Callable[[int], None] | None = None,
-                  timeout: float = 3600.0) -> Iterator[Task]:
-    """Every task of a project with its annotations (skipped ones too) and predictions, as the task model.
+                  timeout: float = 3600.0, predictions: bool = True) -> Iterator[Task]:
+    """Every task of a project with its annotations (skipped ones too) and predictions (without `predictions`:
+    none, and no request for them), as the task model.
 
     Two requests, the fastest whole-project read Label Studio offers (its paged task list costs it several times
     more per task): its own JSON export (tasks and annotations; predictions by id only) streamed into a private
@@ -47,7 +48,7 @@ def project_tasks(client, project_id: int, progress: Callable[[int], None] | Non
                 fp.write(chunk)
                 if progress:
                     progress(len(chunk))
-        by_task = project_predictions(client, project_id, timeout)
+        by_task = project_predictions(client, project_id, timeout) if predictions else {}
         fp.seek(0)
         for task in iter_tasks(io.TextIOWrapper(fp, encoding="utf-8")):
             task.predictions = by_task.pop(task.id, [])
