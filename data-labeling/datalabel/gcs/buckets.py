@@ -7,9 +7,9 @@ import os
 from typing import Iterator
 
 from ..adapters.gcs_client import wide_pool
-from ..errors import ConfigError, NotFound, ServerError
+from ..errors import ConfigError, LabError, ServerError
 from .names import check_bucket_name, norm_prefix
-from .retry import RETRY_HINT, api_call, api_retry, retry_timeout, short_error
+from .retry import RETRY_HINT, api_call, api_retry, retry_timeout
 
 
 def client(credentials_file: str | None = None, project: str | None = None):
@@ -31,25 +31,18 @@ def client(credentials_file: str | None = None, project: str | None = None):
 
 def bucket(gcs, name: str):
     """An existing bucket, or NotFound with the name in the message."""
-    from google.api_core import exceptions
-
     check_bucket_name(name)
     bound = retry_timeout()
     try:
         # a bounded retry budget: a wrong host fails in seconds, not after the default two minutes
-        return gcs.get_bucket(name, retry=api_retry(f"bucket {name}"), timeout=min(10.0, bound))
-    except exceptions.NotFound:
-        raise NotFound(f"bucket {name!r} does not exist (create it, or check GCS_BUCKET_NAME)") from None
-    except exceptions.RetryError as exc:
-        raise ServerError(f"cannot reach the storage API for bucket {name!r}: gave up after {bound:g} s of retries "
-                          f"({RETRY_HINT}); last error: "
-                          f"{short_error(exc.cause)}") from None
-    except exceptions.GoogleAPIError as exc:
-        raise ServerError(f"cannot read bucket {name!r}: {exc}".splitlines()[0]) from None
-    except Exception as exc:  # connection refused and friends
+        return api_call(f"bucket {name!r}",
+                        lambda: gcs.get_bucket(name, retry=api_retry(f"bucket {name}"), timeout=min(10.0, bound)),
+                        not_found=f"bucket {name!r} does not exist (create it, or check GCS_BUCKET_NAME)")
+    except LabError:
+        raise
+    except Exception as exc:  # what api_call leaves: a transport error outside requests
         raise ServerError(f"cannot reach the storage API for bucket {name!r} (gave up after {bound:g} s of "
-                          f"retries; {RETRY_HINT}): "
-                          f"{type(exc).__name__}") from None
+                          f"retries; {RETRY_HINT}): {type(exc).__name__}") from None
 
 
 def ensure_bucket(gcs, name: str, location: str | None = None):

@@ -77,8 +77,9 @@ def short_error(exc: BaseException | None) -> str:
     return (text.splitlines() or [type(exc).__name__])[0][:160]
 
 
-def api_call(what: str, fn: Callable):
-    """Run one metadata call, mapping google-cloud errors to one-line LabErrors."""
+def api_call(what: str, fn: Callable, not_found: str | None = None):
+    """Run one metadata call, mapping google-cloud errors to one-line LabErrors (`not_found`: the whole line for
+    a 404, else "WHAT: not found")."""
     from google.api_core import exceptions
 
     import requests
@@ -86,7 +87,7 @@ def api_call(what: str, fn: Callable):
     try:
         return fn()
     except exceptions.NotFound:
-        raise NotFound(f"{what}: not found") from None
+        raise NotFound(not_found or f"{what}: not found") from None
     except exceptions.RetryError as exc:
         raise ServerError(f"{what}: cannot reach the storage API: gave up after {retry_timeout():g} s of retries "
                           f"({RETRY_HINT}); last error: "
