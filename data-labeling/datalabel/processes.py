@@ -70,7 +70,7 @@ def stop_pid(pid: int, timeout: float = 15.0, first: int = signal.SIGTERM) -> No
             return
         except PermissionError:
             os.kill(pid, sig)
-        if _wait_until(lambda: _exited(pid), timeout, 0.1):
+        if wait_until(lambda: _exited(pid), timeout, 0.1):
             return
 
 
@@ -81,7 +81,7 @@ def _exited(pid: int) -> bool:
         return not pid_alive(pid)
 
 
-def _wait_until(done: Callable[[], bool], timeout: float, every: float) -> bool:
+def wait_until(done: Callable[[], bool], timeout: float, every: float) -> bool:
     """Whether `done()` said True within `timeout` seconds, asked every `every` seconds; an error it raises
     ends the wait."""
     return Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(timeout), wait=wait_fixed(every),
@@ -106,7 +106,7 @@ def spawn(name: str, cmd: list[str], env: dict, log: Path, health: str, port: in
             raise ServerError(f"{name} exited during start (code {proc.returncode}): {tail[0][:200]}; log: {log}")
         return ready()
 
-    if _wait_until(up, timeout, 0.3):
+    if wait_until(up, timeout, 0.3):
         return server
     server.stop()
     raise ServerError(f"{name} did not answer {health} within {timeout:.0f}s; log: {log}")

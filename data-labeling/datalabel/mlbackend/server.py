@@ -12,10 +12,10 @@ import socket
 import threading
 
 import uvicorn
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import ServerError
+from ..processes import wait_until
 from .app import make_app
 from .auth import Credentials
 from .backend import Backend
@@ -89,8 +89,7 @@ def start_in_thread(backend: Backend, credentials: Credentials, host: str = "127
     server = uvicorn.Server(_config(backend, credentials))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ml-backend", daemon=True)
     thread.start()
-    Retrying(retry=retry_if_result(lambda up: not up), stop=stop_after_delay(30), wait=wait_fixed(0.01),
-             retry_error_callback=lambda state: False)(lambda: server.started or not thread.is_alive())
+    wait_until(lambda: server.started or not thread.is_alive(), 30, 0.01)
     if not server.started:
         raise ServerError("the ML backend did not start (see its log)")
     bound_host, bound_port = sock.getsockname()[:2]
