@@ -112,7 +112,7 @@ def write_annotations(client, project_id: int, bkt, prefix: str, workers: int = 
     """Every annotation of the project written to gs://bucket/prefix as Label Studio's target storage writes it,
     in parallel (through gcsfs: 1,450 objects in 1.0 s where threads over google-cloud-storage took 2.9 s).
     Returns how many."""
-    with ThreadPoolExecutor(max_workers=4) as pool:  # the three reads at once: Label Studio answers in parallel
+    with ThreadPoolExecutor(max_workers=4) as pool:  # the three reads at once (Label Studio answers in parallel)
         exported = pool.submit(annotated_tasks, client, project_id)
         listed_f = pool.submit(listed_columns, client, project_id)
         people_f = pool.submit(_users, client)

@@ -26,7 +26,7 @@ from .predictions import (PredictionRow, create_predictions_one_by_one, import_p
                           preannotate, predict_tasks, prediction_json, prediction_probs, read_prediction_file,
                           rows_to_predictions)
 from .project import (DEFAULT_VIEW, UNCERTAINTY_SAMPLING, Target, delete_model_version, find_view, load_tasks,
-                      load_tasks_by_id, project_model_version, project_target, release_locks, save_view, target_of,
+                      load_tasks_by_id, project_target, release_locks, save_view, target_of,
                       use_for_sampling, view_task_ids)
 from .selection import Candidate, refresh_view, select_tasks
 from .simulation import Simulation, load_digit_features, simulate, write_report
@@ -39,7 +39,7 @@ __all__ = ["assign_splits", "Candidate", "certainty", "check_split", "Classifier
     "LogisticPixels", "MAX_IMAGE_BYTES", "ModelVersion", "release_locks", "retire_versions", "ImageLoader", "import_predictions", "in_split", "labeled_examples", "labels_digest", "latest_prediction",
     "list_versions", "load_digit_features", "load_model", "load_tasks", "load_tasks_by_id", "media_url", "model_dir",
     "model_path", "MODEL_PREFIX", "PIXELS", "pixels", "plan_splits", "preannotate", "predict_tasks",
-    "prediction_json", "prediction_probs", "PredictionRow", "project_model_version", "project_target",
+    "prediction_json", "prediction_probs", "PredictionRow", "project_target",
     "prune_models", "read_prediction_file", "refresh_view", "rows_to_predictions", "save_model", "save_view", "SCORE_STRATEGIES",
     "select", "select_tasks", "simulate", "Simulation", "SPLIT_FIELD", "split_of", "SPLITS", "stable_key",
     "stored_split", "STRATEGIES", "Target", "target_of", "task_split", "train_project", "uncertainty",

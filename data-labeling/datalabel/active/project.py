@@ -66,10 +66,6 @@ def use_for_sampling(client, project_id: int, model_version: str) -> dict:
     return {"sampling": UNCERTAINTY_SAMPLING, "model_version": model_version}
 
 
-def project_model_version(client, project_id: int) -> str:
-    return str(getattr(ls.get_project(client, project_id), "model_version", "") or "")
-
-
 def save_view(client, project_id: int, title: str, task_ids: list[int], extra: dict | None = None) -> dict:
     """A Data Manager tab showing exactly `task_ids`, lowest prediction score (least certain) first; replaced in
     place when re-run. "Label Tasks As Displayed" labels them in this order; "Label All Tasks" follows the

@@ -286,6 +286,9 @@ def describe_formats(config=None) -> list[dict]:
     """Each format `convert` writes; with a label config, whether it fits (the test `convert` refuses by)."""
     if config is None:
         return [{"format": name, "output": DESCRIPTIONS[name]} for name in WRITERS]
-    return [{"format": name, "output": DESCRIPTIONS[name], "fits": writer.fits(config),
-             "why_not": "" if writer.fits(config) else f"writes {writer.what}; the label config has none"}
-            for name, writer in WRITERS.items()]
+    rows = []
+    for name, writer in WRITERS.items():
+        fits = writer.fits(config)
+        rows.append({"format": name, "output": DESCRIPTIONS[name], "fits": fits,
+                     "why_not": "" if fits else f"writes {writer.what}; the label config has none"})
+    return rows
