@@ -131,15 +131,7 @@ def remote_url(bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX) -> str:
 
 def check_remote_bucket(bucket: str, endpoint: str | None = None, credentials_file: str | None = None) -> None:
     """NotFound unless the bucket exists, read where and as DVC will (the endpoint, the key file)."""
-    if endpoint:
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        gcs = storage.Client(project="local", credentials=AnonymousCredentials(),
-                             client_options={"api_endpoint": endpoint})
-    else:
-        gcs = storage_client(credentials_file)
-    existing_bucket(gcs, bucket)
+    existing_bucket(storage_client(credentials_file, endpoint=endpoint), bucket)
 
 
 def init(path: str | Path, bucket: str, prefix: str = DEFAULT_REMOTE_PREFIX, endpoint: str | None = None,

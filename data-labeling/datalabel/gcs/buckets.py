@@ -12,14 +12,17 @@ from .names import check_bucket_name, norm_prefix
 from .retry import RETRY_HINT, api_call, api_retry, retry_timeout
 
 
-def client(credentials_file: str | None = None, project: str | None = None):
-    """A storage client: anonymous against the emulator, else from a service-account file or ADC."""
+def client(credentials_file: str | None = None, project: str | None = None, endpoint: str | None = None):
+    """A storage client: anonymous against the emulator (STORAGE_EMULATOR_HOST, or `endpoint`: another storage
+    endpoint, as DVC is given one), else from a service-account file or ADC."""
     from google.cloud import storage
 
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
+    if endpoint or os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        return wide_pool(storage.Client(credentials=AnonymousCredentials(), project=project or "local"))
+        options = {"api_endpoint": endpoint} if endpoint else None
+        return wide_pool(storage.Client(credentials=AnonymousCredentials(), project=project or "local",
+                                        client_options=options))
     try:
         if credentials_file:
             return wide_pool(storage.Client.from_service_account_json(credentials_file, project=project))
