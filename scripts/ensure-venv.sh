@@ -10,7 +10,13 @@ stamp_of() { cat requirements.lock requirements.txt requirements-server.txt requ
   data-labeling/pyproject.toml data-versioning/pyproject.toml | sha256sum | cut -c1-16; }
 want=$(stamp_of)
 
+# The project's own modules (installed editable) get their bytecode written here, even where the environment
+# says not to write it at import (PYTHONDONTWRITEBYTECODE, usual in containers): otherwise every command compiles
+# them again at start, ~0.1 s. Quick when up to date; a module edited since is compiled again on the next start.
+compile_own() { .venv/bin/python -m compileall -q data-labeling/datalabel data-versioning/dataversion > /dev/null || true; }
+
 if [[ -f .venv/.installed && $(cat .venv/.installed) == "$want" ]]; then
+  compile_own
   exit 0
 fi
 # two starts at once (two terminals): one installs, the other waits for it and finds the venv ready
@@ -28,3 +34,4 @@ echo "Installing pinned dependencies into .venv (first run takes a few minutes).
 .venv/bin/python -m pip install --quiet -r requirements.lock
 .venv/bin/python -m pip install --quiet --no-deps -e data-labeling -e data-versioning
 echo "$want" > .venv/.installed
+compile_own

@@ -127,6 +127,15 @@ def default_cache(url: str, project_id: int, bucket: str, prefix: str) -> Path:
         raise LabError(f"no cache folder for --incremental ({exc}); give one with --cache FILE") from None
 
 
+def has_cache(project_id: int) -> bool:
+    """Whether a target-storage copy of a project with this id exists (of any server or storage place): a
+    warm read is likely, so what it needs besides the copy can be asked for before the storage is known."""
+    try:
+        return any(user_cache("targets").glob(f"project-{int(project_id)}-*.sqlite"))
+    except (OSError, RuntimeError):
+        return False
+
+
 def incremental_stats(client, project_id: int, policy: str = "latest", cache: str | Path | None = None,
                       progress: Callable[[int], None] | None = None, storage_client=None) -> dict:
     """`project_stats` with the annotations read from the project's target storage, through the cache file

@@ -2,6 +2,7 @@
 predictions go to, the labeling queue (sampling and model version) and the Data Manager views."""
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -131,30 +132,33 @@ def release_locks(client, project_id: int, limit: int = 10) -> list[int]:
     task, locked now), skip it (a cancelled annotation, which releases the lock) and delete the skip again.
     Repeated while the served task came from a lock."""
     released = []
-    for _ in range(limit):
-        what = f"the next task of project {project_id}"
-        resp = _call(client, "POST", "api/dm/actions", what, params={"id": "next_task", "project": int(project_id)},
-                     json={"project": str(project_id)}, ok=(200, 404))
-        if resp.status_code == 404:
-            break  # nothing left to label: nothing locked either
-        served = resp.json()
-        task_id = int(served["id"])
-        skip = _call(client, "POST", f"api/tasks/{task_id}/annotations/", f"release the lock on task {task_id}",
-                     params={"was_cancelled": 1}, json={"result": [], "was_cancelled": True})
-        annotation = int(skip.json()["id"])
-        _call(client, "DELETE", f"api/annotations/{annotation}/", f"release the lock on task {task_id}")
-        _forget_exported(client, project_id, annotation)
-        released.append(task_id)
-        if "Task lock" not in str(served.get("queue") or ""):
-            break  # that one was locked by this very call: none of the user's is left
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        targets = pool.submit(ls.list_storages, client, project_id, "target")  # read during the first release
+        for _ in range(limit):
+            what = f"the next task of project {project_id}"
+            resp = _call(client, "POST", "api/dm/actions", what, json={"project": str(project_id)}, ok=(200, 404),
+                         params={"id": "next_task", "project": int(project_id)})
+            if resp.status_code == 404:
+                break  # nothing left to label: nothing locked either
+            served = resp.json()
+            task_id = int(served["id"])
+            skip = _call(client, "POST", f"api/tasks/{task_id}/annotations/", f"release the lock on task {task_id}",
+                         params={"was_cancelled": 1}, json={"result": [], "was_cancelled": True})
+            annotation = int(skip.json()["id"])
+            _call(client, "DELETE", f"api/annotations/{annotation}/", f"release the lock on task {task_id}")
+            _forget_exported(targets, project_id, annotation)
+            released.append(task_id)
+            if "Task lock" not in str(served.get("queue") or ""):
+                break  # that one was locked by this very call: none of the user's is left
     return released
 
 
-def _forget_exported(client, project_id: int, annotation_id: int) -> None:
-    """Delete the object Label Studio 1.23 wrote for an annotation into each GCS target storage (its key: the
-    annotation id under the prefix), so the bucket holds no annotation Label Studio no longer has."""
+def _forget_exported(targets: Future, project_id: int, annotation_id: int) -> None:
+    """Delete the object Label Studio 1.23 wrote for an annotation into each GCS target storage of the project
+    (`targets`: their list, being read; its key: the annotation id under the prefix), so the bucket holds no
+    annotation Label Studio no longer has."""
     try:
-        storages = ls.list_storages(client, project_id, "target")
+        storages = targets.result()
         if not storages:
             return
         store = gcs.client()

@@ -1,6 +1,7 @@
 """Which tasks to label next in a project: rank the unlabeled pool by the uncertainty of its predictions."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -8,7 +9,7 @@ from .. import ls, warm
 from ..errors import ConfigError, NotFound
 from ..tasks import Task
 from .predictions import latest_prediction, prediction_probs
-from .project import DEFAULT_VIEW, find_view, save_view, target_of
+from .project import DEFAULT_VIEW, find_view, release_locks, save_view, target_of
 from .splits import check_split, in_split, task_split
 from .scoring import SCORE_STRATEGIES, STRATEGIES, certainty, select, uncertainty
 
@@ -26,24 +27,27 @@ class Candidate:
 def select_tasks(client, project_id: int, strategy: str = "least-confidence", k: int = 20,
                  max_score: float | None = None, model_version: str | None = None, split: str | None = "train",
                  seed: int = 0, view_title: str | None = DEFAULT_VIEW,
-                 progress: Callable[[int], None] | None = None) -> dict:
+                 progress: Callable[[int], None] | None = None, release: bool = False) -> dict:
     """Rank unlabeled tasks of `split` (default train; "all" for every task) by the uncertainty of their
     predictions; save the top K as a Data Manager view.
 
     Predictions of `model_version` count, by default the project's (what "Label All Tasks" and the score column
     follow), else each task's latest. The result says whether Label Studio's queue serves in the same order.
+    `release`: also release the task locks the user holds (release_locks; `locks_released` in the result), while
+    the view is saved (not during the read: a release writes and deletes a skip, which a warm read would count).
     """
     import numpy as np
 
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
     check_split(split)
-    project = ls.get_project(client, project_id)  # read once: its config, its model version, its counts
+    # the project is read once (its config, its model version, its counts), with the tasks
+    project, project_tasks = warm.project_and_tasks(client, project_id, progress)
     target = target_of(project.label_config)
     current = str(getattr(project, "model_version", "") or "")
     seen_current = False
     tasks, splits = [], {}  # the unlabeled tasks of the split, slimmed to id + predictions: a 100k project streams by
-    for task in warm.project_tasks(client, project_id, progress, project=project):
+    for task in project_tasks:
         if not task.is_labeled and in_split(task, split):
             # the project's version counts if the pool has its predictions (a review's are on labeled tasks only)
             seen_current = seen_current or any(p.model_version == current for p in task.predictions)
@@ -75,13 +79,16 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
                         splits[pool[i].id]) for i in chosen]
     if not picked:
         raise NotFound(f"no task has a top_prob (top-class probability) <= {max_score}; raise --max-score")
-    view = save_view(client, project_id, view_title, [c.task_id for c in picked]) if view_title else None
     # the queue orders by the stored scores: it agrees with this ranking when they are this strategy's certainty
     same_order = (strategy in SCORE_STRATEGIES and model_version is not None and model_version == current
                   and bool(np.allclose(np.asarray(stored), certainty(matrix, strategy), atol=1e-5)))
+    with ThreadPoolExecutor(max_workers=1) as threads:
+        released = threads.submit(release_locks, client, project_id) if release else None
+        view = save_view(client, project_id, view_title, [c.task_id for c in picked]) if view_title else None
+        locks = len(released.result()) if released is not None else None
     return {"project": project_id, "strategy": strategy, "split": split or "all", "model_version": model_version,
             "pool": len(pool), "selected": [c.__dict__ for c in picked], "view": view,
-            "queue_matches": same_order}
+            "queue_matches": same_order, **({"locks_released": locks} if release else {})}
 
 
 def refresh_view(client, project_id: int, strategy: str = "least-confidence", title: str = DEFAULT_VIEW,

@@ -121,10 +121,9 @@ def select_cmd(project: int = PROJECT,
 
     client = connect(url, api_key)
     with progress(f"read project {project}", unit="bytes") as advance:
+        # release: a task left open (locked) in the last session would come before this rank 1
         result = active.select_tasks(client, project, strategy, top_k, max_score, model_version, split, seed, view,
-                                     progress=advance)
-        # a task left open (locked) in the last session would come before this rank 1
-        result["locks_released"] = len(active.release_locks(client, project))
+                                     progress=advance, release=True)
     if json_out:
         return print_json(result)
     print_table([{**c, "top_prob": f"{c['top_prob']:.3f}", "uncertainty": f"{c['uncertainty']:.3f}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import tempfile
 from typing import Callable, Iterator
@@ -23,11 +24,23 @@ def iter_task_json(client, project_id: int, page_size: int = 500, fields: str = 
     (`fields="all"`) or without ("task_only"); only those matching Data Manager `filters` if given; media URLs
     as stored (gs://...) without `resolve_uri`. `include` names the only keys the server sends ("id,data,meta"):
     the Data Manager's other columns cost it a few ms per task (1,797 tasks: 1.1 s instead of 3.9 s)."""
-    query = {"filters": filters} if filters else None
+    from label_studio_sdk.core.api_error import ApiError
+
+    query = json.dumps({"filters": filters}) if filters else None
     with api_errors(f"tasks of project {project_id}", client.settings.url):
-        for task in client.tasks.list(project=project_id, fields=fields, page_size=page_size, resolve_uri=resolve_uri,
-                                      query=json.dumps(query) if query else None, include=include):
-            yield task.model_dump(mode="json", exclude_none=True)
+        for page in itertools.count(1):
+            # page by page here: the SDK's pager asks for one page more than there is, to find it empty
+            try:
+                items = client.tasks.list(project=project_id, fields=fields, page=page, page_size=page_size,
+                                          resolve_uri=resolve_uri, query=query, include=include).items or []
+            except ApiError as exc:
+                if exc.status_code == 404 and page > 1:  # past the last page (the count was a multiple)
+                    return
+                raise
+            for task in items:
+                yield task.model_dump(mode="json", exclude_none=True)
+            if len(items) < page_size:
+                return
 
 
 def project_tasks(client, project_id: int, progress: Callable[[int], None] | None = None,
