@@ -1,8 +1,10 @@
 """Convert synthetic Label Studio exports to COCO and YOLO: datalabel.export vs label_studio_sdk.converter.
 
 Both sides convert the same export file, each in a fresh subprocess; conversion time is measured inside it
-(imports excluded), median of --repeat runs per side. Ours is `export.convert_file`, what `datalabel export
-convert --from-file ... --no-images` runs: on every core (parallel.py). Output goes to /dev/shm by default (RAM),
+(imports excluded), median of --repeat runs per side (by default 3, and 7 for the sizes up to 50k tasks, whose
+short runs vary most), the two sides' runs interleaved so that the machine's changing speed falls on both alike.
+Ours is `export.convert_file`, what `datalabel export convert --from-file ... --no-images` runs: on every core
+(parallel.py). Output goes to /dev/shm by default (RAM),
 because creating 200k small YOLO label files costs this machine's disk anywhere from 2 to 20 s from one run to
 the next, the same for both sides, which drowns the comparison; `--out-dir` puts it on a disk instead.
 Memory: the SDK's peak is its ru_maxrss; ours is several processes, so one more untimed run samples the summed
@@ -43,6 +45,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SHORT_CASE, SHORT_REPEAT = 50_000, 7  # cases of up to this many tasks: at least this many runs per side
 LABELS = ["car", "person", "bicycle", "dog", "cat"]
 CONFIG = ("<View>\n  <Image name=\"image\" value=\"$image\"/>\n  <RectangleLabels name=\"label\" toName=\"image\">\n"
           + "".join(f"    <Label value=\"{label}\"/>\n" for label in LABELS) + "  </RectangleLabels>\n</View>\n")
@@ -169,21 +172,36 @@ def run_once(side: str, fmt: str, src: Path, out: Path, timeout: float, sample: 
     return result
 
 
-def run_side(side: str, fmt: str, src: Path, out: Path, timeout: float, repeat: int) -> dict:
-    """The median of `repeat` timed runs; for ours, one more run samples the memory of all its processes."""
-    runs = []
+def run_case(fmt: str, src: Path, out_base: Path, sdk_timeout: float, repeat: int) -> list[dict]:
+    """Both sides of one case, their timed runs interleaved (ours, SDK, ours, SDK, ...) so that a change in the
+    machine's speed during the case (a busy neighbour) falls on both alike; each side's median of `repeat` runs.
+    For ours, one more run samples the memory of all its processes."""
+    runs: dict[str, list[dict]] = {"ours": [], "sdk": []}
+    stopped: dict[str, dict] = {}  # a side that failed or hit its cap: that run is its result
     for _ in range(repeat):
-        runs.append(run_once(side, fmt, src, out, timeout, sample=False))
-        if "seconds" not in runs[-1]:
-            return runs[-1]
-    runs.sort(key=lambda r: r["seconds"])
-    result = dict(runs[len(runs) // 2], runs_s=[r["seconds"] for r in runs])
-    if side == "ours" and Path("/proc/self/smaps_rollup").exists():
-        memory = run_once(side, fmt, src, out, timeout, sample=True)
-        for key in ("tree_rss_mb", "tree_pss_mb"):
-            result[key] = memory.get(key)
-        result["peak_rss_mb"] = max(result["peak_rss_mb"], memory.get("peak_rss_mb", 0), memory.get("tree_rss_mb", 0))
-    return result
+        for side in ("ours", "sdk"):
+            if side not in stopped:
+                r = run_once(side, fmt, src, out_base / f"out-{side}-{fmt}", sdk_timeout if side == "sdk" else 3600,
+                             sample=False)
+                if "seconds" in r:
+                    runs[side].append(r)
+                else:
+                    stopped[side] = r
+    results = []
+    for side in ("ours", "sdk"):
+        if side in stopped:
+            results.append(stopped[side])
+            continue
+        timed = sorted(runs[side], key=lambda r: r["seconds"])
+        result = dict(timed[len(timed) // 2], runs_s=[r["seconds"] for r in timed])
+        if side == "ours" and Path("/proc/self/smaps_rollup").exists():
+            memory = run_once(side, fmt, src, out_base / f"out-{side}-{fmt}", 3600, sample=True)
+            for key in ("tree_rss_mb", "tree_pss_mb"):
+                result[key] = memory.get(key)
+            result["peak_rss_mb"] = max(result["peak_rss_mb"], memory.get("peak_rss_mb", 0),
+                                        memory.get("tree_rss_mb", 0))
+        results.append(result)
+    return results
 
 
 def side_figures(tmp: Path) -> dict:
@@ -226,7 +244,8 @@ def main() -> None:
                         help="where both sides write their output (default: /dev/shm, RAM-backed where it exists, so "
                              "the disk's varying cost of creating 200k files does not drown the comparison; give a "
                              "folder on disk to include it)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per case, each side (the median counts)")
+    parser.add_argument("--repeat", type=int, help=f"timed runs per case, each side (the median counts; default 3, "
+                        f"and {SHORT_REPEAT} for sizes up to {SHORT_CASE:,} tasks)")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -244,10 +263,10 @@ def main() -> None:
             make_export(src, n)
             print(f"# {n} tasks: {src.stat().st_size / 1e6:.0f} MB export written in {time.perf_counter() - t0:.1f}s",
                   flush=True)
+            # short cases vary most from run to run (a 0.3 s conversion feels every hiccup): more runs there
+            repeat = args.repeat or (3 if n > SHORT_CASE else SHORT_REPEAT)
             for fmt in ("coco", "yolo"):
-                for side in ("ours", "sdk"):
-                    r = run_side(side, fmt, src, out_base / f"out-{side}-{fmt}",
-                                 args.sdk_timeout if side == "sdk" else 3600, args.repeat)
+                for r in run_case(fmt, src, out_base, args.sdk_timeout, repeat):
                     r["tasks"] = n
                     rows.append(r)
                     print("# " + json.dumps(r), flush=True)

@@ -43,14 +43,15 @@ class Namer:
         return a & mask, b & mask, c & mask
 
     def _seen(self, name: str, slots: tuple[int, int, int] | None = None) -> bool:
+        a, b, c = slots or self.slots(name)
         bits = self.bits
-        seen = True
-        for s in slots or self.slots(name):
-            byte, bit = s >> 3, 1 << (s & 7)
-            if not bits[byte] & bit:
-                seen = False
-                bits[byte] |= bit
-        return seen
+        # unrolled: the main process of a parallel export runs this once per image, while the workers wait
+        if bits[a >> 3] & (1 << (a & 7)) and bits[b >> 3] & (1 << (b & 7)) and bits[c >> 3] & (1 << (c & 7)):
+            return True
+        bits[a >> 3] |= 1 << (a & 7)
+        bits[b >> 3] |= 1 << (b & 7)
+        bits[c >> 3] |= 1 << (c & 7)
+        return False
 
     def __call__(self, task: Task, url: str | None, ref: str | None) -> str:
         return self.resolve(base_name(task.id, url, ref), task.id)
