@@ -1,14 +1,14 @@
 """Convert synthetic Label Studio exports to COCO and YOLO: datalabel.export vs label_studio_sdk.converter.
 
-Both sides convert the same export file, each in a fresh subprocess; conversion time is measured inside it
-(imports excluded), median of --repeat runs per side (by default 3, and 7 for the sizes up to 50k tasks, whose
-short runs vary most), the two sides' runs interleaved so that the machine's changing speed falls on both alike.
-Ours is `export.convert_file`, what `datalabel export convert --from-file ... --no-images` runs: on every core
-(parallel.py). Output goes to /dev/shm by default (RAM),
-because creating 200k small YOLO label files costs this machine's disk anywhere from 2 to 20 s from one run to
-the next, the same for both sides, which drowns the comparison; `--out-dir` puts it on a disk instead.
-Memory: the SDK's peak is its ru_maxrss; ours is several processes, so one more untimed run samples the summed
-RSS of all of them (`tree_rss_mb`, shared pages counted once per process: an upper bound) and the summed PSS
+Both sides convert the same export file, each in a fresh subprocess; conversion time is measured inside it (imports
+excluded), median of --repeat runs per side (by default 3, and 7 for the sizes up to 50k tasks, whose short runs
+vary most), the two sides' runs interleaved so that the machine's changing speed falls on both alike. Ours is
+`export.convert_file`, what `datalabel export convert --from-file ... --no-images` runs: on every core
+(parallel.py). Output goes to /dev/shm by default (RAM), because creating 200k small YOLO label files costs this
+machine's disk anywhere from 2 to 20 s from one run to the next, the same for both sides, which drowns the
+comparison; `--out-dir` puts it on a disk instead.
+Memory: the SDK's peak is its ru_maxrss; ours is several processes, so one more untimed run samples the summed RSS
+of all of them (`tree_rss_mb`, shared pages counted once per process: an upper bound) and the summed PSS
 (`tree_pss_mb`, shared pages split: what the conversion occupies) every 5 ms.
 The SDK side gets a time cap (--sdk-timeout); a capped run is reported as such, never as a number it did not reach.
 
@@ -20,12 +20,14 @@ format), peak_rss_mb (ours, the largest of all runs), every measurement, and two
 this script: brush_mask_fullhd_ms (goal: well under 2,000) and retry_timeout_2s_took_s (an unreachable bucket with
 --retry-timeout 2; goal: under 15, start-up included).
 
-What to expect on a 2-core machine (2 worker processes): COCO ~12-13x faster, YOLO ~10.5-12x; ours ~0.12 s /
-~1.1 s (COCO) and ~0.14 s / ~1.3 s (YOLO) for 20k / 200k tasks against the SDK's ~1.5 s / ~15.2 s;
-our memory flat at ~85 MB RSS summed over the 3 processes (~45 MB PSS) where the SDK's COCO peak grows from
-~300 MB to ~960 MB. Where our time goes (YOLO, 200k, py-spy): creating 200k label files ~28% (kernel, both
-sides pay it), the per-line float formatting ~16%, decoding JSON into the task model (msgspec) ~13%, and the
-rest in Python per task. More cores go further: the work splits by ranges of 256 KiB of the file.
+What to expect on this 2-core machine (2 worker processes; 2026-12-04, quiet): COCO ~10.5-11.8x faster at 20k
+tasks and ~12.7x at 200k, YOLO ~10-10.8x and ~10.7x; ours ~0.20 s / ~1.76 s (COCO) and ~0.29 s / ~2.7 s (YOLO)
+against the SDK's ~2.3 s / ~22.4 s and ~2.95 s / ~29 s; our memory flat at ~97-99 MB RSS summed over the 3
+processes (~42-48 MB PSS) where the SDK's peak is 228 MB (YOLO) and grows from ~300 MB to ~960 MB (COCO). Our side
+is CPU-bound: at 20k tasks YOLO takes ~0.57 s of CPU (the workers ~0.5 s, of which ~0.16 s the kernel creating
+the 20,000 label files, both sides pay it; the main process ~0.065 s) over the 2 cores. Where the time goes
+(YOLO, 200k, py-spy): creating the label files ~28%, the per-line float formatting ~16%, decoding JSON into the
+task model (msgspec) ~13%, the rest in Python per task. More cores go further: the work splits by ranges of 256 KiB.
 Per stage, the CPU time of one worker on 100k tasks (a loaded machine, 2026-12-04): decoding (msgspec) 0.6-0.9 s,
 the items and their names 0.7-0.8 s, objects 0.3-0.4 s, formatting 0.5-0.7 s, YOLO label files 1.1-1.2 s (kernel).
 On a shared machine, note the load average (uptime) with the figures: under load every ratio moves by +-30%.
