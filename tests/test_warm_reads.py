@@ -88,3 +88,35 @@ def test_convert_and_select_read_the_warm_cache_and_agree_with_the_whole_read(la
         assert "target storage" in note and "read the whole project" in note and fallback == whole_again
     finally:
         ls.delete_project(ls_client, project)
+
+
+def test_task_pages_end_on_the_list_total_without_an_extra_request(ls_client, bucket):
+    """The paged task list every warm read uses asks Label Studio for exactly the pages there are (the SDK's pager
+    asks for one more, empty page), also when the count is a multiple of the page size, and keeps going when the
+    server serves smaller pages than asked for (TASK_API_PAGE_SIZE_MAX)."""
+    made, _ = create_project(ls_client, f"Pages {uuid.uuid4().hex[:8]}",
+                             build_config("image-classification", ["cat", "dog"]))
+    try:
+        ls_client.projects.import_tasks(id=made.id, request=[{"data": {"image": f"gs://{bucket.name}/{i}.png"}}
+                                                              for i in range(7)])
+        sizes = []
+        listing = ls_client.tasks.list
+
+        def counted(**kwargs):
+            sizes.append(kwargs["page_size"])
+            return listing(**kwargs)
+
+        ls_client.tasks.list = counted
+        try:
+            for page_size, requests in ((3, 3), (7, 1), (1, 7), (10, 1)):
+                sizes.clear()
+                ids = [t["id"] for t in ls.iter_task_json(ls_client, made.id, fields="task_only", page_size=page_size)]
+                assert len(ids) == len(set(ids)) == 7 and len(sizes) == requests, (page_size, sizes)
+            # a server capping pages at 2 where 5 are asked for: every task still comes
+            ls_client.tasks.list = lambda **kwargs: listing(**{**kwargs, "page_size": min(2, kwargs["page_size"])})
+            ids = [t["id"] for t in ls.iter_task_json(ls_client, made.id, fields="task_only", page_size=5)]
+            assert sorted(ids) == sorted(set(ids)) and len(ids) == 7
+        finally:
+            del ls_client.tasks.list
+    finally:
+        ls.delete_project(ls_client, made.id)

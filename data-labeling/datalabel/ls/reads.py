@@ -28,18 +28,23 @@ def iter_task_json(client, project_id: int, page_size: int = 500, fields: str = 
 
     query = json.dumps({"filters": filters}) if filters else None
     with api_errors(f"tasks of project {project_id}", client.settings.url):
+        seen = 0
         for page in itertools.count(1):
-            # page by page here: the SDK's pager asks for one page more than there is, to find it empty
+            # page by page here: the SDK's pager asks for one page more than there is, to find it empty; the
+            # list's total says when the last one came (a server may serve pages smaller than asked for)
             try:
-                items = client.tasks.list(project=project_id, fields=fields, page=page, page_size=page_size,
-                                          resolve_uri=resolve_uri, query=query, include=include).items or []
+                listed = client.tasks.list(project=project_id, fields=fields, page=page, page_size=page_size,
+                                           resolve_uri=resolve_uri, query=query, include=include)
             except ApiError as exc:
-                if exc.status_code == 404 and page > 1:  # past the last page (the count was a multiple)
+                if exc.status_code == 404 and page > 1:  # past the last page
                     return
                 raise
+            items = listed.items or []
             for task in items:
                 yield task.model_dump(mode="json", exclude_none=True)
-            if len(items) < page_size:
+            seen += len(items)
+            total = getattr(listed.response, "total", None)
+            if not items or (isinstance(total, int) and seen >= total):
                 return
 
 
