@@ -16,7 +16,7 @@ covers exactly the project's tasks. Otherwise, or when cold, a note on stderr an
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
 from . import gcs, ls
@@ -53,7 +53,7 @@ def warm_tasks(client, project_id: int, storage_client=None,
         predictions_f, users_f, storage_f = lists or _start_lists(pool, client, project_id, predictions,
                                                                   storage_client)
         with exclusive_lock(path.with_name(path.name + ".lock")), TaskCache(path) as store:
-            store.sync_source(BucketObjects(target.bucket, storage_f.result()), target.prefix or "")
+            store.sync_source(BucketObjects(target.bucket, storage_client or storage_f.result()), target.prefix or "")
             annotated = {t.id: t for t in store.tasks()}
             submitted = sum(not a.was_cancelled for t in annotated.values() for a in t.annotations)
             skipped = sum(a.was_cancelled for t in annotated.values() for a in t.annotations)
@@ -90,16 +90,11 @@ def warm_tasks(client, project_id: int, storage_client=None,
 
 
 def _start_lists(pool, client, project_id: int, predictions: bool, storage_client) -> tuple:
-    """The reads a warm read needs besides the copy, started: predictions (or None), users, storage client."""
+    """The reads a warm read needs besides the copy, started: predictions, users and a storage client (the first
+    and the last None when not asked for or given)."""
     return (pool.submit(ls.project_predictions, client, project_id) if predictions else None,
             pool.submit(ls.user_emails, client),
-            pool.submit(gcs.client) if storage_client is None else _done(storage_client))
-
-
-def _done(value) -> Future:
-    future: Future = Future()
-    future.set_result(value)
-    return future
+            pool.submit(gcs.client) if storage_client is None else None)
 
 
 def project_and_tasks(client, project_id: int, progress: Callable[[int], None] | None = None,

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import ls, warm
+from .. import warm
 from ..errors import ConfigError, NotFound
 from ..tasks import Task
 from .predictions import latest_prediction, prediction_probs
