@@ -218,8 +218,11 @@ def test_mislabels_are_ranked_and_the_review_tab_serves_rank_1_first(labeled, la
     assert again.json()["review"]["restored"] >= 0 and len(again.json()["suspects"]) <= 2
 
 
-def test_snapshot_quality_summary_counts_flagged_tasks(labeled, ls_client):
+def test_snapshot_quality_summary_counts_flagged_tasks(labeled, label_studio, ls_client):
     pid = labeled["project"]
+    # the count is of what the last `quality mislabels` flagged: made here, not left to an earlier test
+    flagged = run_cli("quality", "mislabels", "--project", pid, "--limit", "3", "--json", env=label_studio.env())
+    assert flagged.ok, flagged
     tasks = [t for t in active.load_tasks(ls_client, pid) if t.is_labeled]
     summary = quality.snapshot_quality(tasks, ls.project_config(ls_client, pid), ls_client, pid)
     assert summary["agreement"]["kind"] == "classification" and summary["agreement"]["alpha"] is not None
