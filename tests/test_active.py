@@ -257,6 +257,13 @@ def test_selection_picks_the_least_confident_and_the_view_shows_exactly_them(ls_
     titles = [v.data.get("title") for v in ls_client.views.list(project=pid)]
     assert titles.count(active.DEFAULT_VIEW) == 1
 
+    # with the task locks released too (al select), Label Studio gets one write at a time: on SQLite it answers
+    # two at once with "database is locked" and runs one of them again, a next-task request then counting its own lock
+    released = _max_writes_in_flight(ls_client, lambda: active.select_tasks(ls_client, pid, "entropy", k=9,
+                                                                            max_score=0.6, split="all", release=True))
+    assert released["result"]["locks_released"] >= 1 and released["most_writes_at_once"] == 1
+    assert {c["task_id"] for c in released["result"]["selected"]} == chosen
+
     with pytest.raises(NotFound):
         active.select_tasks(ls_client, pid, "margin", k=3, model_version="no-such-version")
 
@@ -265,6 +272,34 @@ def test_selection_picks_the_least_confident_and_the_view_shows_exactly_them(ls_
     default = active.select_tasks(ls_client, pid, "least-confidence", k=9)
     assert [c["task_id"] for c in default["selected"]] == sorted(train, key=train.get)
     assert {c["split"] for c in default["selected"]} == {"train"}
+
+
+def _max_writes_in_flight(client, call) -> dict:
+    """call()'s result, and the most requests other than GET the client had in flight at once meanwhile."""
+    import threading
+
+    httpx_client = ls.raw_http(client).httpx_client
+    guard, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def sent(request):
+        if request.method != "GET":
+            with guard:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+
+    def answered(response):
+        if response.request.method != "GET":
+            with guard:
+                state["now"] -= 1
+
+    httpx_client.event_hooks["request"].append(sent)
+    httpx_client.event_hooks["response"].append(answered)
+    try:
+        result = call()
+    finally:
+        httpx_client.event_hooks["request"].remove(sent)
+        httpx_client.event_hooks["response"].remove(answered)
+    return {"result": result, "most_writes_at_once": state["most"]}
 
 
 def test_train_saves_versions_and_preannotates_unlabeled_tasks(ls_client, bucket, tmp_path):

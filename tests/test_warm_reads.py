@@ -73,9 +73,6 @@ def test_convert_and_select_read_the_warm_cache_and_agree_with_the_whole_read(la
         cold_note, cold_pick = select(cold_env)
         note, warm_pick = select(env)
         assert "read the whole project" in cold_note and "read the whole project" not in note
-        # the ranking and the tab agree; how many locks each run released is not part of the read (it depends on
-        # what Label Studio's queue served each time: a full run once saw 2 against 1), so it is checked to be > 0
-        assert cold_pick.pop("locks_released") >= 1 and warm_pick.pop("locks_released") >= 1
         assert warm_pick == cold_pick
 
         # changes since: a new annotation (Label Studio writes it to target storage) and a new task
