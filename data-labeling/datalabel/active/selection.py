@@ -1,6 +1,8 @@
 """Which tasks to label next in a project: rank the unlabeled pool by the uncertainty of its predictions."""
 from __future__ import annotations
 
+import importlib
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,11 +37,11 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
     `release`: also release the task locks the user holds (release_locks; `locks_released` in the result), once
     the view is saved (not during the read: a release writes and deletes a skip, which a warm read would count).
     """
-    import numpy as np
-
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
     check_split(split)
+    # numpy's import (~0.1 s) in a thread, while this one waits for Label Studio's answers to the read
+    threading.Thread(target=importlib.import_module, args=("numpy",), daemon=True).start()
     # the project is read once (its config, its model version, its counts), with the tasks
     project, project_tasks = warm.project_and_tasks(client, project_id, progress)
     target = target_of(project.label_config)
@@ -52,6 +54,8 @@ def select_tasks(client, project_id: int, strategy: str = "least-confidence", k:
             seen_current = seen_current or any(p.model_version == current for p in task.predictions)
             splits[task.id] = task_split(task)
             tasks.append(Task(task.id, {}, predictions=task.predictions))
+    import numpy as np  # imported by now, or being imported (the thread above): then this waits for it
+
     if model_version is None and current and seen_current:
         model_version = current
     pool, probs, stored = [], [], []
